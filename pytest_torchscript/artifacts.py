@@ -1,0 +1,71 @@
+"""Where converted artifacts go, and how they are written (atomically) and read back.
+
+With ``--ts-artifacts=DIR`` every artifact is kept under DIR, one folder per test id, next to
+its ``.code`` (the TorchScript source) and ``.graph`` (the inlined graph) so a CI failure can be
+read from the artifacts alone. Without it they go to pytest's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageProblem
+from .jit_warnings import RecordedWarning, import_torch, recording_warnings
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def prepare_artifact_root(text: str, source: str) -> Path:
+    """Create ``--ts-artifacts`` DIR now and prove it is writable, so a bad path is a usage
+    error at start-up rather than a failure of every test."""
+    root = Path(text).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UsageProblem(
+            f"{source}={text}: cannot write artifacts there ({error.strerror or error}); "
+            f"choose a writable directory"
+        ) from None
+    return root.resolve()
+
+
+def folder_for(root: Path, test_id: str) -> Path:
+    """One folder per test id, named readably: ``tests/test_m.py::test_x[trace]`` becomes
+    ``tests_test_m.py__test_x_trace``."""
+    name = _UNSAFE.sub("_", test_id.replace("::", "__")).strip("_") or "test"
+    return root / name[:150]
+
+
+def save(module: Any, folder: Path, stem: str, into: list[RecordedWarning]) -> Path:
+    """Write the converted module as ``stem.pt`` plus ``stem.code``/``stem.graph``, each via a
+    temporary file and a rename so a crash never leaves a truncated artifact behind."""
+    torch = import_torch()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.pt"
+    temporary = folder / f".{stem}.pt.partial"
+    with recording_warnings(into):
+        torch.jit.save(module, str(temporary))
+        code = getattr(module, "code", "")
+        graph = str(getattr(module, "inlined_graph", getattr(module, "graph", "")))
+    os.replace(temporary, path)
+    write_text_atomically(folder / f"{stem}.code", code)
+    write_text_atomically(folder / f"{stem}.graph", graph)
+    return path
+
+
+def load(path: Path, device: Any, into: list[RecordedWarning]) -> Any:
+    torch = import_torch()
+    with recording_warnings(into):
+        return torch.jit.load(str(path), map_location=device)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(text)
+    os.replace(temporary, path)

@@ -1,0 +1,428 @@
+"""The ``torchscript`` fixture object: runs a whole check, or its single steps, for one test.
+
+A check goes eager (twice, to prove the model deterministic) -> convert -> parity on every
+input set -> save/reload parity -> fresh-process parity, and stops at the first stage that
+fails with a message written for the person reading the CI log. Every check leaves a
+``CheckReport`` in the session, passed or failed, for the end-of-run summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import functools
+import inspect
+import warnings
+from typing import Any, Iterator
+
+from . import artifacts
+from .convert import ConversionFailed, convert
+from .errors import CheckFailed, TrainModeWarning, UsageProblem, short_repr
+from .fresh_process import FreshProcessError
+from .inputs import InputSet, normalize_inputs, tensor_leaves
+from .jit_warnings import (
+    RecordedWarning,
+    display_path,
+    import_torch,
+    is_library_file,
+    recording_warnings,
+)
+from .options import Options, parse_check_options
+from .parity import ParityResult, UncomparableOutput, compare_outputs
+from .report import CheckReport, RoundTripResult, describe_mismatch
+from .session import SessionState
+
+
+class _Stop(Exception):
+    """A stage failed; ``check`` turns this into a ``CheckFailed`` with the report."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
+class TorchScriptChecker:
+    """Checks that models convert to TorchScript and behave like eager; see ``check``."""
+
+    def __init__(
+        self,
+        session: SessionState,
+        test_id: str,
+        options: Options,
+        location: tuple[str, int],
+    ) -> None:
+        self._session = session
+        self._test_id = test_id
+        self._options = options
+        self._location = location
+        self._artifact_counts: dict[str, int] = {}
+        self.reports: list[CheckReport] = []
+        self.used = False
+
+    @property
+    def mode(self) -> str:
+        """The conversion mode of this test (from the marker; ``trace`` without one)."""
+        return self._options.mode
+
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` every check of this run uses (``--ts-device``)."""
+        return self._session.device.device
+
+    # -- the whole check ---------------------------------------------------------------------
+
+    def check(self, model: Any, inputs: Any = None, **options: Any) -> CheckReport:
+        """Convert ``model``, compare it with eager on every input set, round-trip it, and
+        return the report; raise ``CheckFailed`` (with ``.report``) at the first failure.
+
+        ``options`` (mode, rtol, atol, roundtrip, inputs) override the marker's, which
+        override the ini settings.
+        """
+        __tracebackhide__ = True
+        self.used = True
+        try:
+            layer = parse_check_options(options, self._test_id)
+        except UsageProblem as problem:
+            raise problem.with_traceback(None) from None
+        if inputs is not None:
+            layer["inputs"] = inputs
+        resolved = self._options.merged(layer)
+        report = CheckReport(
+            test_id=self._test_id,
+            mode=resolved.mode,
+            device=str(self.device),
+            model=_model_name(model),
+        )
+        self.reports.append(report)
+        self._session.reports.append(report)
+        try:
+            self._warn_if_training(model, report)
+            self._run(model, resolved, report)
+        except UsageProblem as problem:
+            report.failed_stage, report.failure = "inputs", str(problem)
+            raise problem.with_traceback(None) from None
+        except _Stop as stop:
+            report.failed_stage, report.failure = stop.stage, stop.message
+            header = (
+                f"torchscript check of {report.model} failed at {stop.stage} "
+                f"(mode={report.mode!r}, device={report.device})"
+            )
+            raise CheckFailed(f"{header}\n{stop.message}", report) from stop.__cause__
+        except BaseException:
+            # A warning turned error by -W error, KeyboardInterrupt...: never report a pass.
+            report.failed_stage = report.failed_stage or "error"
+            raise
+        return report
+
+    def _run(self, model: Any, options: Options, report: CheckReport) -> None:
+        torch = import_torch()
+        _require_model(model, self._test_id, torch)
+        input_sets = normalize_inputs(options.inputs, self._test_id)
+        report.input_sets = [input_set.describe() for input_set in input_sets]
+        with self._evaluation(model, report):
+            first = self._eager(model, input_sets[0], 0)
+            self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
+            args, kwargs = input_sets[0].copy_to(self.device)
+            try:
+                conversion = convert(model, options.mode, args, kwargs)
+            except ConversionFailed as failure:
+                raise _Stop("conversion", str(failure)) from None
+            report.conversion_seconds = conversion.seconds
+            report.warnings.extend(conversion.warnings)
+            eager = [first] + [
+                self._eager(model, input_set, index)
+                for index, input_set in enumerate(input_sets[1:], start=1)
+            ]
+            report.parity = self._parity_all(
+                conversion.module, input_sets, eager, options, report.warnings
+            )
+            if not all(result.ok for result in report.parity):
+                message = describe_mismatch(report.parity, len(input_sets), "the converted module")
+                raise _Stop("parity", message + _tracer_hint(report.warnings))
+            if options.roundtrip:
+                self._roundtrip_all(conversion.module, input_sets, eager, options, report)
+
+    # -- stages ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _evaluation(self, model: Any, report: CheckReport) -> Iterator[None]:
+        """Eval mode, on the device, without autograd; the train/eval flags are restored."""
+        torch = import_torch()
+        modules = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+        flags = [(module, module.training) for module in modules]
+        if modules:
+            model.eval()
+            model.to(self.device)
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for module, training in flags:
+                module.training = training
+
+    def _warn_if_training(self, model: Any, report: CheckReport) -> None:
+        """Warn, once per model class, when train mode would have changed the outputs."""
+        __tracebackhide__ = True
+        torch = import_torch()
+        if not isinstance(model, torch.nn.Module):
+            return
+        modules = list(model.modules())
+        report.was_training = any(module.training for module in modules)
+        behaves_differently = _modes_that_matter(modules) if report.was_training else []
+        if behaves_differently and type(model) not in self._session.warned_train_mode:
+            self._session.warned_train_mode.add(type(model))
+            warnings.warn_explicit(
+                f"{report.model} was in train mode, where its {', '.join(behaves_differently)} "
+                f"behave differently; pytest-torchscript checked it in eval mode, as it is "
+                f"deployed (call model.eval() in the test to silence this warning)",
+                TrainModeWarning,
+                *self._location,
+            )
+
+    def _eager(self, model: Any, input_set: InputSet, index: int) -> tuple[Any, Any]:
+        """Eager outputs and the inputs as the model left them (in-place writes included)."""
+        args, kwargs = input_set.copy_to(self.device)
+        try:
+            output = model(*args, **kwargs)
+        except Exception as error:
+            raise _Stop(
+                "eager",
+                f"the model raised in eager mode on input set {index} {input_set.describe()}, "
+                f"before any conversion: {type(error).__name__}: {error}",
+            ) from error
+        return output, (args, kwargs)
+
+    def _require_deterministic(self, first, second, options: Options) -> None:
+        result = self._compare(first[0], second[0], 0, options)
+        if not result.ok:
+            leaf = result.failures[0]
+            raise _Stop(
+                "determinism",
+                f"the eager model is not deterministic: two eager runs on input set 0 differ at "
+                f"{leaf.path} (max abs difference {leaf.max_abs:.4g}"
+                f"{'; ' + leaf.problem if leaf.problem else ''}), so a conversion cannot be "
+                f"judged against it. Remove the randomness from forward (torch.rand, dropout "
+                f"applied with training=True, nondeterministic kernels) or seed it inside "
+                f"forward.",
+            )
+
+    def _parity_all(self, module, input_sets, eager, options, into) -> list[ParityResult]:
+        results = []
+        for index, input_set in enumerate(input_sets):
+            args, kwargs = input_set.copy_to(self.device)
+            try:
+                with recording_warnings(into):
+                    output = module(*args, **kwargs)
+            except Exception as error:
+                raise _Stop(
+                    "parity",
+                    f"the converted module raised on input set {index} {input_set.describe()}, "
+                    f"where eager did not: {type(error).__name__}: "
+                    f"{_first_lines(str(error))}" + _tracer_hint(into),
+                ) from None
+            result = self._compare(eager[index][0], output, index, options)
+            # A model that writes into its inputs must write the same values once converted.
+            written_by_converted = tensor_leaves((args, kwargs))
+            for name, written in tensor_leaves(eager[index][1]).items():
+                after = compare_outputs(
+                    written, written_by_converted[name], index, options.rtol, options.atol,
+                    root=f"{name} (input, after the call)",
+                )
+                result.leaves.extend(after.leaves)
+            results.append(result)
+        return results
+
+    def _compare(self, expected, actual, index: int, options: Options) -> ParityResult:
+        try:
+            return compare_outputs(expected, actual, index, options.rtol, options.atol)
+        except UncomparableOutput as error:
+            raise _Stop("parity", f"input set {index}: {error}") from None
+
+    def _roundtrip_all(self, module, input_sets, eager, options, report: CheckReport) -> None:
+        path = self._save(module, report)
+        in_process = RoundTripResult("in-process")
+        report.roundtrips.append(in_process)
+        try:
+            loaded = artifacts.load(path, self.device, report.warnings)
+        except Exception as error:
+            in_process.error = f"{type(error).__name__}: {_first_lines(str(error))}"
+            raise _Stop("roundtrip", f"{path} does not load back: {in_process.error}") from None
+        outputs = []
+        for index, input_set in enumerate(input_sets):
+            args, kwargs = input_set.copy_to(self.device)
+            with recording_warnings(report.warnings):
+                outputs.append(loaded(*args, **kwargs))
+        in_process.parity = [
+            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
+        ]
+        if not in_process.ok:
+            raise _Stop(
+                "roundtrip",
+                describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
+            )
+        if options.fresh_process:
+            self._fresh_process_parity(path, input_sets, eager, options, report)
+
+    def _fresh_process_parity(self, path, input_sets, eager, options, report) -> None:
+        fresh = RoundTripResult("fresh process")
+        report.roundtrips.append(fresh)
+        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+        try:
+            outputs, reply = self._session.fresh_process().run(path, cpu_sets, str(self.device))
+        except FreshProcessError as error:
+            fresh.error = str(error)
+            raise _Stop(
+                "fresh-process",
+                f"{path} could not be loaded and run in a fresh Python process that never "
+                f"imported your code: {error}",
+            ) from None
+        fresh.seconds = reply.get("seconds", 0.0)
+        fresh.user_modules = reply.get("user_modules", [])
+        fresh.parity = [
+            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
+        ]
+        if not fresh.ok:
+            raise _Stop(
+                "fresh-process",
+                describe_mismatch(
+                    fresh.parity, len(input_sets), f"{path.name} loaded in a fresh process"
+                ),
+            )
+
+    def _save(self, module: Any, report: CheckReport):
+        folder = artifacts.folder_for(self._session.artifact_root(), self._test_id)
+        count = self._artifact_counts.get(report.mode, 0) + 1
+        self._artifact_counts[report.mode] = count
+        stem = report.mode if count == 1 else f"{report.mode}-{count}"
+        try:
+            path = artifacts.save(module, folder, stem, report.warnings)
+        except Exception as error:
+            raise _Stop(
+                "roundtrip",
+                f"saving the converted module to {folder} failed: {type(error).__name__}: "
+                f"{_first_lines(str(error))}",
+            ) from None
+        report.artifact_path = str(path)
+        report.artifact_bytes = path.stat().st_size
+        return path
+
+    # -- single steps, for tests that need only part of a check -----------------------------
+
+    def convert(self, model: Any, example: Any) -> Any:
+        """Convert ``model`` in this test's mode with ``example`` (an input set) and return the
+        TorchScript module; raise ``CheckFailed`` with the converter's explanation."""
+        __tracebackhide__ = True
+        self.used = True
+        input_set = normalize_inputs(example, self._test_id)[0]
+        scratch = CheckReport(self._test_id, self.mode, str(self.device), _model_name(model))
+        with self._evaluation(model, scratch):
+            args, kwargs = input_set.copy_to(self.device)
+            try:
+                return convert(model, self.mode, args, kwargs).module
+            except ConversionFailed as failure:
+                raise CheckFailed(str(failure)) from None
+
+    def assert_parity(
+        self, reference: Any, converted: Any, inputs: Any, rtol=None, atol=None
+    ) -> list[ParityResult]:
+        """Compare ``converted`` with ``reference`` on every input set; raise ``CheckFailed``
+        saying where and by how much they differ."""
+        __tracebackhide__ = True
+        self.used = True
+        options = self._options.merged({"rtol": rtol, "atol": atol})
+        input_sets = normalize_inputs(inputs, self._test_id)
+        scratch = CheckReport(self._test_id, self.mode, str(self.device), _model_name(reference))
+        try:
+            with self._evaluation(reference, scratch):
+                eager = [self._eager(reference, s, i) for i, s in enumerate(input_sets)]
+                results = self._parity_all(converted, input_sets, eager, options, [])
+        except _Stop as stop:
+            raise CheckFailed(stop.message) from stop.__cause__
+        if not all(result.ok for result in results):
+            raise CheckFailed(describe_mismatch(results, len(input_sets), "the converted module"))
+        return results
+
+    def roundtrip(self, converted: Any) -> Any:
+        """Save ``converted`` (kept under ``--ts-artifacts`` when given) and load it back."""
+        __tracebackhide__ = True
+        self.used = True
+        scratch = CheckReport(self._test_id, "roundtrip", str(self.device))
+        try:
+            path = self._save(converted, scratch)
+        except _Stop as stop:
+            raise CheckFailed(stop.message) from None
+        return artifacts.load(path, self.device, scratch.warnings)
+
+
+def _require_model(model: Any, where: str, torch: Any) -> None:
+    if isinstance(model, torch.nn.Module) or (
+        callable(model) and not isinstance(model, (type, torch.Tensor))
+    ):
+        return
+    raise UsageProblem(
+        f"{where}: the model to check is {type(model).__name__} {short_repr(model)}; pass a "
+        f"torch.nn.Module instance (or a function of tensors)"
+    )
+
+
+def _modes_that_matter(modules: list[Any]) -> list[str]:
+    """Names of the module types in ``modules`` whose output depends on train/eval mode:
+    dropout and normalization layers, and classes whose forward reads ``self.training``."""
+    torch = import_torch()
+    stateful = (
+        torch.nn.modules.dropout._DropoutNd,
+        torch.nn.modules.batchnorm._NormBase,
+    )
+    names: list[str] = []
+    for module in modules:
+        if isinstance(module, stateful) or _forward_reads_training(type(module)):
+            name = type(module).__name__
+            if name not in names:
+                names.append(name)
+    return names[:4]
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_reads_training(cls: type) -> bool:
+    forward = cls.__dict__.get("forward")
+    if forward is None or cls.__module__.startswith("torch."):
+        return False
+    try:
+        return "self.training" in inspect.getsource(forward)
+    except (OSError, TypeError):
+        return False
+
+
+def _model_name(model: Any) -> str:
+    if hasattr(model, "forward"):
+        return type(model).__qualname__
+    return getattr(model, "__qualname__", type(model).__qualname__)
+
+
+def _tracer_hint(recorded: list[RecordedWarning]) -> str:
+    """Point at the TracerWarnings the trace raised in the user's own code: the usual reason a
+    trace disagrees with eager on inputs other than the example."""
+    seen = []
+    for warning in recorded:
+        if warning.category == "TracerWarning" and not is_library_file(warning.filename):
+            if warning.location not in seen:
+                seen.append(warning.location)
+    if not seen:
+        return ""
+
+    lines = [
+        "\nthe trace raised TracerWarnings in your code, so it probably froze a data-dependent "
+        "branch or value at:"
+    ]
+    for location in seen[:10]:
+        filename, _, lineno = location.rpartition(":")
+        source = linecache.getline(filename, int(lineno)).strip()
+        lines.append(f"  {display_path(filename)}:{lineno}: {source}")
+    lines.append("hint: mode='script' keeps such control flow; or make the inputs agree")
+    return "\n".join(lines)
+
+
+def _first_lines(text: str, count: int = 12) -> str:
+    lines = text.strip().splitlines()
+    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")

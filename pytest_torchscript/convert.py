@@ -1,0 +1,103 @@
+"""Convert a model with torch.jit.trace or torch.jit.script, and explain a failure in the user's
+terms: the converter's own message, the line of the user's source it points at, and a hint."""
+
+from __future__ import annotations
+
+import linecache
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .jit_warnings import (
+    RecordedWarning,
+    display_path,
+    import_torch,
+    is_library_file,
+    recording_warnings,
+)
+
+_HINTS = {
+    "script": (
+        "mode='trace' records the operations that one input actually runs and may work where "
+        "script cannot (but freezes data-dependent control flow); or keep the unsupported code "
+        "out of the compiled path with @torch.jit.ignore / @torch.jit.unused"
+    ),
+    "trace": (
+        "mode='script' compiles the Python source itself and handles control flow and "
+        "non-tensor values that tracing cannot record"
+    ),
+}
+_SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+@dataclass
+class Conversion:
+    module: Any
+    seconds: float
+    warnings: list[RecordedWarning] = field(default_factory=list)
+
+
+class ConversionFailed(Exception):
+    """The converter rejected the model; the message is ready to show the user."""
+
+
+def convert(model: Any, mode: str, args: tuple, kwargs: dict) -> Conversion:
+    """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep)."""
+    torch = import_torch()
+    recorded: list[RecordedWarning] = []
+    started = time.perf_counter()
+    try:
+        with recording_warnings(recorded):
+            if mode == "script":
+                module = torch.jit.script(model)
+            elif kwargs and args:
+                raise ConversionFailed(
+                    "mode='trace' cannot take positional and keyword arguments in one input "
+                    "set (torch.jit.trace accepts example_inputs or example_kwarg_inputs, not "
+                    "both); pass a tuple of positional arguments or a dict of keyword arguments"
+                )
+            elif kwargs:
+                module = torch.jit.trace(
+                    model, example_kwarg_inputs=kwargs, strict=False, check_trace=False
+                )
+            else:
+                module = torch.jit.trace(model, args, strict=False, check_trace=False)
+    except ConversionFailed:
+        raise
+    except Exception as error:
+        raise ConversionFailed(explain_failure(model, mode, error)) from None
+    return Conversion(module, time.perf_counter() - started, recorded)
+
+
+def explain_failure(model: Any, mode: str, error: BaseException) -> str:
+    converter = "torch.jit.script" if mode == "script" else "torch.jit.trace"
+    own_message = str(error).strip() or type(error).__name__
+    lines = [f"{converter} could not convert {_name(model)} (mode={mode!r})"]
+    location = user_location(error)
+    if location is not None:
+        filename, lineno = location
+        source = linecache.getline(filename, lineno).strip()
+        lines.append(f"  at {display_path(filename)}:{lineno}: {source}")
+    lines.append(f"  {type(error).__name__}: " + own_message.replace("\n", "\n    "))
+    lines.append(f"hint: {_HINTS[mode]}")
+    return "\n".join(lines)
+
+
+def user_location(error: BaseException) -> tuple[str, int] | None:
+    """The user's file and line an error points at: TorchScript's source ranges in the message
+    first (script errors), else the innermost user frame of the traceback (trace errors)."""
+    for match in _SCRIPT_LOCATION.finditer(str(error)):
+        if not is_library_file(match["file"]):
+            return match["file"], int(match["line"])
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if not is_library_file(frame.filename):
+            return frame.filename, frame.lineno or 0
+    return None
+
+
+def _name(model: Any) -> str:
+    if hasattr(model, "forward"):
+        return type(model).__qualname__
+    return getattr(model, "__qualname__", type(model).__qualname__)

@@ -1,0 +1,157 @@
+"""A reusable fresh Python process that loads artifacts without the user's code.
+
+Starting an interpreter and importing torch costs seconds, so one worker serves the whole
+session (one per xdist worker): it is started, without blocking, when the first check begins,
+so its torch import overlaps that check's conversion. A worker that dies is restarted for the
+next request, and its stderr is quoted in the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_WORKER_SCRIPT = Path(__file__).with_name("fresh_worker.py")
+REPLY_TIMEOUT_S = 600.0
+
+
+class FreshProcessError(Exception):
+    """The fresh process could not answer; the message says why and quotes its stderr."""
+
+
+class FreshProcess:
+    def __init__(self, user_roots: list[str]) -> None:
+        self._user_roots = [os.path.abspath(root) for root in user_roots]
+        self._process: subprocess.Popen | None = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="pytest-torchscript-fresh-"))
+        self._stderr_path = self._workdir / "stderr.log"
+        self._requests = 0
+        self._ready = False
+
+    def start(self) -> None:
+        """Start the worker if it is not running; returns at once."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        stderr = open(self._stderr_path, "ab")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, str(_WORKER_SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=self._workdir,
+                env=self._environment(),
+                text=True,
+            )
+        finally:
+            stderr.close()
+        self._ready = False
+
+    def _environment(self) -> dict[str, str]:
+        """The current environment without PYTHONPATH entries inside the user's project."""
+        env = dict(os.environ)
+        entries = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]
+        kept = [e for e in entries if not self._inside_user_roots(os.path.abspath(e))]
+        if kept:
+            env["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            env.pop("PYTHONPATH", None)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _inside_user_roots(self, path: str) -> bool:
+        return any(path == root or path.startswith(root + os.sep) for root in self._user_roots)
+
+    def run(self, artifact: Path, input_sets: list[Any], device: str) -> tuple[list[Any], dict]:
+        """Load ``artifact`` in the worker, run it on ``input_sets`` and return its outputs."""
+        from .jit_warnings import import_torch
+
+        torch = import_torch()
+        self.start()
+        self._requests += 1
+        inputs_path = self._workdir / f"inputs-{self._requests}.pt"
+        outputs_path = self._workdir / f"outputs-{self._requests}.pt"
+        torch.save(input_sets, inputs_path)
+        try:
+            if not self._ready:
+                self._read_reply()  # the worker announces itself once torch is imported
+                self._ready = True
+            request = {
+                "artifact": str(artifact),
+                "inputs": str(inputs_path),
+                "outputs": str(outputs_path),
+                "device": device,
+                "user_roots": self._user_roots,
+            }
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            reply = self._read_reply()
+            if not reply.get("ok"):
+                raise FreshProcessError(
+                    f"{reply.get('error')}\n{reply.get('traceback', '').rstrip()}"
+                )
+            outputs = torch.load(outputs_path, weights_only=False, map_location=device)
+            return outputs, reply
+        except (BrokenPipeError, OSError) as error:
+            self._discard()
+            raise FreshProcessError(f"the fresh process failed: {error}{self._stderr_tail()}")
+        finally:
+            for path in (inputs_path, outputs_path):
+                path.unlink(missing_ok=True)
+
+    def _read_reply(self) -> dict:
+        assert self._process is not None and self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            if not selector.select(REPLY_TIMEOUT_S):
+                self._discard()
+                raise FreshProcessError(
+                    f"the fresh process gave no answer within {REPLY_TIMEOUT_S:.0f} s"
+                    f"{self._stderr_tail()}"
+                )
+        line = self._process.stdout.readline()
+        if not line:
+            code = self._process.wait()
+            self._discard()
+            raise FreshProcessError(
+                f"the fresh process exited with code {code}{self._stderr_tail()}"
+            )
+        return json.loads(line)
+
+    def _stderr_tail(self, lines: int = 15) -> str:
+        try:
+            text = self._stderr_path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return ("; its stderr ends with:\n  " + "\n  ".join(text)) if text else ""
+
+    def _discard(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._discard()
+        for path in self._workdir.glob("*"):
+            path.unlink(missing_ok=True)
+        try:
+            self._workdir.rmdir()
+        except OSError:
+            pass

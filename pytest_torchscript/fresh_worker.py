@@ -1,0 +1,94 @@
+"""The fresh interpreter that loads converted artifacts the way a deployment would.
+
+It runs as a standalone script (never as part of the plugin package and never with the user's
+directories on sys.path), so it proves that an artifact loads and runs without the user's
+Python code. It imports only torch and the standard library. Protocol: one JSON request per
+line on stdin, one JSON reply per line on the original stdout; anything else the process
+prints goes to stderr.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+
+
+def _plain(value):
+    """Outputs as plain containers (TorchScript NamedTuples do not unpickle elsewhere)."""
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _to(value, device, torch):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(item, device, torch) for item in value)
+    if isinstance(value, dict):
+        return {key: _to(item, device, torch) for key, item in value.items()}
+    return value
+
+
+def _user_modules(roots):
+    found = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if any(path.startswith(root + os.sep) for root in roots):
+            found.append(name)
+    return sorted(found)
+
+
+def _handle(request, torch):
+    started = time.perf_counter()
+    caught = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = torch.jit.load(request["artifact"], map_location=request["device"])
+        input_sets = torch.load(request["inputs"], weights_only=True)
+        outputs = []
+        with torch.no_grad():
+            for args, kwargs in input_sets:
+                args = _to(args, request["device"], torch)
+                kwargs = _to(kwargs, request["device"], torch)
+                outputs.append(_plain(module(*args, **kwargs)))
+        torch.save(outputs, request["outputs"])
+    return {
+        "ok": True,
+        "seconds": time.perf_counter() - started,
+        "user_modules": _user_modules(request.get("user_roots", [])),
+        "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
+    }
+
+
+def main():
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not break protocol
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import torch
+    protocol.write(json.dumps({"ready": True, "torch": torch.__version__}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            reply = _handle(json.loads(line), torch)
+        except BaseException as error:  # noqa: BLE001 - every failure goes back as a reply
+            reply = {
+                "ok": False,
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(limit=-6),
+            }
+        protocol.write(json.dumps(reply) + "\n")
+
+
+if __name__ == "__main__":
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]  # the plugin's own modules must not shadow anything here
+    main()

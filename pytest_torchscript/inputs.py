@@ -1,0 +1,166 @@
+"""Input sets: what users may pass as ``inputs``, and fresh per-call copies on the device.
+
+A tensor is one set with one argument; a tuple is one set of positional arguments; a dict is
+one set of keyword arguments; a list of these is several sets. Every call of the eager or the
+converted model gets its own deep copy, so a model that writes into its inputs cannot make
+later calls see different data (torch.jit.trace's own checker reuses mutated inputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import UsageProblem, short_repr
+from .jit_warnings import import_torch
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+@dataclass(frozen=True)
+class InputSet:
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def copy_to(self, device: Any) -> tuple[tuple, dict]:
+        """A deep copy of the set, every tensor cloned and moved to ``device``."""
+        torch = import_torch()
+
+        def fresh_copy(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value.detach().clone().to(device)
+            return value
+
+        return map_leaves(self.args, fresh_copy), map_leaves(self.kwargs, fresh_copy)
+
+    def describe(self) -> str:
+        parts = [_describe(value) for value in self.args]
+        parts += [f"{key}={_describe(value)}" for key, value in self.kwargs.items()]
+        return "(" + ", ".join(parts) + ")"
+
+
+def normalize_inputs(value: Any, where: str) -> list[InputSet]:
+    """Turn the ``inputs`` option into a list of input sets, or say clearly what is wrong."""
+    torch = import_torch()
+    if value is None:
+        raise UsageProblem(
+            f"{where}: no inputs to check the model with; pass inputs=... to "
+            f"@pytest.mark.torchscript or to torchscript.check(model, inputs)"
+        )
+    if callable(value) and not isinstance(value, (torch.Tensor, torch.nn.Module)):
+        try:
+            value = value()
+        except Exception as error:
+            raise UsageProblem(
+                f"{where}: the inputs callable {short_repr(value)} raised "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if callable(value) and not isinstance(value, torch.Tensor):
+            raise UsageProblem(
+                f"{where}: the inputs callable returned another callable; "
+                f"it must return the input sets themselves"
+            )
+    if isinstance(value, list):
+        if not value:
+            raise UsageProblem(f"{where}: inputs is an empty list; give at least one input set")
+        sets = [_one_set(item, where, index) for index, item in enumerate(value)]
+    else:
+        sets = [_one_set(value, where, 0)]
+    return sets
+
+
+def _one_set(value: Any, where: str, index: int) -> InputSet:
+    torch = import_torch()
+    if isinstance(value, torch.Tensor):
+        input_set = InputSet((value,), {})
+    elif isinstance(value, tuple):
+        input_set = InputSet(value, {})
+    elif isinstance(value, dict):
+        bad_keys = [key for key in value if not isinstance(key, str)]
+        if bad_keys:
+            raise UsageProblem(
+                f"{where}: input set {index} is a dict (keyword arguments) whose keys must be "
+                f"strings; got {short_repr(bad_keys[0])}"
+            )
+        input_set = InputSet((), dict(value))
+    elif isinstance(value, list):
+        raise UsageProblem(
+            f"{where}: input set {index} is a list inside the list of input sets; "
+            f"write one input set as a tuple of arguments, e.g. inputs=[(x, y), (x2, y2)]"
+        )
+    else:
+        raise UsageProblem(
+            f"{where}: input set {index} is {type(value).__name__} {short_repr(value)}; an "
+            f"input set is a tensor, a tuple of positional arguments or a dict of keyword "
+            f"arguments"
+        )
+    for name, argument in _arguments(input_set):
+        _check_leaves(argument, f"{where}: input set {index}, argument {name}", torch)
+    return input_set
+
+
+def _arguments(input_set: InputSet):
+    yield from ((str(i), value) for i, value in enumerate(input_set.args))
+    yield from input_set.kwargs.items()
+
+
+def _check_leaves(value: Any, where: str, torch: Any) -> None:
+    if isinstance(value, (torch.Tensor, *_SCALARS)):
+        return
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _check_leaves(item, where, torch)
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_leaves(item, where, torch)
+        return
+    raise UsageProblem(
+        f"{where} is {type(value).__name__} {short_repr(value)}; arguments must be tensors, "
+        f"Python scalars, or tuples, lists and dicts of them"
+    )
+
+
+def map_leaves(value: Any, function: Callable[[Any], Any]) -> Any:
+    """Apply ``function`` to every non-container leaf of a nested structure."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(map_leaves(item, function) for item in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_leaves(item, function) for item in value)
+    if isinstance(value, dict):
+        return {key: map_leaves(item, function) for key, item in value.items()}
+    return function(value)
+
+
+def tensor_leaves(arguments: tuple[tuple, dict]) -> dict[str, Any]:
+    """The tensors among ``(args, kwargs)``, named as a user would point at them
+    (``args[0]``, ``kwargs['mask'][1]``)."""
+    torch = import_torch()
+    found: dict[str, Any] = {}
+
+    def collect(value: Any, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            found[name] = value
+        elif isinstance(value, (tuple, list)):
+            for index, item in enumerate(value):
+                collect(item, f"{name}[{index}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                collect(item, f"{name}[{key!r}]")
+
+    args, kwargs = arguments
+    collect(tuple(args), "args")
+    collect(dict(kwargs), "kwargs")
+    return found
+
+
+def _describe(value: Any) -> str:
+    torch = import_torch()
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).replace('torch.', '')}{list(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_describe(item) for item in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in value.items()) + "}"
+    return short_repr(value, 20)

@@ -1,0 +1,205 @@
+"""The options a check takes, from the marker, ``check(**options)`` and ini, validated once.
+
+Every option is described by one ``OptionSpec``: its accepted values in words (used verbatim in
+error messages) and a parser that returns the clean value or raises ``ValueError`` saying why.
+Layers are merged in order of precedence: ``check`` keywords > marker > ini > defaults.
+No torch here: markers are validated at collection, before any model exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .errors import UsageProblem, short_repr
+
+MODES = ("trace", "script")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The resolved options of one check."""
+
+    mode: str = "trace"
+    inputs: Any = None
+    rtol: float | None = None
+    atol: float | None = None
+    roundtrip: bool | str = True
+
+    def merged(self, layer: Mapping[str, Any]) -> Options:
+        """These options with ``layer``'s (already validated) values on top."""
+        return dataclasses.replace(self, **layer)
+
+    @property
+    def fresh_process(self) -> bool:
+        """Whether the round trip also loads the artifact in a fresh interpreter."""
+        return self.roundtrip is True
+
+
+def _mode(value: Any) -> str:
+    if value not in MODES:
+        raise ValueError(f"unknown mode {short_repr(value)}")
+    return value
+
+
+def _modes(value: Any) -> str | tuple[str, ...]:
+    """One mode, or several (a list or tuple, which parametrizes the test)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("the list of modes is empty")
+        modes = tuple(_mode(item) for item in value)
+        if len(set(modes)) != len(modes):
+            raise ValueError(f"a mode is listed twice in {short_repr(value)}")
+        return modes
+    return _mode(value)
+
+
+def _tolerance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{short_repr(value)} is not a number")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{short_repr(value)} is not a finite number >= 0")
+    return float(value)
+
+
+def _roundtrip(value: Any) -> bool | str:
+    if value is True or value is False or value == "in-process":
+        return value
+    raise ValueError(f"{short_repr(value)} is not True, False or 'in-process'")
+
+
+def _inputs(value: Any) -> Any:
+    """Only the outer shape is checked here; tensors inside are checked when the test runs."""
+    if value is None or isinstance(value, (str, bytes, int, float)):
+        raise ValueError(f"{short_repr(value)} is not an input set")
+    return value
+
+
+def _float_text(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _bool_text(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    return text
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: what it accepts (in words, for errors), its parser, and how ini text maps to
+    a value (None: the option has no ini key)."""
+
+    name: str
+    accepted: str
+    parse: Callable[[Any], Any]
+    from_ini_text: Callable[[str], Any] | None = None
+
+
+OPTION_SPECS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec("mode", "'trace' or 'script', or a list of them", _modes),
+        OptionSpec(
+            "inputs",
+            "a tensor, a tuple (positional arguments), a dict (keyword arguments), "
+            "a list of these (several input sets), or a zero-argument callable returning them",
+            _inputs,
+        ),
+        OptionSpec("rtol", "a number >= 0 (relative tolerance)", _tolerance, _float_text),
+        OptionSpec("atol", "a number >= 0 (absolute tolerance)", _tolerance, _float_text),
+        OptionSpec(
+            "roundtrip",
+            "True (save, reload, and reload in a fresh process), 'in-process', or False",
+            _roundtrip,
+            _bool_text,
+        ),
+    )
+}
+
+
+def parse_layer(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate one layer of options; ``where`` names its source in error messages."""
+    parsed = {}
+    for name, value in options.items():
+        spec = OPTION_SPECS.get(name)
+        if spec is None:
+            raise UsageProblem(
+                f"{where}: unknown option {name!r}; accepted options: {', '.join(OPTION_SPECS)}"
+            )
+        try:
+            parsed[name] = spec.parse(value)
+        except ValueError as reason:
+            raise UsageProblem(
+                f"{where}: option {name}={short_repr(value)} is invalid ({reason}); "
+                f"{name} accepts {spec.accepted}"
+            ) from None
+    return parsed
+
+
+def parse_marker(marks: Iterable[Any], where: str) -> dict[str, Any]:
+    """Merge the ``torchscript`` marks on a test, the closest first (function > class > module).
+
+    ``mode`` may also be given as the single positional argument.
+    """
+    merged: dict[str, Any] = {}
+    for mark in marks:
+        options = dict(mark.kwargs)
+        if mark.args:
+            if len(mark.args) > 1 or "mode" in options:
+                raise UsageProblem(
+                    f"{where}: @pytest.mark.torchscript takes at most one positional argument "
+                    f"(the mode), got {short_repr(mark.args)}; write "
+                    f"@pytest.mark.torchscript(mode=..., inputs=..., ...)"
+                )
+            options["mode"] = mark.args[0]
+        for name, value in parse_layer(options, f"{where}: @pytest.mark.torchscript").items():
+            merged.setdefault(name, value)
+    return merged
+
+
+def parse_check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate ``torchscript.check(**options)``: like the marker, but one mode only."""
+    parsed = parse_layer(options, f"{where}: torchscript.check()")
+    if isinstance(parsed.get("mode"), tuple):
+        raise UsageProblem(
+            f"{where}: torchscript.check() takes one mode, got {parsed['mode']!r}; "
+            f"to check several modes, call check once per mode or use "
+            f"@pytest.mark.torchscript(mode=[...]) to parametrize the test"
+        )
+    return parsed
+
+
+def parse_ini(getini: Callable[[str], Any], source: str) -> dict[str, Any]:
+    """Read the ``ts_<option>`` ini keys that are set; ``source`` names the ini file."""
+    layer = {}
+    for spec in OPTION_SPECS.values():
+        if spec.from_ini_text is None:
+            continue
+        key = f"ts_{spec.name}"
+        raw = getini(key)
+        if not raw:
+            continue
+        try:
+            layer[spec.name] = spec.parse(spec.from_ini_text(raw.strip()))
+        except ValueError as reason:
+            raise UsageProblem(
+                f"ini option {key} = {raw!r} in {source} is invalid ({reason}); "
+                f"{key} accepts {spec.accepted}"
+            ) from None
+    return layer
+
+
+INI_HELP = {
+    "ts_rtol": "default relative tolerance of torchscript parity checks (default: by dtype)",
+    "ts_atol": "default absolute tolerance of torchscript parity checks (default: by dtype)",
+    "ts_roundtrip": "default roundtrip option of torchscript checks: true, in-process or false",
+}

@@ -1,0 +1,299 @@
+"""Compare a converted model's outputs with eager's, path by path, and measure how they differ.
+
+Outputs are walked together through tensors, tuples, lists, namedtuples, dicts (ModelOutput
+and other mappings), dataclasses, None and Python scalars. Every leaf gets a ``LeafResult``:
+either a structural difference (shape, dtype, device, type, missing key...) or value figures
+that say by how much it differs and which tolerances would have passed. Tolerances default by
+dtype as in ``torch.testing.assert_close``; NaNs in the same places count as equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import short_repr
+from .jit_warnings import import_torch
+
+# (rtol, atol) per dtype name, as torch.testing.assert_close picks them; others compare exactly.
+_DEFAULT_TOLERANCES = {
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7),
+    "complex32": (1e-3, 1e-5),
+    "complex64": (1.3e-6, 1e-5),
+    "complex128": (1e-7, 1e-7),
+}
+_PYTHON_FLOAT_TOLERANCES = _DEFAULT_TOLERANCES["float64"]
+
+
+class UncomparableOutput(TypeError):
+    """An output leaf of a type the plugin does not know how to compare."""
+
+
+@dataclass
+class LeafResult:
+    """How one output leaf of the converted model compares with eager's."""
+
+    path: str
+    problem: str | None = None  # a structural difference, in words; None when values compare
+    numel: int = 1
+    mismatched: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    worst_index: tuple[int, ...] | None = None
+    worst_expected: Any = None
+    worst_actual: Any = None
+    rtol: float = 0.0
+    atol: float = 0.0
+    needed_atol: float = 0.0
+    needed_rtol: float = 0.0
+    nan_mismatches: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.mismatched == 0
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["ok"] = self.ok
+        for key in ("worst_expected", "worst_actual"):
+            data[key] = _plain(data[key])
+        return data
+
+
+@dataclass
+class ParityResult:
+    """Every leaf of one input set's outputs, compared."""
+
+    input_index: int
+    leaves: list[LeafResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(leaf.ok for leaf in self.leaves)
+
+    @property
+    def failures(self) -> list[LeafResult]:
+        return [leaf for leaf in self.leaves if not leaf.ok]
+
+    @property
+    def max_abs(self) -> float:
+        return max((leaf.max_abs for leaf in self.leaves), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((leaf.max_rel for leaf in self.leaves), default=0.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "input_index": self.input_index,
+            "ok": self.ok,
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "leaves": [leaf.to_dict() for leaf in self.leaves],
+        }
+
+
+def compare_outputs(
+    expected: Any,
+    actual: Any,
+    input_index: int,
+    rtol: float | None = None,
+    atol: float | None = None,
+    root: str = "output",
+) -> ParityResult:
+    """Compare ``actual`` (converted) against ``expected`` (eager) over their whole structure."""
+    result = ParityResult(input_index)
+    _walk(expected, actual, root, rtol, atol, result.leaves, import_torch())
+    return result
+
+
+def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> None:
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(actual, torch.Tensor):
+            out.append(_type_problem(path, expected, actual))
+        else:
+            out.append(_compare_tensors(expected, actual, path, rtol, atol, torch))
+        return
+    if isinstance(expected, Mapping):
+        _walk_mapping(expected, actual, path, rtol, atol, out, torch)
+        return
+    if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
+        fields = {f.name: getattr(expected, f.name) for f in dataclasses.fields(expected)}
+        if dataclasses.is_dataclass(actual) and not isinstance(actual, type):
+            actual = {f.name: getattr(actual, f.name) for f in dataclasses.fields(actual)}
+        _walk_mapping(fields, actual, path, rtol, atol, out, torch, attribute_style=True)
+        return
+    if isinstance(expected, (tuple, list)):
+        _walk_sequence(expected, actual, path, rtol, atol, out, torch)
+        return
+    if expected is None or isinstance(expected, (bool, int, str, bytes)):
+        if type(actual) is not type(expected):
+            out.append(_type_problem(path, expected, actual))
+        elif actual != expected:
+            out.append(
+                LeafResult(path, problem=f"eager returned {expected!r}, converted {actual!r}")
+            )
+        else:
+            out.append(LeafResult(path))
+        return
+    if isinstance(expected, float):
+        if not isinstance(actual, float):
+            out.append(_type_problem(path, expected, actual))
+        else:
+            out.append(
+                _compare_tensors(
+                    torch.tensor(expected, dtype=torch.float64),
+                    torch.tensor(actual, dtype=torch.float64),
+                    path,
+                    rtol if rtol is not None else _PYTHON_FLOAT_TOLERANCES[0],
+                    atol if atol is not None else _PYTHON_FLOAT_TOLERANCES[1],
+                    torch,
+                )
+            )
+        return
+    raise UncomparableOutput(
+        f"{path} is a {type(expected).__module__}.{type(expected).__qualname__} "
+        f"({short_repr(expected)}), which the plugin cannot compare; return tensors, tuples, "
+        f"lists, dicts, dataclasses, None or Python scalars from the model"
+    )
+
+
+def _walk_sequence(expected, actual, path, rtol, atol, out, torch) -> None:
+    if not isinstance(actual, (tuple, list)):
+        out.append(_type_problem(path, expected, actual))
+        return
+    if len(actual) != len(expected):
+        out.append(
+            LeafResult(
+                path,
+                problem=f"eager returned {len(expected)} items, converted {len(actual)}",
+            )
+        )
+        return
+    names = getattr(expected, "_fields", None)
+    for index, (left, right) in enumerate(zip(expected, actual)):
+        child = f"{path}.{names[index]}" if names else f"{path}[{index}]"
+        _walk(left, right, child, rtol, atol, out, torch)
+
+
+def _walk_mapping(expected, actual, path, rtol, atol, out, torch, attribute_style=False) -> None:
+    if not isinstance(actual, Mapping):
+        out.append(_type_problem(path, expected, actual))
+        return
+
+    def child(key: Any) -> str:
+        return f"{path}.{key}" if attribute_style else f"{path}[{key!r}]"
+
+    for key, value in expected.items():
+        if key not in actual:
+            out.append(LeafResult(child(key), problem="present in eager, missing in converted"))
+        else:
+            _walk(value, actual[key], child(key), rtol, atol, out, torch)
+    for key in actual:
+        if key not in expected:
+            out.append(LeafResult(child(key), problem="missing in eager, present in converted"))
+
+
+def _type_problem(path: str, expected: Any, actual: Any) -> LeafResult:
+    return LeafResult(
+        path,
+        problem=(
+            f"eager returned {_kind(expected)}, converted returned {_kind(actual)}"
+        ),
+    )
+
+
+def _kind(value: Any) -> str:
+    torch = import_torch()
+    if isinstance(value, torch.Tensor):
+        return f"a tensor {str(value.dtype).replace('torch.', '')}{list(value.shape)}"
+    if isinstance(value, (tuple, list, Mapping)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"{type(value).__name__} {short_repr(value, 30)}"
+
+
+def default_tolerances(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol) for ``dtype`` as torch.testing picks them; exact for integers and bools."""
+    return _DEFAULT_TOLERANCES.get(str(dtype).replace("torch.", ""), (0.0, 0.0))
+
+
+def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
+    if expected.shape != actual.shape:
+        return LeafResult(
+            path,
+            problem=f"shape differs: eager {tuple(expected.shape)}, converted "
+            f"{tuple(actual.shape)}",
+        )
+    if expected.dtype != actual.dtype:
+        return LeafResult(
+            path, problem=f"dtype differs: eager {expected.dtype}, converted {actual.dtype}"
+        )
+    if expected.device != actual.device:
+        return LeafResult(
+            path, problem=f"device differs: eager {expected.device}, converted {actual.device}"
+        )
+    default_rtol, default_atol = default_tolerances(expected.dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    result = LeafResult(path, numel=expected.numel(), rtol=rtol, atol=atol)
+    if expected.numel() == 0:
+        return result
+    wide = torch.complex128 if expected.is_complex() else torch.float64
+    left = _dense(expected, torch).detach().to("cpu", wide)
+    right = _dense(actual, torch).detach().to("cpu", wide)
+    same = (left == right) | (torch.isnan(left) & torch.isnan(right))
+    if expected.is_complex():
+        same |= torch.isnan(left.real) & torch.isnan(right.real)
+    diff = torch.where(same, torch.zeros((), dtype=torch.float64), (left - right).abs())
+    diff = diff.nan_to_num(nan=math.inf, posinf=math.inf)  # NaN on one side only: never within tolerance
+    magnitude = left.abs().nan_to_num(nan=0.0, posinf=math.inf)
+    allowed = atol + rtol * magnitude
+    mismatch = diff > allowed
+    result.mismatched = int(mismatch.sum())
+    result.nan_mismatches = int((torch.isnan(left) ^ torch.isnan(right)).sum())
+    result.max_abs = float(diff.max())
+    relative = torch.where(diff == 0, torch.zeros((), dtype=torch.float64), diff / magnitude)
+    result.max_rel = float(relative.nan_to_num(nan=math.inf, posinf=math.inf).max())
+    excess = (diff - allowed).nan_to_num(nan=math.inf, posinf=math.inf)
+    flat_worst = int(excess.flatten().argmax())
+    result.worst_index = _unravel(flat_worst, tuple(expected.shape))
+    result.worst_expected = expected.reshape(-1)[flat_worst].item()
+    result.worst_actual = actual.reshape(-1)[flat_worst].item()
+    result.needed_atol = max(0.0, float((diff - rtol * magnitude).max()))
+    over_atol = diff > atol
+    if bool(over_atol.any()):
+        needed = ((diff - atol) / magnitude)[over_atol]
+        needed = needed.nan_to_num(nan=math.inf, posinf=math.inf)
+        result.needed_rtol = float(needed.max())
+    return result
+
+
+def _dense(tensor, torch):
+    if tensor.is_quantized:
+        return tensor.dequantize()
+    if tensor.layout != torch.strided:
+        return tensor.to_dense()
+    return tensor
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly form of a worst-element value."""
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value

@@ -1,0 +1,155 @@
+"""What one check measured (``CheckReport``), and how a failure is put in words.
+
+The report is plain data: the terminal summary, the fixture's caller and (later) the JSON and
+HTML reports all read it. Failure messages say which input set, which output path, by how much
+and which tolerances would have passed, so nobody has to rerun anything to understand them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .jit_warnings import RecordedWarning
+from .parity import LeafResult, ParityResult
+
+# Where a check stopped; the names appear in the summary and the JSON report.
+STAGES = ("inputs", "eager", "determinism", "conversion", "parity", "roundtrip", "fresh-process")
+
+
+@dataclass
+class RoundTripResult:
+    """Parity of the saved-and-reloaded artifact, in this process or in a fresh one."""
+
+    where: str  # "in-process" or "fresh process"
+    parity: list[ParityResult] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    user_modules: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(result.ok for result in self.parity)
+
+    def to_dict(self) -> dict:
+        return {
+            "where": self.where,
+            "ok": self.ok,
+            "error": self.error,
+            "seconds": self.seconds,
+            "user_modules": self.user_modules,
+            "parity": [result.to_dict() for result in self.parity],
+        }
+
+
+@dataclass
+class CheckReport:
+    """Everything one ``check`` found out about one model in one mode."""
+
+    test_id: str
+    mode: str
+    device: str
+    model: str = ""
+    input_sets: list[str] = field(default_factory=list)
+    parity: list[ParityResult] = field(default_factory=list)
+    roundtrips: list[RoundTripResult] = field(default_factory=list)
+    artifact_path: str | None = None
+    artifact_bytes: int | None = None
+    conversion_seconds: float | None = None
+    warnings: list[RecordedWarning] = field(default_factory=list)
+    was_training: bool = False
+    failed_stage: str | None = None
+    failure: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failed_stage is None
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else f"failed ({self.failed_stage})"
+
+    @property
+    def max_abs(self) -> float | None:
+        return max((result.max_abs for result in self.parity), default=None)
+
+    @property
+    def max_rel(self) -> float | None:
+        return max((result.max_rel for result in self.parity), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "mode": self.mode,
+            "device": self.device,
+            "model": self.model,
+            "verdict": "passed" if self.passed else "failed",
+            "failed_stage": self.failed_stage,
+            "failure": self.failure,
+            "input_sets": self.input_sets,
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "parity": [result.to_dict() for result in self.parity],
+            "roundtrips": [roundtrip.to_dict() for roundtrip in self.roundtrips],
+            "artifact_path": self.artifact_path,
+            "artifact_bytes": self.artifact_bytes,
+            "conversion_seconds": self.conversion_seconds,
+            "was_training": self.was_training,
+            "warnings": [warning.to_dict() for warning in self.warnings],
+        }
+
+
+def describe_mismatch(results: list[ParityResult], total_sets: int, what: str) -> str:
+    """The body of a parity failure: every failing leaf of every failing input set."""
+    failing = [result for result in results if not result.ok]
+    lines = [f"{what} differs from eager on {len(failing)} of {total_sets} input set(s)"]
+    for result in failing:
+        for leaf in result.failures:
+            lines.append(f"input set {result.input_index}, {leaf.path}:")
+            lines.extend("  " + line for line in describe_leaf(leaf))
+    return "\n".join(lines)
+
+
+def describe_leaf(leaf: LeafResult) -> list[str]:
+    if leaf.problem is not None:
+        return [leaf.problem]
+    share = 100.0 * leaf.mismatched / leaf.numel if leaf.numel else 0.0
+    lines = [
+        f"{leaf.mismatched} of {leaf.numel} elements ({share:.3g}%) differ beyond "
+        f"rtol={leaf.rtol:g}, atol={leaf.atol:g}",
+        f"max abs error {_number(leaf.max_abs)}, max rel error {_number(leaf.max_rel)}",
+        f"worst element at index {_index(leaf.worst_index)}: eager {leaf.worst_expected!r}, "
+        f"converted {leaf.worst_actual!r}",
+    ]
+    if leaf.nan_mismatches:
+        lines.append(f"{leaf.nan_mismatches} element(s) are NaN on one side only")
+    if math.isfinite(leaf.needed_atol) or math.isfinite(leaf.needed_rtol):
+        options = []
+        if math.isfinite(leaf.needed_atol):
+            options.append(f"atol={_ceil(leaf.needed_atol)} (with rtol={leaf.rtol:g})")
+        if math.isfinite(leaf.needed_rtol):
+            options.append(f"rtol={_ceil(leaf.needed_rtol)} (with atol={leaf.atol:g})")
+        lines.append("would pass with " + " or ".join(options))
+    else:
+        lines.append("no finite tolerance would pass")
+    return lines
+
+
+def _index(index: tuple[int, ...] | None) -> str:
+    if index is None:
+        return "-"
+    return "(" + ", ".join(str(i) for i in index) + ("," if len(index) == 1 else "") + ")"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _ceil(value: float) -> str:
+    """A tolerance just above ``value``, rounded up to 2 significant digits, so it passes."""
+    if value <= 0:
+        return "0"
+    exponent = math.floor(math.log10(value)) - 1
+    step = 10.0**exponent
+    return f"{math.ceil(value / step * (1 + 1e-12)) * step:.2g}"
