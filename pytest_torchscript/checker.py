@@ -101,7 +101,7 @@ class TorchScriptChecker:
             self._run(model, resolved, report)
         except UsageProblem as problem:
             report.failed_stage, report.failure = "inputs", str(problem)
-            raise problem.with_traceback(None) from None
+            raise problem.with_traceback(None) from problem.__cause__
         except _Stop as stop:
             report.failed_stage, report.failure = stop.stage, stop.message
             header = (

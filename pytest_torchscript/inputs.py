@@ -52,7 +52,8 @@ def normalize_inputs(value: Any, where: str) -> list[InputSet]:
             value = value()
         except Exception as error:
             raise UsageProblem(
-                f"{where}: the inputs callable {short_repr(value)} raised "
+                f"{where}: the inputs callable {getattr(value, '__qualname__', short_repr(value))} "
+                f"raised "
                 f"{type(error).__name__}: {error}"
             ) from error
         if callable(value) and not isinstance(value, torch.Tensor):

@@ -1,0 +1,56 @@
+"""Helpers for driving pytest-torchscript through pytest itself.
+
+Every test writes a small user suite with ``pytester`` and runs it in a subprocess (torch
+does not like being imported twice into one interpreter's pytest sessions), then asserts on
+what a user would see: outcomes, failure messages, the summary section.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+# Shared by every user suite: a few tiny models with the behaviours the plugin must judge.
+MODELS = '''
+import collections
+import torch
+
+
+class Branchy(torch.nn.Module):
+    """A data-dependent branch: a trace freezes whichever arm the example input took."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 5
+
+
+class Affine(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.linear(x)
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester):
+    """Write a user test file (with ``models.py`` beside it) and run it in a subprocess."""
+
+    def run(source: str, *args: str, name: str = "test_user", ini: str | None = None):
+        pytester.makepyfile(models=MODELS)
+        pytester.makepyfile(**{name: textwrap.dedent(source)})
+        if ini is not None:
+            pytester.makeini(textwrap.dedent(ini))
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+    return run
+
+
+def expect_lines(result: pytest.RunResult, patterns: list[str]) -> None:
+    """``fnmatch_lines`` where ``[`` in a pattern is literal (output paths are full of it):
+    ``*`` and ``?`` keep their glob meaning."""
+    result.stdout.fnmatch_lines([pattern.replace("[", "[[]") for pattern in patterns])

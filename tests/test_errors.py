@@ -1,0 +1,197 @@
+"""Conversion failures and bad input: clear messages naming the test and the fix, no tracebacks
+from inside the plugin, never a silent pass."""
+
+import pytest
+from conftest import expect_lines
+
+
+def test_unscriptable_model_names_the_source_line_and_suggests_trace(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Unscriptable(torch.nn.Module):
+            def forward(self, x):
+                return torch.stack([x * i for i in range(len(x))]).sum(0) + set([1]).pop()
+
+        @pytest.mark.torchscript(mode="script", inputs=torch.ones(2))
+        def test_script():
+            return Unscriptable().eval()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Unscriptable failed at conversion (mode='script', device=cpu)",
+            "torch.jit.script could not convert Unscriptable (mode='script')",
+            "  at test_user.py:*: return torch.stack(*",
+            "  *Error: *",
+            "hint: mode='trace' records the operations that one input actually runs and may "
+            "work where script cannot*",
+        ],
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
+    result = suite(
+        """
+        import torch
+
+        class Broken(torch.nn.Module):
+            def forward(self, x):
+                return x @ torch.ones(7, 2)
+
+        def test_broken(torchscript):
+            torchscript.check(Broken(), [torch.ones(2, 7), torch.ones(2, 3)])
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "E *pytest_torchscript.errors.CheckFailed: torchscript check of Broken failed at "
+            "eager (mode='trace', device=cpu)",
+            "E *the model raised in eager mode on input set 1 (float32[2, 3]), before any "
+            "conversion: RuntimeError: *",
+        ],
+    )
+    # The user's own frame is shown as the cause, so they can debug their forward.
+    expect_lines(result, ["*return x @ torch.ones(7, 2)*"])
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (
+            "torchscript.check(42, torch.ones(2))",
+            "the model to check is int 42; pass a torch.nn.Module instance (or a function of "
+            "tensors)",
+        ),
+        (
+            "torchscript.check(Affine())",
+            "no inputs to check the model with; pass inputs=... to @pytest.mark.torchscript or "
+            "to torchscript.check(model, inputs)",
+        ),
+        (
+            "torchscript.check(Affine(), [])",
+            "inputs is an empty list; give at least one input set",
+        ),
+        (
+            "torchscript.check(Affine(), [(torch.ones(1, 4),), 'text'])",
+            "input set 1 is str 'text'; an input set is a tensor, a tuple of positional "
+            "arguments or a dict of keyword arguments",
+        ),
+        (
+            "torchscript.check(Affine(), (object(),))",
+            "input set 0, argument 0 is object <object object at *>; arguments must be "
+            "tensors, Python scalars, or tuples, lists and dicts of them",
+        ),
+        (
+            "torchscript.check(Affine(), lambda: 1 / 0)",
+            "the inputs callable test_bad.<locals>.<lambda> raised ZeroDivisionError: "
+            "division by zero",
+        ),
+        (
+            "torchscript.check(Affine(), torch.ones(1, 4), rtol=-1)",
+            "torchscript.check(): option rtol=-1 is invalid (-1 is not a finite number >= 0); "
+            "rtol accepts a number >= 0 (relative tolerance)",
+        ),
+    ],
+    ids=["not-a-model", "no-inputs", "empty", "bad-set", "bad-argument", "raising-callable",
+         "bad-option"],
+)
+def test_bad_input_is_a_clear_error_naming_the_test(suite, call, expected):
+    result = suite(
+        f"""
+        import torch
+        from models import Affine
+
+        def test_bad(torchscript):
+            {call}
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(result, [f"E *UsageProblem: test_user.py::test_bad: {expected}"])
+    result.stdout.no_fnmatch_line("*pytest_torchscript/*.py:*")  # no plugin frames shown
+
+
+def test_output_the_plugin_cannot_compare_is_named(suite):
+    result = suite(
+        """
+        import torch
+
+        class Odd:
+            pass
+
+        def returns_object(x):
+            return {"score": x.sum(), "meta": Odd()}
+
+        def test_odd(torchscript):
+            torchscript.assert_parity(returns_object, returns_object, torch.ones(2))
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "E *CheckFailed: input set 0: output['meta'] is a test_user.Odd (<test_user.Odd "
+            "object at *>), which the plugin cannot compare; return tensors, tuples, lists, "
+            "dicts, dataclasses, None or Python scalars from the model",
+        ],
+    )
+
+
+def test_suite_running_with_warnings_as_errors_still_passes(suite):
+    result = suite(
+        """
+        import warnings
+        import pytest
+        import torch
+        from models import Affine, Branchy
+
+        @pytest.mark.torchscript(mode=["trace", "script"], inputs=torch.randn(2, 4))
+        def test_affine():
+            return Affine().eval()
+
+        def test_warnings_are_in_the_report(torchscript):
+            report = torchscript.check(Branchy().eval(), torch.ones(3))
+            categories = {warning.category for warning in report.warnings}
+            assert "TracerWarning" in categories
+            assert categories & {"FutureWarning", "DeprecationWarning"}
+        """,
+        "-W",
+        "error",
+        ini="""
+        [pytest]
+        filterwarnings = error
+        """,
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_train_mode_warning_under_warnings_as_errors_says_how_to_fix(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_train_mode():
+            return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout())
+        """,
+        "-W",
+        "error::pytest_torchscript.TrainModeWarning",
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "TrainModeWarning (raised as an error by a warnings filter): Sequential was in "
+            "train mode, where its Dropout behave differently; * (call model.eval() in the "
+            "test to silence this warning)",
+        ],
+    )
+    expect_lines(result, ["failed (error)*test_user.py::test_train_mode"])
