@@ -272,13 +272,22 @@ class TorchScriptChecker:
             outputs, reply = self._session.fresh_process().run(path, cpu_sets, str(self.device))
         except FreshProcessError as error:
             fresh.error = str(error)
+            hint = ""
+            if "Unknown builtin op" in str(error):
+                hint = (
+                    "\nhint: the artifact calls an operator that your Python code registers "
+                    "(torch.library, or an extension loaded on import); a deployment must load "
+                    "that library too (torch.ops.load_library) or the runtime will not find it"
+                )
             raise _Stop(
                 "fresh-process",
                 f"{path} could not be loaded and run in a fresh Python process that never "
-                f"imported your code: {error}",
+                f"imported your code:\n  " + _first_lines(str(error)).replace("\n", "\n  ")
+                + hint,
             ) from None
         fresh.seconds = reply.get("seconds", 0.0)
         fresh.user_modules = reply.get("user_modules", [])
+        fresh.process_id = reply.get("pid")
         fresh.parity = [
             self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
         ]
@@ -347,7 +356,7 @@ class TorchScriptChecker:
         """Save ``converted`` (kept under ``--ts-artifacts`` when given) and load it back."""
         __tracebackhide__ = True
         self.used = True
-        scratch = CheckReport(self._test_id, "roundtrip", str(self.device))
+        scratch = CheckReport(self._test_id, self.mode, str(self.device))
         try:
             path = self._save(converted, scratch)
         except _Stop as stop:

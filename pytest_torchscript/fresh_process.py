@@ -93,9 +93,7 @@ class FreshProcess:
             self._process.stdin.flush()
             reply = self._read_reply()
             if not reply.get("ok"):
-                raise FreshProcessError(
-                    f"{reply.get('error')}\n{reply.get('traceback', '').rstrip()}"
-                )
+                raise FreshProcessError(str(reply.get("error", "")).strip())
             outputs = torch.load(outputs_path, weights_only=False, map_location=device)
             return outputs, reply
         except (BrokenPipeError, OSError) as error:

@@ -61,6 +61,7 @@ def _handle(request, torch):
         torch.save(outputs, request["outputs"])
     return {
         "ok": True,
+        "pid": os.getpid(),
         "seconds": time.perf_counter() - started,
         "user_modules": _user_modules(request.get("user_roots", [])),
         "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
@@ -80,11 +81,8 @@ def main():
         try:
             reply = _handle(json.loads(line), torch)
         except BaseException as error:  # noqa: BLE001 - every failure goes back as a reply
-            reply = {
-                "ok": False,
-                "error": f"{type(error).__name__}: {error}",
-                "traceback": traceback.format_exc(limit=-6),
-            }
+            reply = {"ok": False, "error": f"{type(error).__name__}: {str(error).strip()}"}
+            traceback.print_exc()  # to stderr, which the plugin quotes if the process dies
         protocol.write(json.dumps(reply) + "\n")
 
 

@@ -27,6 +27,7 @@ class RoundTripResult:
     error: str | None = None
     seconds: float = 0.0
     user_modules: list[str] = field(default_factory=list)
+    process_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,6 +40,7 @@ class RoundTripResult:
             "error": self.error,
             "seconds": self.seconds,
             "user_modules": self.user_modules,
+            "process_id": self.process_id,
             "parity": [result.to_dict() for result in self.parity],
         }
 

@@ -1,0 +1,1 @@
+"""Models this project deploys as TorchScript."""

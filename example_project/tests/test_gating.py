@@ -1,0 +1,18 @@
+import pytest
+import torch
+
+from example_models.gating import GatedResidual
+
+# One quiet input (norm < 4) and one loud input (norm > 4): they take different branches.
+QUIET_AND_LOUD = [torch.full((2, 8), 0.1), torch.full((2, 8), 3.0)]
+
+
+@pytest.mark.torchscript(mode="script", inputs=QUIET_AND_LOUD)
+def test_gated_residual_scripts_correctly():
+    return GatedResidual().eval()
+
+
+@pytest.mark.xfail(reason="a trace freezes the quiet branch; deploy this block scripted")
+@pytest.mark.torchscript(mode="trace", inputs=QUIET_AND_LOUD)
+def test_gated_residual_trace_freezes_the_branch():
+    return GatedResidual().eval()

@@ -1,0 +1,135 @@
+"""Save/reload parity, the fresh process that never imports user code, and kept artifacts."""
+
+import pytest
+from conftest import expect_lines
+
+
+def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suite, pytester):
+    pytester.makepyfile(
+        mylib='''
+        import torch
+
+        @torch.library.custom_op("mylib::double", mutates_args=())
+        def double(x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+        class UsesCustomOp(torch.nn.Module):
+            def forward(self, x):
+                return torch.ops.mylib.double(x) + 1
+        '''
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        from mylib import UsesCustomOp
+
+        @pytest.mark.torchscript(inputs=torch.ones(3))
+        def test_custom_op():
+            return UsesCustomOp()
+
+        @pytest.mark.torchscript(inputs=torch.ones(3), roundtrip="in-process")
+        def test_custom_op_in_process_only():
+            return UsesCustomOp()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of UsesCustomOp failed at fresh-process (mode='trace', device=cpu)",
+            "*test_custom_op/trace.pt could not be loaded and run in a fresh Python process that "
+            "never imported your code:",
+            "  RuntimeError: Unknown builtin op: mylib::double.",
+            "*",
+            "hint: the artifact calls an operator that your Python code registers*",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "failed (fresh-process)*reload ok, fresh FAIL*test_custom_op",
+            "passed*reload ok  *test_custom_op_in_process_only",
+        ],
+    )
+
+
+def test_one_fresh_process_serves_the_session_and_imports_no_user_module(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        PIDS = []
+
+        @pytest.mark.parametrize("batch", [1, 2, 3])
+        def test_model(torchscript, batch):
+            report = torchscript.check(Affine().eval(), torch.randn(batch, 4))
+            in_process, fresh = report.roundtrips
+            assert (in_process.where, fresh.where) == ("in-process", "fresh process")
+            assert in_process.ok and fresh.ok
+            assert fresh.user_modules == []
+            PIDS.append(fresh.process_id)
+
+        def test_same_process():
+            assert len(PIDS) == 3 and len(set(PIDS)) == 1, PIDS
+        """
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_roundtrip_false_skips_saving(suite):
+    result = suite(
+        """
+        import torch
+        from models import Affine
+
+        def test_no_roundtrip(torchscript):
+            report = torchscript.check(Affine().eval(), torch.randn(2, 4), roundtrip=False)
+            assert report.roundtrips == [] and report.artifact_path is None
+        """
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_artifacts_dir_keeps_artifact_code_and_graph_per_test(suite, pytester):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode=["trace", "script"], inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+
+        def test_single_steps(torchscript):
+            model = Affine().eval()
+            converted = torchscript.convert(model, torch.randn(2, 4))
+            reloaded = torchscript.roundtrip(converted)
+            torchscript.assert_parity(model, reloaded, [torch.randn(1, 4), torch.randn(3, 4)])
+        """,
+        "--ts-artifacts=kept",
+    )
+    result.assert_outcomes(passed=3)
+    kept = pytester.path / "kept"
+    for folder, stem in [
+        ("test_user.py__test_model_trace", "trace"),
+        ("test_user.py__test_model_script", "script"),
+        ("test_user.py__test_single_steps", "trace"),
+    ]:
+        assert (kept / folder / f"{stem}.pt").stat().st_size > 0
+        assert "def forward" in (kept / folder / f"{stem}.code").read_text()
+        assert "graph(" in (kept / folder / f"{stem}.graph").read_text()
+    assert not list(kept.rglob("*.partial"))
+
+
+def test_unwritable_artifacts_dir_is_a_usage_error_at_start_up(suite, pytester):
+    (pytester.path / "blocked").write_text("a file, not a directory")
+    result = suite("def test_nothing():\n    pass\n", "--ts-artifacts=blocked/sub")
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ts-artifacts=blocked/sub: cannot write artifacts there (*); choose a "
+         "writable directory"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -1,0 +1,43 @@
+"""The end-of-run torchscript section: failures first, nothing when nothing was checked."""
+
+from conftest import expect_lines
+
+
+def test_summary_lists_failures_first_with_figures(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine, Branchy
+
+        def test_ok(torchscript):
+            torchscript.check(Affine().eval(), torch.randn(2, 4))
+
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), -torch.ones(2, 4)], roundtrip=False)
+        def test_frozen():
+            return Branchy()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "*= torchscript =*",
+            "verdict*mode*device*max abs*max rel*round trip*size*convert*test",
+            "failed (parity)*trace*cpu*4*0.67*-*-*s*test_user.py::test_frozen",
+            "passed*trace*cpu*0*0*reload ok, fresh ok*kB*s*test_user.py::test_ok",
+            "2 check(s): 1 passed, 1 failed; * warning(s) raised by torch during the checks "
+            "were recorded, not raised",
+        ],
+    )
+
+
+def test_no_section_when_nothing_was_checked(suite):
+    result = suite(
+        """
+        def test_fixture_requested_but_unused(torchscript):
+            assert torchscript.mode == "trace"
+        """
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*torchscript ==*")
