@@ -5,7 +5,19 @@ The plugin registers itself through the ``pytest11`` entry point; users write
 Nothing here imports torch.
 """
 
-from .errors import CheckFailed, TorchScriptWarning, TrainModeWarning, UsageProblem
+from .errors import (
+    CheckFailed,
+    TorchScriptWarning,
+    TraceHazardWarning,
+    TrainModeWarning,
+    UsageProblem,
+)
 
-__all__ = ["CheckFailed", "TorchScriptWarning", "TrainModeWarning", "UsageProblem"]
+__all__ = [
+    "CheckFailed",
+    "TorchScriptWarning",
+    "TraceHazardWarning",
+    "TrainModeWarning",
+    "UsageProblem",
+]
 __version__ = "0.1.0"

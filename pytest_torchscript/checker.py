@@ -16,8 +16,12 @@ import warnings
 from typing import Any, Iterator
 
 from . import artifacts
+from .controlflow import ControlFlowReport, analyse_script, analyse_trace
 from .convert import ConversionFailed, convert
-from .errors import CheckFailed, TrainModeWarning, UsageProblem, short_repr
+from .decisions import DecisionRecorder
+from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem, short_repr
+from .graphs import first_difference, script_decisions, trace_steps
+from .hazards import hazards_from
 from .fresh_process import FreshProcessError
 from .inputs import InputSet, normalize_inputs, tensor_leaves
 from .jit_warnings import (
@@ -120,28 +124,32 @@ class TorchScriptChecker:
         _require_model(model, self._test_id, torch)
         input_sets = normalize_inputs(options.inputs, self._test_id)
         report.input_sets = [input_set.describe() for input_set in input_sets]
+        recorder, trace_recorder = DecisionRecorder(), DecisionRecorder()
         with self._evaluation(model, report):
-            first = self._eager(model, input_sets[0], 0)
+            first = self._eager(model, input_sets[0], 0, recorder)
             self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
             args, kwargs = input_sets[0].copy_to(self.device)
             try:
-                conversion = convert(model, options.mode, args, kwargs)
+                # Under tracing, sizes are tensors too: a branch on a size is seen here.
+                with trace_recorder.recording(0):
+                    conversion = convert(model, options.mode, args, kwargs)
             except ConversionFailed as failure:
                 raise _Stop("conversion", str(failure)) from None
             report.conversion_seconds = conversion.seconds
             report.warnings.extend(conversion.warnings)
             eager = [first] + [
-                self._eager(model, input_set, index)
+                self._eager(model, input_set, index, recorder)
                 for index, input_set in enumerate(input_sets[1:], start=1)
             ]
             report.parity = self._parity_all(
                 conversion.module, input_sets, eager, options, report.warnings
             )
-            if not all(result.ok for result in report.parity):
-                message = describe_mismatch(report.parity, len(input_sets), "the converted module")
-                raise _Stop("parity", message + _tracer_hint(report.warnings))
-            if options.roundtrip:
-                self._roundtrip_all(conversion.module, input_sets, eager, options, report)
+            report.control_flow = self._control_flow(
+                model, conversion, options.mode, input_sets, recorder, trace_recorder
+            )
+        self._judge_parity_and_control_flow(report, options, len(input_sets))
+        if options.roundtrip:
+            self._roundtrip_all(conversion.module, input_sets, eager, options, report)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -180,11 +188,16 @@ class TorchScriptChecker:
                 *self._location,
             )
 
-    def _eager(self, model: Any, input_set: InputSet, index: int) -> tuple[Any, Any]:
-        """Eager outputs and the inputs as the model left them (in-place writes included)."""
+    def _eager(
+        self, model: Any, input_set: InputSet, index: int, recorder: DecisionRecorder | None = None
+    ) -> tuple[Any, Any]:
+        """Eager outputs and the inputs as the model left them (in-place writes included);
+        with a ``recorder``, the run's data-dependent decisions are noted too."""
         args, kwargs = input_set.copy_to(self.device)
+        recording = recorder.recording(index) if recorder else contextlib.nullcontext()
         try:
-            output = model(*args, **kwargs)
+            with recording:
+                output = model(*args, **kwargs)
         except Exception as error:
             raise _Stop(
                 "eager",
@@ -205,6 +218,74 @@ class TorchScriptChecker:
                 f"judged against it. Remove the randomness from forward (torch.rand, dropout "
                 f"applied with training=True, nondeterministic kernels) or seed it inside "
                 f"forward.",
+            )
+
+    def _control_flow(
+        self,
+        model: Any,
+        conversion: Any,
+        mode: str,
+        input_sets: list[InputSet],
+        recorder: DecisionRecorder,
+        trace_recorder: DecisionRecorder,
+    ) -> ControlFlowReport:
+        """Script: which arms eager exercised. Trace: also re-trace on every other input set,
+        noting its decisions and its graph, to prove where another input leaves the path."""
+        if mode == "script":
+            return analyse_script(script_decisions(conversion.module), recorder.by_set)
+        example_steps = trace_steps(conversion.module)
+        differences = {}
+        for index, input_set in enumerate(input_sets[1:], start=1):
+            args, kwargs = input_set.copy_to(self.device)
+            try:
+                with trace_recorder.recording(index):
+                    retraced = convert(model, "trace", args, kwargs).module
+            except ConversionFailed:
+                continue  # parity on this set already judges a model that cannot be traced so
+            difference = first_difference(example_steps, trace_steps(retraced))
+            if difference is not None:
+                differences[index] = difference
+        return analyse_trace(
+            recorder.by_set, trace_recorder.by_set, differences, hazards_from(conversion.warnings)
+        )
+
+    def _judge_parity_and_control_flow(
+        self, report: CheckReport, options: Options, total_sets: int
+    ) -> None:
+        """Parity first; then a proven divergence fails even where values happened to agree;
+        then coverage against ``min_coverage``; a trace with only hazards passes with a warning."""
+        __tracebackhide__ = True
+        flow = report.control_flow
+        divergences = _divergence_block(flow)
+        if not all(result.ok for result in report.parity):
+            message = describe_mismatch(report.parity, total_sets, "the converted module")
+            raise _Stop("parity", message + (divergences or _tracer_hint(report.warnings)))
+        if divergences:
+            raise _Stop(
+                "control-flow",
+                "the outputs agree on these input sets, but the trace does not compute what "
+                "eager computes for all of them:" + divergences,
+            )
+        if (
+            options.min_coverage is not None
+            and flow.coverage is not None
+            and flow.coverage < options.min_coverage
+        ):
+            raise _Stop(
+                "coverage",
+                f"the input sets exercise {flow.describe_coverage()} of the data-dependent "
+                f"branches and loops, below min_coverage={options.min_coverage:g}; parity did "
+                f"not verify:\n  " + "\n  ".join(flow.unexercised_lines()),
+            )
+        user_hazards = [hazard for hazard in flow.hazards if hazard.in_user_code]
+        if user_hazards:
+            warnings.warn_explicit(
+                f"the trace of {report.model} turned tensors into Python values at "
+                + "; ".join(f"{h.location} ({h.kind})" for h in user_hazards[:6])
+                + ". Every input set agreed, so the check passed, but inputs that take other "
+                "paths may break the deployed trace; add such inputs, or use mode='script'",
+                TraceHazardWarning,
+                *self._location,
             )
 
     def _parity_all(self, module, input_sets, eager, options, into) -> list[ParityResult]:
@@ -407,6 +488,18 @@ def _model_name(model: Any) -> str:
     if hasattr(model, "forward"):
         return type(model).__qualname__
     return getattr(model, "__qualname__", type(model).__qualname__)
+
+
+def _divergence_block(flow: ControlFlowReport) -> str:
+    if not flow.divergences:
+        return ""
+    lines = ["\nthe trace replays the path of input set 0, and other input sets take another:"]
+    lines += [f"  {divergence.describe()}" for divergence in flow.divergences[:10]]
+    lines.append(
+        "hint: mode='script' keeps data-dependent control flow; a traced model needs it "
+        "expressed as tensor operations (torch.where, masking)"
+    )
+    return "\n".join(lines)
 
 
 def _tracer_hint(recorded: list[RecordedWarning]) -> str:

