@@ -15,7 +15,8 @@ import inspect
 import warnings
 from typing import Any, Iterator
 
-from . import artifacts
+from . import artifacts, baseline, perf
+from .benchmark_bridge import publish
 from .controlflow import ControlFlowReport, analyse_script, analyse_trace
 from .convert import ConversionFailed, convert
 from .decisions import DecisionRecorder
@@ -33,7 +34,9 @@ from .jit_warnings import (
 )
 from .options import Options, parse_check_options
 from .parity import ParityResult, UncomparableOutput, compare_outputs
+from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
+from .timing import WARMUP_CALLS, TimingFailed
 from .session import SessionState
 
 
@@ -49,17 +52,13 @@ class _Stop(Exception):
 class TorchScriptChecker:
     """Checks that models convert to TorchScript and behave like eager; see ``check``."""
 
-    def __init__(
-        self,
-        session: SessionState,
-        test_id: str,
-        options: Options,
-        location: tuple[str, int],
-    ) -> None:
+    def __init__(self, session: SessionState, item: Any, options: Options) -> None:
         self._session = session
-        self._test_id = test_id
+        self._item = item
+        self._test_id = item.nodeid
         self._options = options
-        self._location = location
+        path, lineno, _ = item.reportinfo()
+        self._location = (str(path), (lineno or 0) + 1)  # where plugin warnings point
         self._artifact_counts: dict[str, int] = {}
         self.reports: list[CheckReport] = []
         self.used = False
@@ -148,8 +147,11 @@ class TorchScriptChecker:
                 model, conversion, options.mode, input_sets, recorder, trace_recorder
             )
         self._judge_parity_and_control_flow(report, options, len(input_sets))
+        reloaded = None
         if options.roundtrip:
-            self._roundtrip_all(conversion.module, input_sets, eager, options, report)
+            reloaded = self._roundtrip_all(conversion.module, input_sets, eager, options, report)
+        if options.benchmark:
+            self._time_and_gate(model, conversion.module, reloaded, input_sets[0], options, report)
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -344,6 +346,81 @@ class TorchScriptChecker:
             )
         if options.fresh_process:
             self._fresh_process_parity(path, input_sets, eager, options, report)
+        return loaded
+
+    def _time_and_gate(self, model, converted, reloaded, example, options, report) -> None:
+        """Time eager, converted and reloaded interleaved; publish to pytest-benchmark; gate."""
+        settings = self._session.settings
+        if self._session.timing_off is not None:
+            report.perf = PerfReport(note=self._session.timing_off)
+            return
+        series = {"eager": model, report.mode: converted}
+        if reloaded is not None:
+            series[f"{report.mode} reloaded"] = reloaded
+        calls = {}
+        for name, module in series.items():
+            args, kwargs = example.copy_to(self.device)
+            calls[name] = functools.partial(module, *args, **kwargs)
+        key = baseline.entry_key(self._test_id, report.mode, str(self.device))
+        if self._artifact_counts.get(report.mode, 0) > 1:
+            key += f" | {self._artifact_counts[report.mode]}"
+        try:
+            with self._evaluation(model, CheckReport(self._test_id, report.mode, report.device)):
+                with recording_warnings(report.warnings):
+                    report.perf, new_entry = perf.run(
+                        calls,
+                        self.device,
+                        options.time_budget,
+                        settings.perf,
+                        self._session.baseline_entries,
+                        key,
+                        options.max_slowdown,
+                        options.max_regression,
+                    )
+        except TimingFailed as failure:
+            raise _Stop("timing", f"{failure}; the other checks of this run still count") from None
+        if new_entry is not None:
+            self._session.new_baseline_entries[key] = new_entry
+        self._publish(report)
+        failures = report.perf.failures(settings.perf.strict)
+        if failures:
+            raise _Stop(
+                "perf",
+                "\n".join(f"{gate.gate}: {gate.outcome}: {gate.message}" for gate in failures),
+            )
+
+    def _publish(self, report: CheckReport) -> None:
+        timing = report.perf.timing
+        for name, samples in timing.samples.items():
+            role = "eager" if name == "eager" else "converted" if name == report.mode else "reloaded"
+            ratio = None if role == "eager" else timing.ratio(name)
+            publish(
+                self._item.config,
+                self._item,
+                name,
+                samples,
+                timing.loops,
+                {
+                    "timer": "perf_counter",
+                    "warmup": WARMUP_CALLS,
+                    "min_rounds": timing.rounds,
+                    "max_time": timing.seconds_spent,
+                    "disable_gc": False,
+                },
+                {
+                    "torchscript": {
+                        "role": role,
+                        "mode": report.mode,
+                        "device": report.device,
+                        "threads": timing.threads,
+                        "ratio_to_eager": ratio.to_dict() if ratio else None,
+                        "parity_max_abs": report.max_abs,
+                        "parity_max_rel": report.max_rel,
+                        "peak_memory_bytes": timing.peak_memory.get(name),
+                        "gates": [gate.to_dict() for gate in report.perf.gates],
+                    }
+                },
+            )
 
     def _fresh_process_parity(self, path, input_sets, eager, options, report) -> None:
         fresh = RoundTripResult("fresh process")

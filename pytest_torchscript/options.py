@@ -28,6 +28,10 @@ class Options:
     atol: float | None = None
     roundtrip: bool | str = True
     min_coverage: float | None = None
+    benchmark: bool = True
+    time_budget: float = 2.0
+    max_slowdown: float | None = None
+    max_regression: float = 0.05
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -70,6 +74,19 @@ def _fraction(value: Any) -> float:
     if number > 1:
         raise ValueError(f"{short_repr(value)} is above 1")
     return number
+
+
+def _positive(value: Any) -> float:
+    number = _tolerance(value)
+    if number == 0:
+        raise ValueError(f"{short_repr(value)} is not above 0")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise ValueError(f"{short_repr(value)} is not True or False")
 
 
 def _roundtrip(value: Any) -> bool | str:
@@ -135,6 +152,31 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "a fraction from 0 to 1 of the arms of data-dependent branches and loops that the "
             "input sets must exercise",
             _fraction,
+            _float_text,
+        ),
+        OptionSpec(
+            "benchmark",
+            "True (time eager, converted and reloaded modules) or False",
+            _flag,
+            _bool_text,
+        ),
+        OptionSpec(
+            "time_budget",
+            "seconds (> 0) of timing per check, warm-up included",
+            _positive,
+            _float_text,
+        ),
+        OptionSpec(
+            "max_slowdown",
+            "a number > 0: how many times slower than eager the converted module may be",
+            _positive,
+            _float_text,
+        ),
+        OptionSpec(
+            "max_regression",
+            "a fraction >= 0: how much slower (relative to eager) than the baseline the "
+            "converted module may get, e.g. 0.05 for 5%",
+            _tolerance,
             _float_text,
         ),
     )
@@ -219,4 +261,10 @@ INI_HELP = {
     "ts_roundtrip": "default roundtrip option of torchscript checks: true, in-process or false",
     "ts_min_coverage": "fail checks whose input sets exercise less than this fraction (0-1) of "
     "the arms of data-dependent branches and loops (default: report only)",
+    "ts_benchmark": "time eager vs converted modules in torchscript checks (default: true)",
+    "ts_time_budget": "seconds of timing per torchscript check (default: 2)",
+    "ts_max_slowdown": "fail checks whose converted module is more than this many times slower "
+    "than eager (default: no limit)",
+    "ts_max_regression": "fail checks whose converted/eager ratio grew by more than this "
+    "fraction over the --ts-baseline entry (default: 0.05)",
 }

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from .benchmark_bridge import MachineInfo, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
-from .options import INI_HELP, Options, parse_ini, parse_marker
+from .options import INI_HELP, Options, parse_ini, parse_layer, parse_marker
+from .perf import PerfSettings
 from .session import SessionState, Settings
-from .summary import write_summary
+from .summary import write_regressions, write_summary
 
 MARKER = "torchscript"
 FIXTURE = "torchscript"
@@ -43,8 +45,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("torchscript", "model conversion checks (pytest-torchscript)")
     group.addoption("--ts-device", dest="ts_device", metavar="DEVICE", help=_DEVICE_HELP)
     group.addoption("--ts-artifacts", dest="ts_artifacts", metavar="DIR", help=_ARTIFACTS_HELP)
+    group.addoption(
+        "--ts-baseline",
+        dest="ts_baseline",
+        metavar="PATH",
+        help="JSON perf baseline to gate converted/eager ratios against (see --ts-update-baseline)",
+    )
+    group.addoption(
+        "--ts-update-baseline",
+        dest="ts_update_baseline",
+        action="store_true",
+        help="write this run's timings into --ts-baseline, keeping the entries of other tests",
+    )
+    group.addoption(
+        "--ts-perf-strict",
+        dest="ts_perf_strict",
+        action="store_true",
+        help="fail checks whose perf gate is inconclusive (too noisy) or has no baseline entry",
+    )
+    group.addoption(
+        "--ts-max-regression",
+        dest="ts_max_regression",
+        metavar="FRACTION",
+        help="default max_regression for this run (overrides ini ts_max_regression)",
+    )
     parser.addini("ts_device", _DEVICE_HELP, default="cpu")
     parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
+    parser.addini("ts_threads", "torch threads while timing (recorded; default: 1)", default="1")
     for key, help_text in INI_HELP.items():
         parser.addini(key, help_text, default="")
 
@@ -55,7 +82,17 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = _settings(config)
     except UsageProblem as problem:
         raise pytest.UsageError(str(problem)) from None
-    config.stash[_STATE] = SessionState(settings, user_roots=[str(config.rootpath)])
+    try:
+        state = SessionState(
+            settings, [str(config.rootpath)], timing_off=lambda: timing_off_reason(config)
+        )
+    except UsageProblem as problem:
+        raise pytest.UsageError(str(problem)) from None
+    config.stash[_STATE] = state
+    if config.pluginmanager.hasplugin("benchmark"):
+        config.pluginmanager.register(
+            MachineInfo(settings.perf.threads), "torchscript-benchmark-machine-info"
+        )
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -77,7 +114,53 @@ def _settings(config: pytest.Config) -> Settings:
         artifact_root = prepare_artifact_root(
             str(base / config.getini("ts_artifacts")), f"ts_artifacts in {source}"
         )
-    return Settings(device, device_source, artifact_root, parse_ini(config.getini, source))
+    option_defaults = parse_ini(config.getini, source)
+    if config.option.ts_max_regression is not None:
+        option_defaults.update(
+            parse_layer(
+                {"max_regression": _number(config.option.ts_max_regression)},
+                "--ts-max-regression",
+            )
+        )
+    return Settings(
+        device,
+        device_source,
+        artifact_root,
+        option_defaults,
+        perf=_perf_settings(config, source),
+    )
+
+
+def _perf_settings(config: pytest.Config, source: str) -> PerfSettings:
+    path = Path(config.option.ts_baseline).resolve() if config.option.ts_baseline else None
+    if config.option.ts_update_baseline and path is None:
+        raise UsageProblem(
+            "--ts-update-baseline needs --ts-baseline=PATH: the file to write the timings into"
+        )
+    try:
+        threads = int(config.getini("ts_threads"))
+        if threads < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageProblem(
+            f"ini option ts_threads = {config.getini('ts_threads')!r} in {source} is invalid; "
+            f"ts_threads accepts a whole number >= 1"
+        ) from None
+    return PerfSettings(path, bool(config.option.ts_update_baseline),
+                        bool(config.option.ts_perf_strict), threads)
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is not None:
+        state.write_baseline()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -185,10 +268,7 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
         options = options.merged({"mode": callspec.params[_MODE_PARAM]})
     if options.fresh_process:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
-    path, lineno, _ = request.node.reportinfo()
-    checker = TorchScriptChecker(
-        state, request.node.nodeid, options, (str(path), (lineno or 0) + 1)
-    )
+    checker = TorchScriptChecker(state, request.node, options)
     request.node.stash[_CHECKER] = checker
     return checker
 
@@ -201,7 +281,24 @@ def _available_device(state: SessionState) -> Any:
     return resolved.device
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Last of the plugin sections (after pytest-benchmark's table), so the perf regressions
+    table is what a CI log reader sees just above pytest's own short summary."""
     state = config.stash.get(_STATE, None)
     if state is not None and state.reports:
-        write_summary(terminalreporter, state.reports)
+        write_summary(terminalreporter, state.reports, state.settings)
+        write_regressions(terminalreporter, state.reports)
+    if state is not None and state.settings.perf.update_baseline:
+        path = state.settings.perf.baseline_path
+        if state.new_baseline_entries:
+            terminalreporter.write_line(
+                f"torchscript: wrote {len(state.new_baseline_entries)} baseline entries to {path}"
+            )
+        else:
+            why = f" ({state.timing_off})" if state.timing_off else ""
+            terminalreporter.write_line(
+                f"torchscript: --ts-update-baseline wrote nothing to {path}: no check was "
+                f"timed{why}",
+                yellow=True,
+            )

@@ -14,6 +14,7 @@ from typing import Any
 from .controlflow import ControlFlowReport
 from .jit_warnings import RecordedWarning
 from .parity import LeafResult, ParityResult
+from .perf import PerfReport
 
 # Where a check stopped; the names appear in the summary and the JSON report.
 STAGES = (
@@ -26,6 +27,8 @@ STAGES = (
     "coverage",
     "roundtrip",
     "fresh-process",
+    "timing",
+    "perf",
 )
 
 
@@ -73,6 +76,7 @@ class CheckReport:
     warnings: list[RecordedWarning] = field(default_factory=list)
     was_training: bool = False
     control_flow: ControlFlowReport | None = None
+    perf: PerfReport | None = None
     failed_stage: str | None = None
     failure: str | None = None
 
@@ -111,6 +115,7 @@ class CheckReport:
             "conversion_seconds": self.conversion_seconds,
             "was_training": self.was_training,
             "control_flow": self.control_flow.to_dict() if self.control_flow else None,
+            "perf": self.perf.to_dict() if self.perf else None,
             "warnings": [warning.to_dict() for warning in self.warnings],
         }
 

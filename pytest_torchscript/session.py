@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from . import baseline
 from .devices import ResolvedDevice, resolve_device
 from .fresh_process import FreshProcess
+from .perf import PerfSettings
 from .report import CheckReport
 
 
@@ -19,17 +21,27 @@ class Settings:
     device_source: str = "--ts-device"
     artifact_root: Path | None = None
     option_defaults: dict[str, Any] = field(default_factory=dict)
+    perf: PerfSettings = field(default_factory=PerfSettings)
 
 
 class SessionState:
-    def __init__(self, settings: Settings, user_roots: list[str]) -> None:
+    def __init__(
+        self, settings: Settings, user_roots: list[str], timing_off: Callable[[], str | None]
+    ) -> None:
         self.settings = settings
+        self._timing_off = timing_off
+        self._timing_off_reason: str | None = None
+        self._timing_off_known = False
         self.reports: list[CheckReport] = []
         self.temp_root: Path | None = None
         self._user_roots = user_roots
         self._device: ResolvedDevice | None = None
         self._fresh: FreshProcess | None = None
         self.warned_train_mode: set[type] = set()  # TrainModeWarning: once per model class
+        self.baseline_entries: dict[str, dict] = {}
+        self.new_baseline_entries: dict[str, dict] = {}
+        if settings.perf.baseline_path is not None:
+            self.baseline_entries = baseline.load(settings.perf.baseline_path)
 
     @property
     def device(self) -> ResolvedDevice:
@@ -37,6 +49,15 @@ class SessionState:
         if self._device is None:
             self._device = resolve_device(self.settings.device, self.settings.device_source)
         return self._device
+
+    @property
+    def timing_off(self) -> str | None:
+        """Why pytest-benchmark says not to time anything (--benchmark-disable, xdist...).
+        Asked on first use: pytest-benchmark sets itself up after this plugin configures."""
+        if not self._timing_off_known:
+            self._timing_off_reason = self._timing_off()
+            self._timing_off_known = True
+        return self._timing_off_reason
 
     def fresh_process(self) -> FreshProcess:
         if self._fresh is None:
@@ -47,6 +68,14 @@ class SessionState:
         root = self.settings.artifact_root or self.temp_root
         assert root is not None, "the torchscript fixture sets temp_root before any check"
         return root
+
+    def write_baseline(self) -> Path | None:
+        """With --ts-update-baseline, merge this run's entries into the baseline file."""
+        path = self.settings.perf.baseline_path
+        if not self.settings.perf.update_baseline or not self.new_baseline_entries:
+            return None
+        baseline.update(path, self.new_baseline_entries)
+        return path
 
     def close(self) -> None:
         if self._fresh is not None:

@@ -22,7 +22,8 @@ _COLUMNS = (
 )
 
 
-def write_summary(terminal: Any, reports: list[CheckReport]) -> None:
+def write_summary(terminal: Any, reports: list[CheckReport], settings: Any) -> None:
+    """``settings``: the run's ``Settings`` (threads) for the timings section."""
     ordered = sorted(reports, key=lambda report: report.passed)  # stable: failures first
     rows = [_row(report) for report in ordered]
     widths = [max(len(row[i]) for row in [*rows, _COLUMNS]) for i in range(len(_COLUMNS))]
@@ -42,12 +43,66 @@ def write_summary(terminal: Any, reports: list[CheckReport]) -> None:
             terminal.write_line(f"  {report.test_id} ({report.mode}):")
             for text in lines:
                 terminal.write_line(f"    {text}")
+    _write_timings(terminal, ordered, settings)
     failed = sum(not report.passed for report in reports)
     warnings = sum(len(report.warnings) for report in reports)
     counts = f"{len(reports)} check(s): {len(reports) - failed} passed, {failed} failed"
     if warnings:
         counts += f"; {warnings} warning(s) raised by torch during the checks were recorded, not raised"
     terminal.write_line(counts)
+
+
+def _write_timings(terminal: Any, reports: list[CheckReport], settings: Any) -> None:
+    timed = [report for report in reports if report.perf is not None and report.perf.timing]
+    if not timed:
+        notes = {report.perf.note for report in reports if report.perf and report.perf.note}
+        for note in sorted(notes):
+            terminal.write_line(f"timings: {note}")
+        return
+    terminal.write_line(
+        f"timings ({settings.perf.threads} thread(s), interleaved rounds; ratio = converted / "
+        f"eager, median and 95% interval):"
+    )
+    header = ("mode", "eager", "converted", "reloaded", "ratio", "gates")
+    rows = []
+    for report in timed:
+        perf = report.perf
+        medians = list(perf.medians.values())
+        rows.append(
+            (
+                report.mode,
+                _duration(medians[0].median),
+                _duration(medians[1].median),
+                _duration(medians[2].median) if len(medians) > 2 else "-",
+                perf.ratio.describe(""),
+                ", ".join(f"{g.gate} {g.outcome}" for g in perf.gates) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in [*rows, header]) for i in range(len(header))]
+    for cells, test in [(header, "test"), *zip(rows, (r.test_id for r in timed))]:
+        terminal.write_line(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + test
+        )
+
+
+def write_regressions(terminal: Any, reports: list[CheckReport]) -> None:
+    """The last thing a CI log shows before pytest's short summary: every failed perf gate."""
+    failed = [report for report in reports if report.failed_stage == "perf" and report.perf]
+    if not failed:
+        return
+    terminal.write_sep("=", "torchscript performance regressions", red=True)
+    for report in failed:
+        for gate in report.perf.gates:
+            if gate.outcome != "pass":
+                terminal.write_line(f"{report.test_id} ({report.mode}): {gate.gate} {gate.outcome}")
+                terminal.write_line(f"    {gate.message}")
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
 
 
 def control_flow_lines(report: CheckReport) -> list[str]:

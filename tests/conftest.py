@@ -38,14 +38,25 @@ class Affine(torch.nn.Module):
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester):
-    """Write a user test file (with ``models.py`` beside it) and run it in a subprocess."""
+    """Write a user test file (with ``models.py`` beside it) and run it in a subprocess.
 
-    def run(source: str, *args: str, name: str = "test_user", ini: str | None = None):
+    Timing is off unless ``timed=True``: it is on by default for users, but costs seconds per
+    check, and only the perf tests are about it.
+    """
+
+    def run(
+        source: str,
+        *args: str,
+        name: str = "test_user",
+        ini: str | None = None,
+        timed: bool = False,
+    ):
         pytester.makepyfile(models=MODELS)
         pytester.makepyfile(**{name: textwrap.dedent(source)})
         if ini is not None:
             pytester.makeini(textwrap.dedent(ini))
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        extra = () if timed else ("--benchmark-disable",)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *extra, *args)
 
     return run
 

@@ -1,0 +1,98 @@
+"""Publishing timings as pytest-benchmark results, so its table, ``--benchmark-json``,
+``--benchmark-autosave``/``--benchmark-compare`` and ``--benchmark-compare-fail`` see them.
+
+pytest-benchmark has no public API for results measured elsewhere; its session object
+(``config._benchmarksession``) and ``Metadata`` rows are the stable integration points its own
+fixture uses. Everything here degrades to "not published" if they are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+
+def benchmark_session(config: pytest.Config) -> Any | None:
+    return getattr(config, "_benchmarksession", None)
+
+
+def timing_off_reason(config: pytest.Config) -> str | None:
+    """Why pytest-benchmark says not to time anything in this run, or None."""
+    session = benchmark_session(config)
+    if session is None:
+        return None
+    if getattr(session, "skip", False):
+        return "timing off: --benchmark-skip"
+    xdist = os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("dist", "no") != "no"
+    if getattr(session, "disabled", False):
+        if xdist:
+            return "timing off under xdist (pytest-benchmark disables itself; run without -n)"
+        return "timing off: --benchmark-disable"
+    return None
+
+
+@dataclass
+class _Series:
+    """What pytest-benchmark's ``Metadata`` reads from its fixture."""
+
+    name: str
+    fullname: str
+    group: str
+    param: str | None
+    params: dict | None
+    extra_info: dict = field(default_factory=dict)
+    cprofile_stats: Any = None
+    has_error: bool = False
+
+
+def publish(
+    config: pytest.Config,
+    item: pytest.Item,
+    label: str,
+    samples: list[float],
+    loops: int,
+    options: dict,
+    extra_info: dict,
+) -> None:
+    """Add one series (``label``: eager, trace, trace reloaded...) to pytest-benchmark."""
+    session = benchmark_session(config)
+    if session is None:
+        return
+    from pytest_benchmark.stats import Metadata
+
+    callspec = getattr(item, "callspec", None)
+    series = _Series(
+        name=f"{item.name}::{label}",
+        fullname=f"{item.nodeid}::{label}",
+        group=item.nodeid,
+        param=callspec.id if callspec else None,
+        params=dict(callspec.params) if callspec else None,
+        extra_info=extra_info,
+    )
+    metadata = Metadata(series, iterations=loops, options=options)
+    for per_call in samples:
+        metadata.update(per_call * loops)
+    session.benchmarks.append(metadata)
+
+
+class MachineInfo:
+    """Adds torch, CUDA, GPU and the timing thread count to pytest-benchmark's machine info
+    (registered only when pytest-benchmark is active). torch is read only if a check already
+    imported it: a run that timed nothing does not import it for this."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    @pytest.hookimpl
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict):
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
+        info = {"torch": torch.__version__, "cuda": torch.version.cuda, "threads": self.threads}
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name()
+        machine_info["pytest_torchscript"] = info
