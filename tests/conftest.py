@@ -37,12 +37,14 @@ class Affine(torch.nn.Module):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester):
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """Write a user test file (with ``models.py`` beside it) and run it in a subprocess.
 
     Timing is off unless ``timed=True``: it is on by default for users, but costs seconds per
     check, and only the perf tests are about it.
     """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)  # the user's run is not under our xdist
 
     def run(
         source: str,

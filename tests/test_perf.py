@@ -1,0 +1,309 @@
+"""Timings and perf gates: pytest-benchmark integration, max_slowdown, baselines.
+
+The slow model is slow deterministically: its converted form (scripted or traced) runs its
+layers four times where eager runs them once, so the converted/eager ratio is about 3-4 on any
+machine. No test depends on how fast the machine is.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import expect_lines
+
+PERF_MODELS = '''
+import torch
+
+
+class Fast(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU())
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class SlowOnceConverted(Fast):
+    def forward(self, x):
+        y = self.layers(x)
+        if torch.jit.is_scripting() or torch.jit.is_tracing():
+            for _ in range(3):
+                y = y + self.layers(y) * 0.0   # work the converted form does, same values
+        return y
+
+
+class FailsWhenTimed(Fast):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 3:  # the check's own calls pass; the timing loop's do not
+            raise RuntimeError("device lost")
+        return self.layers(x)
+'''
+
+TESTS = """
+import pytest
+import torch
+from perf_models import Fast, SlowOnceConverted
+
+X = torch.randn(8, 64)
+
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3)
+def test_fast():
+    return Fast().eval()
+
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3)
+def test_slow():
+    return SlowOnceConverted().eval()
+"""
+
+
+@pytest.fixture
+def perf_suite(suite, pytester):
+    def run(source, *args, **kwargs):
+        pytester.makepyfile(perf_models=PERF_MODELS)
+        return suite(source, *args, timed=True, **kwargs)
+
+    return run
+
+
+def _write_baseline(path, ratios: dict[str, tuple[float, float, float]]):
+    entries = {
+        f"test_user.py::{name} | script | cpu": {
+            "ratio": {"median": median, "low": low, "high": high},
+            "eager_median": 1e-4,
+            "converted_median": 1e-4 * median,
+            "fingerprint": {"cpu": "another machine"},
+        }
+        for name, (median, low, high) in ratios.items()
+    }
+    path.write_text(
+        json.dumps({"format": "pytest-torchscript-baseline", "version": 1, "entries": entries})
+    )
+
+
+def test_timings_are_pytest_benchmark_results_with_extra_info(perf_suite, pytester):
+    result = perf_suite(TESTS, "--benchmark-json=bench.json", "-k", "fast")
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["*benchmark 'test_user.py::test_fast': 3 tests*"])
+    expect_lines(
+        result,
+        [
+            "timings (1 thread(s), interleaved rounds; ratio = converted / eager, median and 95% "
+            "interval):",
+            "  mode*eager*converted*reloaded*ratio*gates*test",
+            "  script*s*s*s*[*]*-*test_user.py::test_fast",
+        ],
+    )
+    data = json.loads((pytester.path / "bench.json").read_text())
+    names = [bench["fullname"] for bench in data["benchmarks"]]
+    assert names == [
+        "test_user.py::test_fast::eager",
+        "test_user.py::test_fast::script",
+        "test_user.py::test_fast::script reloaded",
+    ]
+    info = data["benchmarks"][1]["extra_info"]["torchscript"]
+    assert (info["role"], info["mode"], info["device"], info["threads"]) == (
+        "converted", "script", "cpu", 1,
+    )
+    assert info["ratio_to_eager"]["low"] <= info["ratio_to_eager"]["median"]
+    assert info["parity_max_abs"] == 0.0
+    assert data["machine_info"]["pytest_torchscript"]["torch"].startswith("2.")
+    assert all(bench["stats"]["rounds"] >= 9 for bench in data["benchmarks"])
+
+
+def test_max_slowdown_fails_a_converted_module_slower_than_allowed(perf_suite):
+    result = perf_suite(
+        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)")
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of SlowOnceConverted failed at perf (mode='script', device=cpu)",
+            "max_slowdown: regression: slower than allowed: converted/eager = *x [*, *] (95% "
+            "interval), max_slowdown=2",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "*= torchscript performance regressions =*",
+            "test_user.py::test_slow (script): max_slowdown regression",
+        ],
+    )
+
+
+def test_baseline_gate_pass_regression_inconclusive_and_missing(perf_suite, pytester):
+    _write_baseline(
+        pytester.path / "baseline.json",
+        {
+            "test_fast": (5.0, 4.9, 5.1),  # converted was 5x eager: now it is far better
+            "test_slow": (0.9, 0.89, 0.91),  # converted was faster than eager: now ~3x slower
+            "test_noisy": (1.0, 0.2, 9.0),  # a baseline too noisy to judge anything against
+        },
+    )
+    result = perf_suite(
+        TESTS
+        + """
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3)
+def test_noisy():
+    return Fast().eval()
+
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3)
+def test_new():
+    return Fast().eval()
+""",
+        "--ts-baseline=baseline.json",
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of SlowOnceConverted failed at perf (mode='script', device=cpu)",
+            "max_regression: regression: slower than the baseline: converted/eager ratio * now "
+            "vs 0.900x [0.890, 0.910] in the baseline: +*] change, max_regression=5%",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "*script*max_regression regression*test_user.py::test_slow",
+            "*script*max_regression pass*test_user.py::test_fast",
+            "*script*max_regression inconclusive*test_user.py::test_noisy",
+            "*script*max_regression missing baseline*test_user.py::test_new",
+        ],
+    )
+
+
+def test_perf_strict_fails_inconclusive_and_missing_with_how_to(perf_suite, pytester):
+    _write_baseline(pytester.path / "baseline.json", {"test_fast": (1.0, 0.2, 9.0)})
+    result = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-perf-strict", "-k", "fast")
+    result.assert_outcomes(failed=1)
+    expect_lines(result, ["max_regression: inconclusive: too noisy to tell: *"])
+    result = perf_suite(TESTS, "--ts-baseline=other.json", "--ts-perf-strict", "-k", "fast")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "max_regression: missing baseline: no baseline entry 'test_user.py::test_fast | "
+            "script | cpu' in */other.json; record it with pytest --ts-baseline=*/other.json "
+            "--ts-update-baseline",
+        ],
+    )
+
+
+def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pytester):
+    _write_baseline(pytester.path / "baseline.json", {"test_elsewhere": (1.0, 0.9, 1.1)})
+    result = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-update-baseline")
+    result.assert_outcomes(passed=2)
+    expect_lines(result, ["torchscript: wrote 2 baseline entries to */baseline.json"])
+    entries = json.loads((pytester.path / "baseline.json").read_text())["entries"]
+    assert sorted(entries) == [
+        "test_user.py::test_elsewhere | script | cpu",
+        "test_user.py::test_fast | script | cpu",
+        "test_user.py::test_slow | script | cpu",
+    ]
+    slow = entries["test_user.py::test_slow | script | cpu"]
+    assert slow["ratio"]["median"] > 2  # the converted form does 4x the work
+    assert slow["fingerprint"]["threads"] == 1 and slow["fingerprint"]["device"] == "cpu"
+    # The recorded baseline gates the next run: same models, so no regression.
+    again = perf_suite(TESTS, "--ts-baseline=baseline.json")
+    again.assert_outcomes(passed=2)
+    again.stdout.no_fnmatch_line("*max_regression regression*")
+
+
+def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite, pytester):
+    pytester.makepyfile(perf_models=PERF_MODELS, test_user=TESTS)
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+        "--ts-baseline=shared.json", "--ts-update-baseline",
+    ]
+    logs = [pytester.path / f"{name}.log" for name in ("test_fast", "test_slow")]
+    workers = []
+    for log in logs:
+        with open(log, "w") as output:
+            workers.append(
+                subprocess.Popen([*command, "-k", log.stem], cwd=pytester.path, stdout=output)
+            )
+    assert [worker.wait(timeout=300) for worker in workers] == [0, 0], [
+        log.read_text() for log in logs
+    ]
+    entries = json.loads((pytester.path / "shared.json").read_text())["entries"]
+    assert len(entries) == 2, sorted(entries)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("{not json", "*shared.json: not valid JSON (line 1, column 2: *); fix it or delete it*"),
+        (
+            '{"format": "pytest-torchscript-baseline", "version": 7, "entries": {}}',
+            "*shared.json: written in baseline format version 7, and this pytest-torchscript "
+            "reads version 1; re-create it with --ts-update-baseline*",
+        ),
+        (
+            '{"format": "pytest-torchscript-baseline", "version": 1, "entries": '
+            '{"t | script | cpu": {"ratio": {"median": 1, "low": 2, "high": 3}}}}',
+            "*shared.json: entry 't | script | cpu' has a ratio interval that does not contain "
+            "its median; fix the entry or re-create it with --ts-update-baseline",
+        ),
+    ],
+    ids=["not-json", "other-version", "bad-entry"],
+)
+def test_corrupt_baseline_is_a_usage_error_naming_file_and_entry(
+    perf_suite, pytester, content, expected
+):
+    (pytester.path / "shared.json").write_text(content)
+    result = perf_suite(TESTS, "--ts-baseline=shared.json")
+    result.stderr.fnmatch_lines(["ERROR: --ts-baseline " + expected])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_update_baseline_needs_a_path(perf_suite):
+    result = perf_suite(TESTS, "--ts-update-baseline")
+    result.stderr.fnmatch_lines(["ERROR: --ts-update-baseline needs --ts-baseline=PATH*"])
+
+
+def test_a_timing_that_cannot_be_taken_fails_that_test_only(perf_suite):
+    result = perf_suite(
+        TESTS
+        + """
+from perf_models import FailsWhenTimed
+
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3, roundtrip=False)
+def test_fails_when_timed():
+    return FailsWhenTimed().eval()
+"""
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of FailsWhenTimed failed at timing (mode='script', device=cpu)",
+            "timing eager failed: RuntimeError: device lost; the other checks of this run still "
+            "count",
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "option, note",
+    [
+        ("--benchmark-disable", "timings: timing off: --benchmark-disable"),
+        ("--benchmark-skip", "timings: timing off: --benchmark-skip"),
+    ],
+)
+def test_benchmark_disable_and_skip_turn_timing_off_but_checks_still_run(
+    perf_suite, option, note
+):
+    result = perf_suite(TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)"),
+                        option)
+    result.assert_outcomes(passed=2)  # max_slowdown cannot fail what was not timed
+    expect_lines(result, [note])
+    result.stdout.no_fnmatch_line("*benchmark 'test_user.py*")
