@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageProblem
+from .exporting import load_program, program_code, save_program
 from .jit_warnings import RecordedWarning, import_torch, recording_warnings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
@@ -42,17 +43,24 @@ def folder_for(root: Path, test_id: str) -> Path:
     return root / name[:150]
 
 
-def save(module: Any, folder: Path, stem: str, into: list[RecordedWarning]) -> Path:
-    """Write the converted module as ``stem.pt`` plus ``stem.code``/``stem.graph``, each via a
-    temporary file and a rename so a crash never leaves a truncated artifact behind."""
+def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) -> Path:
+    """Write a ScriptModule as ``stem.pt`` (an ExportedProgram as ``stem.pt2``) plus
+    ``stem.code``/``stem.graph``, each via a temporary file and a rename so a crash never
+    leaves a truncated artifact behind."""
     torch = import_torch()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}.pt"
-    temporary = folder / f".{stem}.pt.partial"
+    exported = isinstance(artifact, torch.export.ExportedProgram)
+    suffix = ".pt2" if exported else ".pt"
+    path = folder / f"{stem}{suffix}"
+    temporary = folder / f".{stem}.partial{suffix}"
     with recording_warnings(into):
-        torch.jit.save(module, str(temporary))
-        code = getattr(module, "code", "")
-        graph = str(getattr(module, "inlined_graph", getattr(module, "graph", "")))
+        if exported:
+            save_program(artifact, temporary)
+            code, graph = program_code(artifact)
+        else:
+            torch.jit.save(artifact, str(temporary))
+            code = getattr(artifact, "code", "")
+            graph = str(getattr(artifact, "inlined_graph", getattr(artifact, "graph", "")))
     os.replace(temporary, path)
     write_text_atomically(folder / f"{stem}.code", code)
     write_text_atomically(folder / f"{stem}.graph", graph)
@@ -62,6 +70,8 @@ def save(module: Any, folder: Path, stem: str, into: list[RecordedWarning]) -> P
 def load(path: Path, device: Any, into: list[RecordedWarning]) -> Any:
     torch = import_torch()
     with recording_warnings(into):
+        if path.suffix == ".pt2":
+            return load_program(path)
         return torch.jit.load(str(path), map_location=device)
 
 

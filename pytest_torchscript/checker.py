@@ -17,9 +17,10 @@ from typing import Any, Iterator
 
 from . import artifacts, baseline, perf
 from .benchmark_bridge import publish
-from .controlflow import ControlFlowReport, analyse_script, analyse_trace
+from .controlflow import ControlFlowReport, analyse_coverage, analyse_script, analyse_trace
 from .convert import ConversionFailed, convert
 from .decisions import DecisionRecorder
+from .exporting import explain_rejected_input, export_example, infer_dynamic_shapes
 from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem, short_repr
 from .graphs import first_difference, script_decisions, trace_steps
 from .hazards import hazards_from
@@ -127,11 +128,19 @@ class TorchScriptChecker:
         with self._evaluation(model, report):
             first = self._eager(model, input_sets[0], 0, recorder)
             self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
-            args, kwargs = input_sets[0].copy_to(self.device)
+            example = input_sets[0]
+            dynamic_shapes = options.dynamic_shapes
+            if options.mode == "export" and dynamic_shapes is None:
+                dynamic_shapes = infer_dynamic_shapes(model, input_sets)
+                example = input_sets[export_example(input_sets, dynamic_shapes)]
+            args, kwargs = example.copy_to(self.device)
+            # Under tracing, sizes are tensors too: a branch on a size is seen here.
+            recording = (
+                trace_recorder.recording(0) if options.mode == "trace" else contextlib.nullcontext()
+            )
             try:
-                # Under tracing, sizes are tensors too: a branch on a size is seen here.
-                with trace_recorder.recording(0):
-                    conversion = convert(model, options.mode, args, kwargs)
+                with recording:
+                    conversion = convert(model, options.mode, args, kwargs, dynamic_shapes)
             except ConversionFailed as failure:
                 raise _Stop("conversion", str(failure)) from None
             report.conversion_seconds = conversion.seconds
@@ -141,7 +150,8 @@ class TorchScriptChecker:
                 for index, input_set in enumerate(input_sets[1:], start=1)
             ]
             report.parity = self._parity_all(
-                conversion.module, input_sets, eager, options, report.warnings
+                conversion.module, input_sets, eager, options, report.warnings,
+                conversion.size_decisions if options.mode == "export" else None,
             )
             report.control_flow = self._control_flow(
                 model, conversion, options.mode, input_sets, recorder, trace_recorder
@@ -149,7 +159,7 @@ class TorchScriptChecker:
         self._judge_parity_and_control_flow(report, options, len(input_sets))
         reloaded = None
         if options.roundtrip:
-            reloaded = self._roundtrip_all(conversion.module, input_sets, eager, options, report)
+            reloaded = self._roundtrip_all(conversion.artifact, input_sets, eager, options, report)
         if options.benchmark:
             self._time_and_gate(model, conversion.module, reloaded, input_sets[0], options, report)
 
@@ -235,6 +245,8 @@ class TorchScriptChecker:
         noting its decisions and its graph, to prove where another input leaves the path."""
         if mode == "script":
             return analyse_script(script_decisions(conversion.module), recorder.by_set)
+        if mode == "export":  # export refuses data-dependent branches: coverage only
+            return analyse_coverage("export", recorder.by_set)
         example_steps = trace_steps(conversion.module)
         differences = {}
         for index, input_set in enumerate(input_sets[1:], start=1):
@@ -290,7 +302,9 @@ class TorchScriptChecker:
                 *self._location,
             )
 
-    def _parity_all(self, module, input_sets, eager, options, into) -> list[ParityResult]:
+    def _parity_all(
+        self, module, input_sets, eager, options, into, size_decisions=None
+    ) -> list[ParityResult]:
         results = []
         for index, input_set in enumerate(input_sets):
             args, kwargs = input_set.copy_to(self.device)
@@ -298,6 +312,12 @@ class TorchScriptChecker:
                 with recording_warnings(into):
                     output = module(*args, **kwargs)
             except Exception as error:
+                if size_decisions is not None:
+                    narrowed = explain_rejected_input(
+                        error, index, input_set.describe(), size_decisions
+                    )
+                    if narrowed:
+                        raise _Stop("conversion", narrowed) from None
                 raise _Stop(
                     "parity",
                     f"the converted module raised on input set {index} {input_set.describe()}, "
@@ -431,6 +451,13 @@ class TorchScriptChecker:
         except FreshProcessError as error:
             fresh.error = str(error)
             hint = ""
+            if "in pytree is not registered" in str(error):
+                hint = (
+                    "\nhint: the .pt2 stores its inputs or outputs as a Python class registered "
+                    "as a pytree node (by a library or your code), which a deployment without "
+                    "that code cannot load; return tuples or dicts of tensors (transformers: "
+                    "return_dict=False)"
+                )
             if "Unknown builtin op" in str(error):
                 hint = (
                     "\nhint: the artifact calls an operator that your Python code registers "
@@ -478,7 +505,8 @@ class TorchScriptChecker:
 
     def convert(self, model: Any, example: Any) -> Any:
         """Convert ``model`` in this test's mode with ``example`` (an input set) and return the
-        TorchScript module; raise ``CheckFailed`` with the converter's explanation."""
+        TorchScript module (mode="export": the ExportedProgram); raise ``CheckFailed`` with the
+        converter's explanation."""
         __tracebackhide__ = True
         self.used = True
         input_set = normalize_inputs(example, self._test_id)[0]
@@ -486,7 +514,7 @@ class TorchScriptChecker:
         with self._evaluation(model, scratch):
             args, kwargs = input_set.copy_to(self.device)
             try:
-                return convert(model, self.mode, args, kwargs).module
+                return convert(model, self.mode, args, kwargs).artifact
             except ConversionFailed as failure:
                 raise CheckFailed(str(failure)) from None
 
@@ -499,6 +527,9 @@ class TorchScriptChecker:
         self.used = True
         options = self._options.merged({"rtol": rtol, "atol": atol})
         input_sets = normalize_inputs(inputs, self._test_id)
+        torch = import_torch()
+        if isinstance(converted, torch.export.ExportedProgram):
+            converted = converted.module()
         scratch = CheckReport(self._test_id, self.mode, str(self.device), _model_name(reference))
         try:
             with self._evaluation(reference, scratch):

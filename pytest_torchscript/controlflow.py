@@ -172,16 +172,8 @@ def analyse_trace(
     """Coverage from eager's decisions; divergences from the decisions each set's trace made
     (which include branches on sizes), then eager's, then the graphs, one explanation per
     location and input set."""
-    report = ControlFlowReport("trace", hazards=hazards)
-    for (filename, lineno), per_set in _sequences(eager_by_set).items():
-        kinds = {kind for observations in per_set.values() for kind, _ in observations}
-        if "bool" in kinds and not _is_assert(filename, lineno):
-            decision = Decision("branch", filename, lineno)
-            for index, observations in sorted(per_set.items()):
-                for kind, value in observations:
-                    if kind == "bool":
-                        _note(decision, str(bool(value)), index)
-            report.decisions.append(decision)
+    report = analyse_coverage("trace", eager_by_set)
+    report.hazards = hazards
     seen: set[tuple[str, int]] = set()
     for by_set in (traced_by_set, eager_by_set):
         for (filename, lineno), per_set in _sequences(by_set).items():
@@ -193,6 +185,21 @@ def analyse_trace(
     for index, difference in sorted(graph_differences.items()):
         if index not in explained:
             report.divergences.append(_graph_divergence(index, difference))
+    return report
+
+
+def analyse_coverage(mode: str, eager_by_set: dict[int, list[Observation]]) -> ControlFlowReport:
+    """Branch coverage from the decisions eager made on tensor data, per input set."""
+    report = ControlFlowReport(mode)
+    for (filename, lineno), per_set in _sequences(eager_by_set).items():
+        kinds = {kind for observations in per_set.values() for kind, _ in observations}
+        if "bool" in kinds and not _is_assert(filename, lineno):
+            decision = Decision("branch", filename, lineno)
+            for index, observations in sorted(per_set.items()):
+                for kind, value in observations:
+                    if kind == "bool":
+                        _note(decision, str(bool(value)), index)
+            report.decisions.append(decision)
     return report
 
 

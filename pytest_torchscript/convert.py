@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from .exporting import explain_export_failure, export_program, recording_size_decisions
 from .jit_warnings import (
     RecordedWarning,
     display_path,
@@ -34,20 +35,34 @@ _SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 @dataclass
 class Conversion:
+    """``module`` is what runs (a ScriptModule, or an exported program's module); ``artifact``
+    is what is saved (the same ScriptModule, or the ExportedProgram)."""
+
     module: Any
     seconds: float
     warnings: list[RecordedWarning] = field(default_factory=list)
+    artifact: Any = None
+    size_decisions: list[tuple[str, int, str]] = field(default_factory=list)  # export only
+
+    def __post_init__(self) -> None:
+        if self.artifact is None:
+            self.artifact = self.module
 
 
 class ConversionFailed(Exception):
     """The converter rejected the model; the message is ready to show the user."""
 
 
-def convert(model: Any, mode: str, args: tuple, kwargs: dict) -> Conversion:
-    """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep)."""
+def convert(
+    model: Any, mode: str, args: tuple, kwargs: dict, dynamic_shapes: Any = None
+) -> Conversion:
+    """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep).
+    ``dynamic_shapes`` is used by mode="export" only."""
     torch = import_torch()
     recorded: list[RecordedWarning] = []
     started = time.perf_counter()
+    if mode == "export":
+        return _export(model, args, kwargs, dynamic_shapes, recorded, started)
     try:
         with recording_warnings(recorded):
             if mode == "script":
@@ -69,6 +84,22 @@ def convert(model: Any, mode: str, args: tuple, kwargs: dict) -> Conversion:
     except Exception as error:
         raise ConversionFailed(explain_failure(model, mode, error)) from None
     return Conversion(module, time.perf_counter() - started, recorded)
+
+
+def _export(model, args, kwargs, dynamic_shapes, recorded, started) -> Conversion:
+    guards: list[tuple[str, int, str]] = []
+    try:
+        with recording_warnings(recorded), recording_size_decisions(guards):
+            program = export_program(model, args, kwargs, dynamic_shapes)
+    except Exception as error:
+        lines = [f"torch.export could not convert {_name(model)} (mode='export')"]
+        location = user_location(error)
+        if location is not None:
+            source = linecache.getline(location[0], location[1]).strip()
+            lines.append(f"  at {display_path(location[0])}:{location[1]}: {source}")
+        lines.append(explain_export_failure(error, guards))
+        raise ConversionFailed("\n".join(lines)) from None
+    return Conversion(program.module(), time.perf_counter() - started, recorded, program, guards)
 
 
 def explain_failure(model: Any, mode: str, error: BaseException) -> str:

@@ -8,7 +8,9 @@ prints goes to stderr.
 """
 
 import json
+import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -50,7 +52,10 @@ def _handle(request, torch):
     caught = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        module = torch.jit.load(request["artifact"], map_location=request["device"])
+        if request["artifact"].endswith(".pt2"):
+            module = torch.export.load(request["artifact"]).module()
+        else:
+            module = torch.jit.load(request["artifact"], map_location=request["device"])
         input_sets = torch.load(request["inputs"], weights_only=True)
         outputs = []
         with torch.no_grad():
@@ -68,6 +73,20 @@ def _handle(request, torch):
     }
 
 
+class _Collect(logging.Handler):
+    """torch.export reports why a .pt2 does not deserialize through logging, not the error."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        self.messages.append(text)
+
+
 def main():
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not break protocol
@@ -78,11 +97,26 @@ def main():
     for line in sys.stdin:
         if not line.strip():
             continue
+        collected = _Collect()
+        loggers = [logging.getLogger(name) for name in ("torch", "torch.export")]  # no propagation
+        for logger in loggers:
+            logger.addHandler(collected)
         try:
             reply = _handle(json.loads(line), torch)
         except BaseException as error:  # noqa: BLE001 - every failure goes back as a reply
-            reply = {"ok": False, "error": f"{type(error).__name__}: {str(error).strip()}"}
+            causes = list(dict.fromkeys(
+                found
+                for message in collected.messages
+                for found in re.findall(r"^\w*(?:Error|Exception): .+$", message, re.MULTILINE)
+            ))
+            reply = {
+                "ok": False,
+                "error": "\n".join([f"{type(error).__name__}: {str(error).strip()}", *causes]),
+            }
             traceback.print_exc()  # to stderr, which the plugin quotes if the process dies
+        finally:
+            for logger in loggers:
+                logger.removeHandler(collected)
         protocol.write(json.dumps(reply) + "\n")
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import UsageProblem, short_repr
 
-MODES = ("trace", "script")
+MODES = ("trace", "script", "export")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Options:
     time_budget: float = 2.0
     max_slowdown: float | None = None
     max_regression: float = 0.05
+    dynamic_shapes: Any = None
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -89,6 +90,12 @@ def _flag(value: Any) -> bool:
     raise ValueError(f"{short_repr(value)} is not True or False")
 
 
+def _dynamic_shapes(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, tuple, list)):
+        return value
+    raise ValueError(f"{short_repr(value)} is not a dict, tuple or list")
+
+
 def _roundtrip(value: Any) -> bool | str:
     if value is True or value is False or value == "in-process":
         return value
@@ -132,7 +139,7 @@ class OptionSpec:
 OPTION_SPECS: dict[str, OptionSpec] = {
     spec.name: spec
     for spec in (
-        OptionSpec("mode", "'trace' or 'script', or a list of them", _modes),
+        OptionSpec("mode", "'trace', 'script' or 'export', or a list of them", _modes),
         OptionSpec(
             "inputs",
             "a tensor, a tuple (positional arguments), a dict (keyword arguments), "
@@ -178,6 +185,12 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "converted module may get, e.g. 0.05 for 5%",
             _tolerance,
             _float_text,
+        ),
+        OptionSpec(
+            "dynamic_shapes",
+            "torch.export's dynamic_shapes (a dict by argument name, or a tuple); default: "
+            "inferred from the input sets",
+            _dynamic_shapes,
         ),
     )
 }

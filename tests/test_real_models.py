@@ -95,3 +95,62 @@ def test_detection_model_trace_gives_a_short_hazard_report_not_a_flood(suite):
         ],
     )
     assert "TracerWarning" not in result.stdout.str()
+
+
+def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_claim(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        import torchvision
+        from transformers import BertConfig, BertModel
+
+        CONFIG = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=64)
+
+        def tokens():
+            ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+            mask = torch.ones_like(ids)
+            mask[1, 8:] = 0
+            return [{"input_ids": ids, "attention_mask": mask},
+                    {"input_ids": ids[:1, :7], "attention_mask": mask[:1, :7]}]
+
+        class TupleBert(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bert = BertModel(CONFIG)
+
+            def forward(self, input_ids, attention_mask):
+                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                                 return_dict=False)
+
+        @pytest.mark.torchscript(mode="export",
+                                 inputs=[torch.randn(1, 3, 64, 64), torch.randn(3, 3, 64, 64)])
+        def test_resnet18():
+            return torchvision.models.resnet18(weights=None).eval()
+
+        @pytest.mark.torchscript(mode="export", inputs=tokens)
+        def test_bert_tuple():
+            return TupleBert().eval()
+
+        @pytest.mark.torchscript(mode="export", inputs=tokens)
+        def test_bert_model_output():
+            return BertModel(CONFIG).eval()
+        """
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of BertModel failed at fresh-process (mode='export', device=cpu)",
+            "*export.pt2 could not be loaded and run in a fresh Python process that never "
+            "imported your code:",
+            "  RuntimeError: We ran into an error when deserializing the saved file.*",
+            "  NotImplementedError: Deserializing transformers.modeling_outputs.*in pytree is "
+            "not registered.",
+            "hint: the .pt2 stores its inputs or outputs as a Python class registered as a "
+            "pytree node*(transformers: return_dict=False)",
+        ],
+    )
+    expect_lines(result, ["passed*export*reload ok, fresh ok*MB*test_user.py::test_resnet18"])
+    expect_lines(result, ["passed*export*reload ok, fresh ok*test_user.py::test_bert_tuple"])

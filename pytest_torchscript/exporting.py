@@ -1,0 +1,224 @@
+"""mode="export": torch.export with dynamic dimensions inferred from the input sets.
+
+A dimension whose size differs across input sets is made dynamic (``Dim.DYNAMIC``); the user
+may pass ``dynamic_shapes`` instead. When export cannot keep a dimension dynamic over the sizes
+the input sets use (a branch on a size narrows it), the failure names the dimension, the range
+export kept, and the line of the user's code that narrowed it; a branch on tensor values
+(which export refuses) is named at its line with the fixes PyTorch offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import linecache
+import sys
+from typing import Any, Iterator
+
+from .inputs import InputSet
+from .jit_warnings import TRANSPARENT_CODE, calling_user_frame, display_path, import_torch
+
+_EXPORT_HINT = (
+    "hint: export cannot follow a branch on tensor values; express it with "
+    "torch.cond(pred, true_fn, false_fn, operands), or tell export what holds with "
+    "torch._check(...); torch.export.draft_export(model, args) lists every such place"
+)
+
+
+def infer_dynamic_shapes(model: Any, input_sets: list[InputSet]) -> Any:
+    """``dynamic_shapes`` for torch.export: dims whose size differs across sets are dynamic.
+
+    Returned as a dict keyed by the forward's parameter names (so keyword inputs work), or
+    None when every set has the same shapes (nothing to make dynamic).
+    """
+    torch = import_torch()
+    forward = model.forward if hasattr(model, "forward") else model
+    try:
+        signature = inspect.signature(forward)
+        bound = [signature.bind(*s.args, **s.kwargs).arguments for s in input_sets]
+    except (TypeError, ValueError):
+        return None
+    if any(list(arguments) != list(bound[0]) for arguments in bound):
+        return None
+    specs = {}
+    varying = False
+    for name in bound[0]:
+        spec = _spec(torch, [arguments[name] for arguments in bound])
+        specs[name] = spec
+        varying = varying or _has_dynamic(spec)
+    return specs if varying else None
+
+
+def export_example(input_sets: list[InputSet], dynamic_shapes: Any) -> int:
+    """Which input set to export with: the first, unless a dimension made dynamic has size 0
+    or 1 there; torch.export specialises such sizes ("0/1 specialisation"), so the first set
+    where every varying dimension is at least 2 is used instead."""
+    if dynamic_shapes is None:
+        return 0
+    torch = import_torch()
+    for index, input_set in enumerate(input_sets):
+        sizes = [
+            size
+            for tensor, dims in _dynamic_dims(torch, input_set, dynamic_shapes)
+            for size in (tensor.shape[dim] for dim in dims)
+        ]
+        if all(size >= 2 for size in sizes):
+            return index
+    return 0
+
+
+def _dynamic_dims(torch: Any, input_set: InputSet, dynamic_shapes: Any):
+    """(tensor, its dynamic dims) of one input set; ``dynamic_shapes`` is keyed by parameter
+    name in signature order, positional arguments first, as ``infer_dynamic_shapes`` made it."""
+    if not isinstance(dynamic_shapes, dict):
+        return
+    values = dict(zip(dynamic_shapes, input_set.args))
+    values.update(input_set.kwargs)
+    for name, spec in dynamic_shapes.items():
+        yield from _pairs(torch, values.get(name), spec)
+
+
+def _pairs(torch: Any, value: Any, spec: Any):
+    if isinstance(value, torch.Tensor) and isinstance(spec, dict):
+        yield value, list(spec)
+    elif isinstance(value, (tuple, list)) and isinstance(spec, (tuple, list)):
+        for item, inner in zip(value, spec):
+            yield from _pairs(torch, item, inner)
+    elif isinstance(value, dict) and isinstance(spec, dict):
+        for key, item in value.items():
+            yield from _pairs(torch, item, spec.get(key))
+
+
+def _spec(torch: Any, values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        if not all(isinstance(v, torch.Tensor) and v.dim() == first.dim() for v in values):
+            return None
+        dynamic = {
+            dim: torch.export.Dim.DYNAMIC
+            for dim in range(first.dim())
+            if len({v.shape[dim] for v in values}) > 1
+        }
+        return dynamic or None
+    if isinstance(first, (tuple, list)) and all(
+        isinstance(v, type(first)) and len(v) == len(first) for v in values
+    ):
+        return type(first)(_spec(torch, [v[i] for v in values]) for i in range(len(first)))
+    if isinstance(first, dict) and all(isinstance(v, dict) and v.keys() == first.keys() for v in values):
+        return {key: _spec(torch, [v[key] for v in values]) for key in first}
+    return None
+
+
+def _has_dynamic(spec: Any) -> bool:
+    if isinstance(spec, dict):
+        return any(isinstance(k, int) or _has_dynamic(v) for k, v in spec.items())
+    if isinstance(spec, (tuple, list)):
+        return any(_has_dynamic(item) for item in spec)
+    return False
+
+
+def export_program(model: Any, args: tuple, kwargs: dict, dynamic_shapes: Any) -> Any:
+    torch = import_torch()
+    return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
+
+
+def explain_export_failure(error: BaseException, guards: list[tuple[str, int, str]]) -> str:
+    """Put an export error in the user's terms; ``guards`` are the (file, line, expression)
+    of the size decisions the user's code made while exporting."""
+    message = str(error).strip()
+    lines = []
+    data_dependent = "data-dependent" in message or "data dependent" in message.lower()
+    narrowed = "Constraints violated" in message or "specialized" in message
+    if narrowed and guards:
+        lines.append("export could not keep the dimensions dynamic that the input sets vary:")
+        for filename, lineno, expression in guards[:5]:
+            lines.append(f"  {display_path(filename)}:{lineno}: the code decides on {expression}")
+    first = _first_lines(message, 14)
+    lines.append("  " + first.replace("\n", "\n  "))
+    if data_dependent:
+        lines.append(_EXPORT_HINT)
+    elif "specialized due to hint of" in message:
+        lines.append(
+            "hint: torch.export specialises sizes 0 and 1; give the dimension a size of at "
+            "least 2 in at least one input set, which the plugin then exports with"
+        )
+    elif narrowed:
+        lines.append(
+            "hint: a branch on a size specialises the exported program to one side of it; "
+            "make the code hold for every size, or pass dynamic_shapes=... with the range the "
+            "model supports, and input sets within it"
+        )
+    return "\n".join(lines)
+
+
+def _first_lines(text: str, count: int) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")
+
+
+@contextlib.contextmanager
+def recording_size_decisions(into: list[tuple[str, int, str]]) -> Iterator[None]:
+    """While exporting, note every decision the user's code takes on a symbolic size (a
+    ``SymBool`` turned into a Python bool): the lines that can narrow a dynamic dimension."""
+    torch = import_torch()
+    original = torch.SymBool.__bool__
+
+    def observed(self: Any) -> bool:
+        result = original(self)
+        where = calling_user_frame(sys._getframe(1))
+        if where is not None:
+            into.append((where[0], where[1], f"{self.node.expr}, took {result}"))
+        return result
+
+    TRANSPARENT_CODE.add(observed.__code__)
+    torch.SymBool.__bool__ = observed
+    try:
+        yield
+    finally:
+        torch.SymBool.__bool__ = original
+
+
+def explain_rejected_input(
+    error: BaseException, index: int, described: str, guards: list[tuple[str, int, str]]
+) -> str | None:
+    """If the exported program rejected an input set because export narrowed a dynamic
+    dimension, say which, to what, and where the user's code narrowed it; else None."""
+    message = str(error)
+    if "Guard failed" not in message:
+        return None
+    requirement = message.split("Guard failed:", 1)[1].strip().splitlines()[0]
+    lines = [
+        f"export narrowed a dynamic dimension: the exported program requires {requirement}, "
+        f"and input set {index} {described} does not satisfy it"
+    ]
+    if guards:
+        lines.append("the user code decided on sizes while exporting at:")
+        seen = set()
+        for filename, lineno, expression in guards:
+            if (filename, lineno) in seen:
+                continue
+            seen.add((filename, lineno))
+            source = linecache.getline(filename, lineno).strip()
+            lines.append(f"  {display_path(filename)}:{lineno}: `{source}` ({expression})")
+    lines.append(
+        "hint: make the code hold for every size (no branch on it), or export with "
+        "dynamic_shapes=... and input sets inside the range the model supports"
+    )
+    return "\n".join(lines)
+
+
+def save_program(program: Any, path: Any) -> None:
+    torch = import_torch()
+    torch.export.save(program, str(path))
+
+
+def load_program(path: Any) -> Any:
+    torch = import_torch()
+    return torch.export.load(str(path)).module()
+
+
+def program_code(program: Any) -> tuple[str, str]:
+    """The exported program's Python code and graph, for the artifacts folder."""
+    module = program.graph_module
+    return module.code, str(program.graph)
+

@@ -1,0 +1,148 @@
+"""mode="export": dynamic dimensions from the input sets, narrowed ranges and data-dependent
+branches named at their line, dict outputs, and the .pt2 round trip."""
+
+from conftest import expect_lines
+
+EXPORT_MODELS = '''
+import torch
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                          torch.nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class NeedsBigBatch(torch.nn.Module):
+    def forward(self, x):
+        if x.shape[0] > 4:
+            return x * 2
+        return x + 1
+
+
+class ValueBranch(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x, mask):
+        hidden = self.linear(x) * mask.unsqueeze(-1)
+        return {"logits": hidden.sum(1), "hidden": hidden}
+'''
+
+
+def line_of(snippet: str) -> int:
+    lines = EXPORT_MODELS.strip("\n").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if snippet in line)
+
+
+def run_export(suite, pytester, source, *args):
+    pytester.makepyfile(export_models=EXPORT_MODELS)
+    return suite(source, *args)
+
+
+def test_clean_model_exports_with_the_batch_dimension_made_dynamic(suite, pytester):
+    result = run_export(
+        suite,
+        pytester,
+        """
+        import pytest
+        import torch
+        from export_models import Classifier
+
+        @pytest.mark.torchscript(mode="export", inputs=[torch.randn(2, 8), torch.randn(7, 8)])
+        def test_export(torchscript):
+            report = torchscript.check(Classifier().eval(), [torch.randn(2, 8), torch.randn(7, 8)])
+            assert report.artifact_path.endswith("export.pt2")
+            assert [rt.where for rt in report.roundtrips] == ["in-process", "fresh process"]
+            assert all(rt.ok for rt in report.roundtrips)
+        """,
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["passed*export*cpu*reload ok, fresh ok*test_user.py::test_export"])
+
+
+def test_narrowed_dynamic_dimension_names_the_line_and_range(suite, pytester):
+    result = run_export(
+        suite,
+        pytester,
+        """
+        import pytest
+        import torch
+        from export_models import NeedsBigBatch
+
+        @pytest.mark.torchscript(mode="export", inputs=[torch.ones(6, 3), torch.ones(2, 3)])
+        def test_narrowed():
+            return NeedsBigBatch()
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of NeedsBigBatch failed at conversion (mode='export', device=cpu)",
+            "export narrowed a dynamic dimension: the exported program requires "
+            "x.size()[0] >= 5, and input set 1 (float32[2, 3]) does not satisfy it",
+            "the user code decided on sizes while exporting at:",
+            f"  export_models.py:{line_of('if x.shape[0] > 4:')}: `if x.shape[0] > 4:` (*)",
+            "hint: make the code hold for every size*",
+        ],
+    )
+
+
+def test_data_dependent_branch_fails_with_the_line_and_the_fix(suite, pytester):
+    result = run_export(
+        suite,
+        pytester,
+        """
+        import pytest
+        import torch
+        from export_models import ValueBranch
+
+        @pytest.mark.torchscript(mode="export", inputs=torch.ones(3))
+        def test_value_branch():
+            return ValueBranch()
+        """,
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torch.export could not convert ValueBranch (mode='export')",
+            f"  at export_models.py:{line_of('if x.sum() > 0:')}: if x.sum() > 0:",
+        ],
+    )
+    expect_lines(result, ["hint: export cannot follow a branch on tensor values; express it "
+                          "with torch.cond(pred, true_fn, false_fn, operands)*"])
+
+
+def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):
+    result = run_export(
+        suite,
+        pytester,
+        """
+        import pytest
+        import torch
+        from export_models import DictOut
+
+        def sets():
+            return [{"x": torch.randn(2, 5, 8), "mask": torch.ones(2, 5)},
+                    {"x": torch.randn(3, 9, 8), "mask": torch.ones(3, 9)}]
+
+        @pytest.mark.torchscript(mode="export", inputs=sets)
+        def test_dict():
+            return DictOut().eval()
+        """,
+    )
+    result.assert_outcomes(passed=1)
