@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import UsageProblem
 from .exporting import load_program, program_code, save_program
+from .onnx_mode import save_onnx
 from .jit_warnings import RecordedWarning, import_torch, recording_warnings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
@@ -50,11 +51,14 @@ def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) ->
     torch = import_torch()
     folder.mkdir(parents=True, exist_ok=True)
     exported = isinstance(artifact, torch.export.ExportedProgram)
-    suffix = ".pt2" if exported else ".pt"
+    is_onnx = type(artifact).__name__ == "ONNXProgram"
+    suffix = ".onnx" if is_onnx else ".pt2" if exported else ".pt"
     path = folder / f"{stem}{suffix}"
     temporary = folder / f".{stem}.partial{suffix}"
     with recording_warnings(into):
-        if exported:
+        if is_onnx:
+            code, graph = save_onnx(artifact, temporary)
+        elif exported:
             save_program(artifact, temporary)
             code, graph = program_code(artifact)
         else:
@@ -67,9 +71,12 @@ def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) ->
     return path
 
 
-def load(path: Path, device: Any, into: list[RecordedWarning]) -> Any:
+def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None) -> Any:
+    """Load an artifact back; an ``.onnx`` file is called like ``like`` (its OnnxModule)."""
     torch = import_torch()
     with recording_warnings(into):
+        if path.suffix == ".onnx":
+            return like.like(path)
         if path.suffix == ".pt2":
             return load_program(path)
         return torch.jit.load(str(path), map_location=device)

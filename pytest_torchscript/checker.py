@@ -15,6 +15,8 @@ import inspect
 import warnings
 from typing import Any, Iterator
 
+import pytest
+
 from . import artifacts, baseline, perf
 from .benchmark_bridge import publish
 from .controlflow import ControlFlowReport, analyse_coverage, analyse_script, analyse_trace
@@ -35,6 +37,9 @@ from .jit_warnings import (
 )
 from .options import Options, parse_check_options
 from .parity import ParityResult, UncomparableOutput, compare_outputs
+from .onnx_mode import TOLERANCES as ONNX_TOLERANCES
+from .onnx_mode import OnnxModule, flat_inputs
+from .onnx_mode import missing_reason as onnx_missing_reason
 from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
 from .timing import WARMUP_CALLS, TimingFailed
@@ -92,6 +97,18 @@ class TorchScriptChecker:
         if inputs is not None:
             layer["inputs"] = inputs
         resolved = self._options.merged(layer)
+        if resolved.mode == "onnx":
+            reason = onnx_missing_reason()
+            if reason:
+                skipped = CheckReport(
+                    self._test_id, "onnx", str(self.device), _model_name(model), skipped=reason
+                )
+                self._session.reports.append(skipped)
+                raise skip_at_test(reason)
+            resolved = resolved.merged(
+                {name: value for name, value in ONNX_TOLERANCES.items()
+                 if getattr(resolved, name) is None}
+            )
         report = CheckReport(
             test_id=self._test_id,
             mode=resolved.mode,
@@ -130,7 +147,7 @@ class TorchScriptChecker:
             self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
             example = input_sets[0]
             dynamic_shapes = options.dynamic_shapes
-            if options.mode == "export" and dynamic_shapes is None:
+            if options.mode in ("export", "onnx") and dynamic_shapes is None:
                 dynamic_shapes = infer_dynamic_shapes(model, input_sets)
                 example = input_sets[export_example(input_sets, dynamic_shapes)]
             args, kwargs = example.copy_to(self.device)
@@ -140,7 +157,9 @@ class TorchScriptChecker:
             )
             try:
                 with recording:
-                    conversion = convert(model, options.mode, args, kwargs, dynamic_shapes)
+                    conversion = convert(
+                        model, options.mode, args, kwargs, dynamic_shapes, self.device
+                    )
             except ConversionFailed as failure:
                 raise _Stop("conversion", str(failure)) from None
             report.conversion_seconds = conversion.seconds
@@ -151,7 +170,7 @@ class TorchScriptChecker:
             ]
             report.parity = self._parity_all(
                 conversion.module, input_sets, eager, options, report.warnings,
-                conversion.size_decisions if options.mode == "export" else None,
+                conversion.size_decisions if options.mode in ("export", "onnx") else None,
             )
             report.control_flow = self._control_flow(
                 model, conversion, options.mode, input_sets, recorder, trace_recorder
@@ -159,7 +178,7 @@ class TorchScriptChecker:
         self._judge_parity_and_control_flow(report, options, len(input_sets))
         reloaded = None
         if options.roundtrip:
-            reloaded = self._roundtrip_all(conversion.artifact, input_sets, eager, options, report)
+            reloaded = self._roundtrip_all(conversion, input_sets, eager, options, report)
         if options.benchmark:
             self._time_and_gate(model, conversion.module, reloaded, input_sets[0], options, report)
 
@@ -245,8 +264,8 @@ class TorchScriptChecker:
         noting its decisions and its graph, to prove where another input leaves the path."""
         if mode == "script":
             return analyse_script(script_decisions(conversion.module), recorder.by_set)
-        if mode == "export":  # export refuses data-dependent branches: coverage only
-            return analyse_coverage("export", recorder.by_set)
+        if mode in ("export", "onnx"):  # export refuses data-dependent branches: coverage only
+            return analyse_coverage(mode, recorder.by_set)
         example_steps = trace_steps(conversion.module)
         differences = {}
         for index, input_set in enumerate(input_sets[1:], start=1):
@@ -342,12 +361,12 @@ class TorchScriptChecker:
         except UncomparableOutput as error:
             raise _Stop("parity", f"input set {index}: {error}") from None
 
-    def _roundtrip_all(self, module, input_sets, eager, options, report: CheckReport) -> None:
-        path = self._save(module, report)
+    def _roundtrip_all(self, conversion, input_sets, eager, options, report: CheckReport) -> Any:
+        path = self._save(conversion.artifact, report)
         in_process = RoundTripResult("in-process")
         report.roundtrips.append(in_process)
         try:
-            loaded = artifacts.load(path, self.device, report.warnings)
+            loaded = artifacts.load(path, self.device, report.warnings, like=conversion.module)
         except Exception as error:
             in_process.error = f"{type(error).__name__}: {_first_lines(str(error))}"
             raise _Stop("roundtrip", f"{path} does not load back: {in_process.error}") from None
@@ -365,7 +384,7 @@ class TorchScriptChecker:
                 describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
             )
         if options.fresh_process:
-            self._fresh_process_parity(path, input_sets, eager, options, report)
+            self._fresh_process_parity(path, input_sets, eager, options, report, loaded)
         return loaded
 
     def _time_and_gate(self, model, converted, reloaded, example, options, report) -> None:
@@ -442,10 +461,12 @@ class TorchScriptChecker:
                 },
             )
 
-    def _fresh_process_parity(self, path, input_sets, eager, options, report) -> None:
+    def _fresh_process_parity(self, path, input_sets, eager, options, report, loaded) -> None:
         fresh = RoundTripResult("fresh process")
         report.roundtrips.append(fresh)
         cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+        if isinstance(loaded, OnnxModule):  # the worker feeds flat tensors, by position
+            cpu_sets = [(flat_inputs(loaded.parameters, *set_), {}) for set_ in cpu_sets]
         try:
             outputs, reply = self._session.fresh_process().run(path, cpu_sets, str(self.device))
         except FreshProcessError as error:
@@ -470,6 +491,8 @@ class TorchScriptChecker:
                 f"imported your code:\n  " + _first_lines(str(error)).replace("\n", "\n  ")
                 + hint,
             ) from None
+        if isinstance(loaded, OnnxModule):
+            outputs = [loaded.rebuild(list(flat)) for flat in outputs]
         fresh.seconds = reply.get("seconds", 0.0)
         fresh.user_modules = reply.get("user_modules", [])
         fresh.process_id = reply.get("pid")
@@ -562,6 +585,15 @@ def _require_model(model: Any, where: str, torch: Any) -> None:
         f"{where}: the model to check is {type(model).__name__} {short_repr(model)}; pass a "
         f"torch.nn.Module instance (or a function of tensors)"
     )
+
+
+def skip_at_test(reason: str) -> BaseException:
+    """A skip reported at the test's location rather than inside the plugin (pytest's own
+    skip markers do the same; the keyword is not public, so fall back if it goes away)."""
+    try:
+        return pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:
+        return pytest.skip.Exception(reason)
 
 
 def _modes_that_matter(modules: list[Any]) -> list[str]:

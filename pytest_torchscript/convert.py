@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exporting import explain_export_failure, export_program, recording_size_decisions
+from .onnx_mode import OnnxModule, export_onnx
 from .jit_warnings import (
     RecordedWarning,
     display_path,
@@ -54,15 +55,20 @@ class ConversionFailed(Exception):
 
 
 def convert(
-    model: Any, mode: str, args: tuple, kwargs: dict, dynamic_shapes: Any = None
+    model: Any,
+    mode: str,
+    args: tuple,
+    kwargs: dict,
+    dynamic_shapes: Any = None,
+    device: Any = "cpu",
 ) -> Conversion:
     """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep).
-    ``dynamic_shapes`` is used by mode="export" only."""
+    ``dynamic_shapes`` is used by the export and onnx modes only."""
     torch = import_torch()
     recorded: list[RecordedWarning] = []
     started = time.perf_counter()
-    if mode == "export":
-        return _export(model, args, kwargs, dynamic_shapes, recorded, started)
+    if mode in ("export", "onnx"):
+        return _export(model, mode, args, kwargs, dynamic_shapes, recorded, started, device)
     try:
         with recording_warnings(recorded):
             if mode == "script":
@@ -86,20 +92,26 @@ def convert(
     return Conversion(module, time.perf_counter() - started, recorded)
 
 
-def _export(model, args, kwargs, dynamic_shapes, recorded, started) -> Conversion:
+def _export(model, mode, args, kwargs, dynamic_shapes, recorded, started, device) -> Conversion:
     guards: list[tuple[str, int, str]] = []
     try:
         with recording_warnings(recorded), recording_size_decisions(guards):
-            program = export_program(model, args, kwargs, dynamic_shapes)
+            if mode == "onnx":
+                program = export_onnx(model, args, kwargs, dynamic_shapes)
+                module = OnnxModule.from_program(program, model, device)
+            else:
+                program = export_program(model, args, kwargs, dynamic_shapes)
+                module = program.module()
     except Exception as error:
-        lines = [f"torch.export could not convert {_name(model)} (mode='export')"]
+        converter = "torch.onnx.export" if mode == "onnx" else "torch.export"
+        lines = [f"{converter} could not convert {_name(model)} (mode={mode!r})"]
         location = user_location(error)
         if location is not None:
             source = linecache.getline(location[0], location[1]).strip()
             lines.append(f"  at {display_path(location[0])}:{location[1]}: {source}")
         lines.append(explain_export_failure(error, guards))
         raise ConversionFailed("\n".join(lines)) from None
-    return Conversion(program.module(), time.perf_counter() - started, recorded, program, guards)
+    return Conversion(module, time.perf_counter() - started, recorded, program, guards)
 
 
 def explain_failure(model: Any, mode: str, error: BaseException) -> str:

@@ -38,6 +38,23 @@ def _to(value, device, torch):
     return value
 
 
+def _run_onnx(path, input_sets, device, torch):
+    """An .onnx file under onnxruntime: each input set is a flat list of tensors, by position;
+    each result is the flat list of outputs (the plugin rebuilds their structure)."""
+    import onnxruntime
+
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = onnxruntime.InferenceSession(path, providers=providers)
+    names = [entry.name for entry in session.get_inputs()]
+    results = []
+    for flat, _ in input_sets:
+        feed = {name: tensor.numpy() for name, tensor in zip(names, flat)}
+        results.append([torch.from_numpy(array).to(device) for array in session.run(None, feed)])
+    return results
+
+
 def _user_modules(roots):
     found = []
     for name, module in list(sys.modules.items()):
@@ -52,17 +69,21 @@ def _handle(request, torch):
     caught = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if request["artifact"].endswith(".pt2"):
-            module = torch.export.load(request["artifact"]).module()
-        else:
-            module = torch.jit.load(request["artifact"], map_location=request["device"])
+        artifact = request["artifact"]
         input_sets = torch.load(request["inputs"], weights_only=True)
         outputs = []
-        with torch.no_grad():
-            for args, kwargs in input_sets:
-                args = _to(args, request["device"], torch)
-                kwargs = _to(kwargs, request["device"], torch)
-                outputs.append(_plain(module(*args, **kwargs)))
+        if artifact.endswith(".onnx"):
+            outputs = _run_onnx(artifact, input_sets, request["device"], torch)
+        else:
+            if artifact.endswith(".pt2"):
+                module = torch.export.load(artifact).module()
+            else:
+                module = torch.jit.load(artifact, map_location=request["device"])
+            with torch.no_grad():
+                for args, kwargs in input_sets:
+                    args = _to(args, request["device"], torch)
+                    kwargs = _to(kwargs, request["device"], torch)
+                    outputs.append(_plain(module(*args, **kwargs)))
         torch.save(outputs, request["outputs"])
     return {
         "ok": True,

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import UsageProblem, short_repr
 
-MODES = ("trace", "script", "export")
+MODES = ("trace", "script", "export", "onnx")
+ALL = "all"  # every mode of --ts-modes (default: all of MODES)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ def _mode(value: Any) -> str:
 
 
 def _modes(value: Any) -> str | tuple[str, ...]:
-    """One mode, or several (a list or tuple, which parametrizes the test)."""
+    """One mode, "all", or several (a list or tuple, which parametrizes the test)."""
+    if value == ALL:
+        return ALL
     if isinstance(value, (list, tuple)):
         if not value:
             raise ValueError("the list of modes is empty")
@@ -139,7 +142,9 @@ class OptionSpec:
 OPTION_SPECS: dict[str, OptionSpec] = {
     spec.name: spec
     for spec in (
-        OptionSpec("mode", "'trace', 'script' or 'export', or a list of them", _modes),
+        OptionSpec(
+            "mode", "'trace', 'script', 'export' or 'onnx', a list of them, or 'all'", _modes
+        ),
         OptionSpec(
             "inputs",
             "a tensor, a tuple (positional arguments), a dict (keyword arguments), "
@@ -239,13 +244,25 @@ def parse_marker(marks: Iterable[Any], where: str) -> dict[str, Any]:
 def parse_check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate ``torchscript.check(**options)``: like the marker, but one mode only."""
     parsed = parse_layer(options, f"{where}: torchscript.check()")
-    if isinstance(parsed.get("mode"), tuple):
+    if isinstance(parsed.get("mode"), tuple) or parsed.get("mode") == ALL:
         raise UsageProblem(
             f"{where}: torchscript.check() takes one mode, got {parsed['mode']!r}; "
             f"to check several modes, call check once per mode or use "
             f"@pytest.mark.torchscript(mode=[...]) to parametrize the test"
         )
     return parsed
+
+
+def parse_modes_list(text: str, source: str) -> tuple[str, ...]:
+    """``--ts-modes=trace,export``: the modes ``mode="all"`` stands for in this run."""
+    modes = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [mode for mode in modes if mode not in MODES]
+    if not modes or unknown:
+        raise UsageProblem(
+            f"{source}={text!r}: {'unknown mode ' + repr(unknown[0]) if unknown else 'no mode'}; "
+            f"give a comma-separated list of {', '.join(MODES)}"
+        )
+    return modes
 
 
 def parse_ini(getini: Callable[[str], Any], source: str) -> dict[str, Any]:

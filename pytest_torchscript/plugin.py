@@ -14,10 +14,19 @@ import pytest
 
 from .benchmark_bridge import MachineInfo, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
-from .options import INI_HELP, Options, parse_ini, parse_layer, parse_marker
+from .options import (
+    ALL,
+    INI_HELP,
+    MODES,
+    Options,
+    parse_ini,
+    parse_layer,
+    parse_marker,
+    parse_modes_list,
+)
 from .perf import PerfSettings
 from .session import SessionState, Settings
-from .summary import write_regressions, write_summary
+from .summary import write_matrix, write_regressions, write_summary
 
 MARKER = "torchscript"
 FIXTURE = "torchscript"
@@ -28,10 +37,10 @@ _CHECKER = pytest.StashKey[Any]()
 _DEVICE_HELP = "device to convert and run models on: cpu, cuda, cuda:N, mps... (default: cpu)"
 _ARTIFACTS_HELP = "keep every converted artifact and its .code under DIR, one folder per test"
 _MARKER_DOC = (
-    "torchscript(mode='trace', *, inputs=None, rtol=None, atol=None, roundtrip=True): check "
-    "that the test's model converts with torch.jit (mode 'trace' or 'script', or a list of "
-    "them to parametrize the test) and matches eager on every input set; the test returns the "
-    "model or calls the torchscript fixture's check(model, inputs)."
+    "torchscript(mode='trace', *, inputs=None, rtol=None, atol=None, roundtrip=True, ...): "
+    "check that the test's model converts (mode 'trace', 'script', 'export' or 'onnx', a list "
+    "of them to parametrize the test, or 'all') and matches eager on every input set; the test "
+    "returns the model or calls the torchscript fixture's check(model, inputs)."
 )
 _HOW_TO = (
     "{test} is marked @pytest.mark.torchscript but neither returned a model nor used the "
@@ -45,6 +54,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("torchscript", "model conversion checks (pytest-torchscript)")
     group.addoption("--ts-device", dest="ts_device", metavar="DEVICE", help=_DEVICE_HELP)
     group.addoption("--ts-artifacts", dest="ts_artifacts", metavar="DIR", help=_ARTIFACTS_HELP)
+    group.addoption(
+        "--ts-modes",
+        dest="ts_modes",
+        metavar="MODES",
+        help="comma-separated modes that mode='all' checks in this run (default: "
+        "trace,script,export,onnx)",
+    )
     group.addoption(
         "--ts-baseline",
         dest="ts_baseline",
@@ -71,6 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("ts_device", _DEVICE_HELP, default="cpu")
     parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
+    parser.addini("ts_modes", "modes that mode='all' checks (comma-separated)", default="")
     parser.addini("ts_threads", "torch threads while timing (recorded; default: 1)", default="1")
     for key, help_text in INI_HELP.items():
         parser.addini(key, help_text, default="")
@@ -122,12 +139,18 @@ def _settings(config: pytest.Config) -> Settings:
                 "--ts-max-regression",
             )
         )
+    modes = MODES
+    if config.option.ts_modes:
+        modes = parse_modes_list(config.option.ts_modes, "--ts-modes")
+    elif config.getini("ts_modes"):
+        modes = parse_modes_list(config.getini("ts_modes"), f"ts_modes in {source}")
     return Settings(
         device,
         device_source,
         artifact_root,
         option_defaults,
         perf=_perf_settings(config, source),
+        modes=modes,
     )
 
 
@@ -179,6 +202,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except UsageProblem as problem:
         pytest.fail(str(problem), pytrace=False)
     modes = options.get("mode")
+    if modes == ALL:
+        modes = metafunc.config.stash[_STATE].settings.modes
     if isinstance(modes, tuple):
         metafunc.fixturenames.append(_MODE_PARAM)
         metafunc.parametrize(_MODE_PARAM, modes, ids=list(modes))
@@ -266,6 +291,8 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and _MODE_PARAM in callspec.params:
         options = options.merged({"mode": callspec.params[_MODE_PARAM]})
+    elif options.mode == ALL:  # a mode="all" run limited to a single mode by --ts-modes
+        options = options.merged({"mode": state.settings.modes[0]})
     if options.fresh_process:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
     checker = TorchScriptChecker(state, request.node, options)
@@ -288,6 +315,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_STATE, None)
     if state is not None and state.reports:
         write_summary(terminalreporter, state.reports, state.settings)
+        write_matrix(terminalreporter, state.reports)
         write_regressions(terminalreporter, state.reports)
     if state is not None and state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path

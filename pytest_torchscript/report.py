@@ -79,6 +79,7 @@ class CheckReport:
     perf: PerfReport | None = None
     failed_stage: str | None = None
     failure: str | None = None
+    skipped: str | None = None  # why the mode could not run here (e.g. onnxruntime missing)
 
     @property
     def passed(self) -> bool:
@@ -86,6 +87,8 @@ class CheckReport:
 
     @property
     def verdict(self) -> str:
+        if self.skipped:
+            return "skipped"
         return "passed" if self.passed else f"failed ({self.failed_stage})"
 
     @property
@@ -102,7 +105,8 @@ class CheckReport:
             "mode": self.mode,
             "device": self.device,
             "model": self.model,
-            "verdict": "passed" if self.passed else "failed",
+            "verdict": "skipped" if self.skipped else "passed" if self.passed else "failed",
+            "skipped": self.skipped,
             "failed_stage": self.failed_stage,
             "failure": self.failure,
             "input_sets": self.input_sets,

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from . import baseline
 from .devices import ResolvedDevice, resolve_device
 from .fresh_process import FreshProcess
+from .options import MODES
 from .perf import PerfSettings
 from .report import CheckReport
 
@@ -22,6 +23,7 @@ class Settings:
     artifact_root: Path | None = None
     option_defaults: dict[str, Any] = field(default_factory=dict)
     perf: PerfSettings = field(default_factory=PerfSettings)
+    modes: tuple[str, ...] = MODES  # what mode="all" stands for (--ts-modes)
 
 
 class SessionState:

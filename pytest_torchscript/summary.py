@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .options import MODES
 from .report import CheckReport
 
 _COLUMNS = (
@@ -45,8 +46,12 @@ def write_summary(terminal: Any, reports: list[CheckReport], settings: Any) -> N
                 terminal.write_line(f"    {text}")
     _write_timings(terminal, ordered, settings)
     failed = sum(not report.passed for report in reports)
+    skipped = sum(bool(report.skipped) for report in reports)
+    passed = len(reports) - failed - skipped
+    counts = f"{len(reports)} check(s): {passed} passed, {failed} failed"
+    if skipped:
+        counts += f", {skipped} skipped"
     warnings = sum(len(report.warnings) for report in reports)
-    counts = f"{len(reports)} check(s): {len(reports) - failed} passed, {failed} failed"
     if warnings:
         counts += f"; {warnings} warning(s) raised by torch during the checks were recorded, not raised"
     terminal.write_line(counts)
@@ -83,6 +88,55 @@ def _write_timings(terminal: Any, reports: list[CheckReport], settings: Any) -> 
         terminal.write_line(
             "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + test
         )
+
+
+def write_matrix(terminal: Any, reports: list[CheckReport]) -> None:
+    """The migration matrix: per model (test without its mode), a verdict per mode, so a
+    reader sees which models are ready to leave TorchScript. Only when a test checked several
+    modes."""
+    rows: dict[str, dict[str, str]] = {}
+    for report in reports:
+        verdicts = rows.setdefault(_without_mode(report.test_id, report.mode), {})
+        if report.skipped:
+            verdicts[report.mode] = "skipped"
+        elif report.passed:
+            verdicts[report.mode] = "pass"
+        else:
+            verdicts[report.mode] = f"FAIL {report.failed_stage}"
+    if not any(len(verdicts) > 1 for verdicts in rows.values()):
+        return
+    modes = [mode for mode in MODES if any(mode in verdicts for verdicts in rows.values())]
+    widths = [max(len(mode), *(len(v.get(mode, "-")) for v in rows.values())) for mode in modes]
+    terminal.write_line("migration matrix (per model: a verdict for each mode):")
+    terminal.write_line("  " + "  ".join(m.ljust(w) for m, w in zip(modes, widths)) + "  test")
+    for test, verdicts in rows.items():
+        cells = [verdicts.get(mode, "-").ljust(width) for mode, width in zip(modes, widths)]
+        terminal.write_line("  " + "  ".join(cells) + "  " + test)
+    for report in reports:
+        if not report.passed and report.failure:
+            terminal.write_line(f"  {report.test_id}: {_one_line(report.failure)}")
+    reasons = sorted({r.skipped for r in reports if r.skipped})
+    for reason in reasons:
+        terminal.write_line(f"  skipped: {reason}")
+
+
+def _one_line(failure: str) -> str:
+    """The converter's headline and, when there is one, the user's line it points at."""
+    lines = [line.strip() for line in failure.splitlines() if line.strip()]
+    located = next((line for line in lines if line.startswith("at ")), None)
+    text = lines[0] + (f" ({located})" if located else "")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _without_mode(test_id: str, mode: str) -> str:
+    """``test_x[1-trace]`` -> ``test_x[1]``; ``test_x[trace]`` -> ``test_x``."""
+    if not test_id.endswith("]") or "[" not in test_id:
+        return test_id
+    base, _, params = test_id[:-1].partition("[")
+    parts = params.split("-")
+    if mode in parts:
+        parts.remove(mode)
+    return f"{base}[{'-'.join(parts)}]" if parts else base
 
 
 def write_regressions(terminal: Any, reports: list[CheckReport]) -> None:

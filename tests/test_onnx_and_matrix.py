@@ -1,0 +1,101 @@
+"""mode="onnx", mode="all", --ts-modes and the migration matrix."""
+
+import pytest
+from conftest import expect_lines
+
+MODEL = """
+import pytest
+import torch
+
+
+class Gate(torch.nn.Module):
+    '''Traces wrongly, scripts correctly, and export refuses its data-dependent branch.'''
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.linear(x)
+        return self.linear(-x)
+
+
+class Dict(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x, mask):
+        hidden = self.linear(x) * mask.unsqueeze(-1)
+        return {"logits": hidden.sum(1), "hidden": hidden}
+
+
+def positive_then_negative():
+    return [torch.ones(2, 8), -torch.ones(3, 8)]
+
+
+@pytest.mark.torchscript(mode="all", inputs=positive_then_negative)
+def test_gate():
+    return Gate().eval()
+
+
+@pytest.mark.torchscript(mode="onnx", inputs=[
+    {"x": torch.randn(2, 5, 8), "mask": torch.ones(2, 5)},
+    {"x": torch.randn(3, 9, 8), "mask": torch.ones(3, 9)},
+])
+def test_onnx_dict(torchscript):
+    report = torchscript.check(Dict().eval())
+    assert report.artifact_path.endswith("onnx.onnx")
+    assert all(roundtrip.ok for roundtrip in report.roundtrips)
+    leaf = report.parity[0].leaves[0]
+    assert (leaf.rtol, leaf.atol) == (1e-3, 1e-5)  # onnxruntime's default tolerances
+"""
+
+
+def test_all_modes_give_a_migration_matrix_with_one_line_reasons(suite):
+    result = suite(MODEL, "-W", "ignore::pytest_torchscript.TraceHazardWarning")
+    result.assert_outcomes(passed=2, failed=3)  # script and the onnx dict model pass
+    expect_lines(
+        result,
+        [
+            "migration matrix (per model: a verdict for each mode):",
+            "  trace * script * export * onnx * test",
+            "  FAIL parity  pass * FAIL conversion  FAIL conversion  test_user.py::test_gate",
+        ],
+    )
+    expect_lines(
+        result,
+        ["  test_user.py::test_gate[export]: torch.export could not convert Gate (mode='export') "
+         "(at test_user.py:*: if x.sum() > 0:)"],
+    )
+    expect_lines(result, ["passed*onnx*reload ok, fresh ok*test_user.py::test_onnx_dict"])
+
+
+def test_ts_modes_chooses_what_all_means(suite):
+    result = suite(MODEL, "--ts-modes=script,export", "-v", "-k", "gate")
+    output = result.stdout.str()
+    assert "test_gate[script] PASSED" in output and "test_gate[export] FAILED" in output
+    assert "test_gate[trace]" not in output and "test_gate[onnx]" not in output
+
+
+def test_bad_ts_modes_is_a_usage_error(suite):
+    result = suite(MODEL, "--ts-modes=trace,tflite")
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ts-modes='trace,tflite': unknown mode 'tflite'; give a comma-separated list "
+         "of trace, script, export, onnx"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_onnx_skips_with_the_extra_named_when_onnxruntime_is_missing(suite, pytester):
+    pytester.makeconftest(
+        "import sys\nsys.modules['onnxruntime'] = None  # as if the extra were not installed\n"
+    )
+    result = suite(MODEL, "-rs", "-k", "onnx_dict")
+    result.assert_outcomes(skipped=1)
+    expect_lines(
+        result,
+        ["SKIPPED [1] test_user.py:*: mode='onnx' needs onnxruntime (not installed): "
+         "pip install 'pytest-torchscript[onnx]'"],
+    )
