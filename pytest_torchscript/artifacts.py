@@ -83,6 +83,17 @@ def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None)
 
 
 def write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader
+    (or a crash) never sees half a file. Permissions are the usual ones (umask), not 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

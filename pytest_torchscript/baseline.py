@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .artifacts import write_text_atomically
 from .errors import UsageProblem
 
 FORMAT = "pytest-torchscript-baseline"
@@ -101,15 +100,7 @@ def update(path: Path, new_entries: dict[str, dict]) -> None:
         entries = load(path)
         entries.update(new_entries)
         document = {"format": FORMAT, "version": VERSION, "entries": dict(sorted(entries.items()))}
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(document, stream, indent=2, sort_keys=False)
-                stream.write("\n")
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomically(path, json.dumps(document, indent=2) + "\n")
 
 
 @contextlib.contextmanager

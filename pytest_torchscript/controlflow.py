@@ -155,6 +155,9 @@ class ControlFlowReport:
         return {
             "mode": self.mode,
             "coverage": self.coverage,
+            "coverage_text": self.describe_coverage(),
+            "unexercised": self.unexercised_lines(),
+            "divergence_lines": [divergence.describe() for divergence in self.divergences],
             "arms_total": self.arms_total,
             "arms_exercised": self.arms_exercised,
             "decisions": [decision.to_dict() for decision in self.decisions],

@@ -57,6 +57,8 @@ class Hazard:
             "lineno": self.lineno,
             "in_user_code": self.in_user_code,
             "count": self.count,
+            "location": self.location,
+            "library": self.library,
         }
 
 

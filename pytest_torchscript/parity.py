@@ -53,6 +53,9 @@ class LeafResult:
     needed_atol: float = 0.0
     needed_rtol: float = 0.0
     nan_mismatches: int = 0
+    # How many elements' absolute error falls in each decade [1e-12, 1e-11), ... [1e3, 1e4],
+    # kept for mismatching leaves so a report can draw the error distribution.
+    error_histogram: list[int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -260,6 +263,8 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
     result.max_abs = float(diff.max())
     relative = torch.where(diff == 0, torch.zeros((), dtype=torch.float64), diff / magnitude)
     result.max_rel = float(relative.nan_to_num(nan=math.inf, posinf=math.inf).max())
+    if result.mismatched:
+        result.error_histogram = _decade_histogram(diff, torch)
     excess = (diff - allowed).nan_to_num(nan=math.inf, posinf=math.inf)
     flat_worst = int(excess.flatten().argmax())
     result.worst_index = _unravel(flat_worst, tuple(expected.shape))
@@ -272,6 +277,16 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
         needed = needed.nan_to_num(nan=math.inf, posinf=math.inf)
         result.needed_rtol = float(needed.max())
     return result
+
+
+HISTOGRAM_DECADES = (-12, 4)  # 10**-12 .. 10**4
+
+
+def _decade_histogram(diff, torch) -> list[int]:
+    low, high = HISTOGRAM_DECADES
+    nonzero = diff[(diff > 0) & torch.isfinite(diff)]
+    decades = torch.floor(torch.log10(nonzero)).clamp(low, high - 1).to(torch.int64) - low
+    return torch.bincount(decades, minlength=high - low).tolist()
 
 
 def _dense(tensor, torch):

@@ -46,6 +46,7 @@ class PerfReport:
     def to_dict(self) -> dict:
         return {
             "note": self.note,
+            "verdict": self.verdict,
             "ratio": self.ratio.to_dict() if self.ratio else None,
             "reloaded_ratio": self.reloaded_ratio.to_dict() if self.reloaded_ratio else None,
             "medians": {name: interval.to_dict() for name, interval in self.medians.items()},

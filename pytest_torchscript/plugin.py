@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from . import html_report, json_report
 from .benchmark_bridge import MachineInfo, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
 from .options import (
@@ -54,6 +55,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("torchscript", "model conversion checks (pytest-torchscript)")
     group.addoption("--ts-device", dest="ts_device", metavar="DEVICE", help=_DEVICE_HELP)
     group.addoption("--ts-artifacts", dest="ts_artifacts", metavar="DIR", help=_ARTIFACTS_HELP)
+    group.addoption(
+        "--ts-report",
+        dest="ts_report",
+        metavar="PATH",
+        help="write every figure of every check to PATH (JSON, schema in docs/report-schema.md)",
+    )
+    group.addoption(
+        "--ts-html",
+        dest="ts_html",
+        metavar="PATH",
+        help="write a self-contained HTML report (table, latency chart, parity errors) to PATH",
+    )
     group.addoption(
         "--ts-modes",
         dest="ts_modes",
@@ -106,6 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageProblem as problem:
         raise pytest.UsageError(str(problem)) from None
     config.stash[_STATE] = state
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistMerge(state), "torchscript-xdist")
     if config.pluginmanager.hasplugin("benchmark"):
         config.pluginmanager.register(
             MachineInfo(settings.perf.threads), "torchscript-benchmark-machine-info"
@@ -180,10 +195,35 @@ def _number(text: str) -> Any:
         return text
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = session.config.stash.get(_STATE, None)
-    if state is not None:
-        state.write_baseline()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    state.write_baseline()
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
+        config.workeroutput["torchscript_checks"] = [r.to_dict() for r in state.reports]
+        return
+    checks = state.checks()
+    if config.option.ts_report:
+        json_report.write(
+            Path(config.option.ts_report), json_report.document(checks, exitstatus, state.settings)
+        )
+    if config.option.ts_html:
+        html_report.write(Path(config.option.ts_html), checks, state.settings)
+
+
+class _XdistMerge:
+    """On the xdist controller: collect the checks each worker made, so the one summary and
+    the one report cover the whole run."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        self.state.worker_checks.extend(output.get("torchscript_checks", []))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -313,10 +353,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """Last of the plugin sections (after pytest-benchmark's table), so the perf regressions
     table is what a CI log reader sees just above pytest's own short summary."""
     state = config.stash.get(_STATE, None)
-    if state is not None and state.reports:
-        write_summary(terminalreporter, state.reports, state.settings)
-        write_matrix(terminalreporter, state.reports)
-        write_regressions(terminalreporter, state.reports)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    checks = state.checks()
+    if checks:
+        write_summary(terminalreporter, checks, state.settings.perf.threads)
+        write_matrix(terminalreporter, checks)
+        write_regressions(terminalreporter, checks)
+    for option, label in ((config.option.ts_report, "JSON"), (config.option.ts_html, "HTML")):
+        if option and checks:
+            terminalreporter.write_line(f"torchscript: {label} report written to {option}")
     if state is not None and state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path
         if state.new_baseline_entries:

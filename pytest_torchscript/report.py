@@ -100,12 +100,15 @@ class CheckReport:
         return max((result.max_rel for result in self.parity), default=None)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every figure of the check, as plain JSON data: the one form the terminal summary,
+        the JSON and HTML reports and xdist's worker-to-controller channel all use."""
         return {
             "test_id": self.test_id,
             "mode": self.mode,
             "device": self.device,
             "model": self.model,
             "verdict": "skipped" if self.skipped else "passed" if self.passed else "failed",
+            "verdict_text": self.verdict,
             "skipped": self.skipped,
             "failed_stage": self.failed_stage,
             "failure": self.failure,

@@ -40,6 +40,7 @@ class SessionState:
         self._device: ResolvedDevice | None = None
         self._fresh: FreshProcess | None = None
         self.warned_train_mode: set[type] = set()  # TrainModeWarning: once per model class
+        self.worker_checks: list[dict] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
         self.new_baseline_entries: dict[str, dict] = {}
         if settings.perf.baseline_path is not None:
@@ -51,6 +52,10 @@ class SessionState:
         if self._device is None:
             self._device = resolve_device(self.settings.device, self.settings.device_source)
         return self._device
+
+    def checks(self) -> list[dict]:
+        """Every check of the run as report dicts: this process's and the xdist workers'."""
+        return [report.to_dict() for report in self.reports] + self.worker_checks
 
     @property
     def timing_off(self) -> str | None:

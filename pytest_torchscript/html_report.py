@@ -1,0 +1,182 @@
+"""``--ts-html=PATH.html``: one self-contained page for CI artifact upload.
+
+No scripts, fonts or styles are fetched: the page is HTML with inline CSS and SVG, so it opens
+from a CI artifact with no network. It shows the checks table, eager vs converted latency per
+model and mode, and for failing parity checks the distribution of their errors.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from .artifacts import write_text_atomically
+from .parity import HISTOGRAM_DECADES
+from .summary import ordered
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea;
+  text-align: left; white-space: nowrap; } th { background: #f4f6f8; }
+.failed { color: #b42318; font-weight: 600; } .passed { color: #067647; } .skipped { color: #8a6d00; }
+pre { background: #f7f7f8; padding: 8px; white-space: pre-wrap; max-width: 1100px; }
+.legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; }
+svg text { font: 12px system-ui, sans-serif; fill: #1d2430; }
+"""
+_SERIES_COLOURS = ("#98a2b3", "#2e90fa", "#84caff")  # eager, converted, reloaded
+
+
+def write(path: Path, checks: list[dict], settings: Any) -> None:
+    write_text_atomically(path, render(checks, settings))
+
+
+def render(checks: list[dict], settings: Any) -> str:
+    checks = ordered(checks)
+    counts = {v: sum(c["verdict"] == v for c in checks) for v in ("passed", "failed", "skipped")}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<title>pytest-torchscript report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>pytest-torchscript report</h1>",
+        f"<p>{len(checks)} checks: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped &middot; device {html.escape(settings.device)} &middot; "
+        f"{settings.perf.threads} timing thread(s)</p>",
+        _checks_table(checks),
+        _latency_chart(checks),
+        _parity_errors(checks),
+        _failures(checks),
+        "</body></html>",
+    ]
+    return "\n".join(part for part in parts if part)
+
+
+def _checks_table(checks: list[dict]) -> str:
+    rows = []
+    for check in checks:
+        perf = check.get("perf") or {}
+        medians = list((perf.get("medians") or {}).values())
+        ratio = perf.get("ratio")
+        flow = check.get("control_flow") or {}
+        cells = [
+            f"<td class='{check['verdict']}'>{html.escape(check['verdict_text'])}</td>",
+            _cell(check["test_id"]),
+            _cell(check["mode"]),
+            _cell(check["device"]),
+            _cell(_number(check["max_abs"])),
+            _cell(_number(check["max_rel"])),
+            _cell(flow.get("coverage_text", "-")),
+            _cell(", ".join(f"{rt['where']}: {'ok' if rt['ok'] else 'FAIL'}"
+                            for rt in check["roundtrips"]) or "-"),
+            _cell(_ms(medians[0]["median"]) if medians else "-"),
+            _cell(_ms(medians[1]["median"]) if len(medians) > 1 else "-"),
+            _cell(f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
+                  if ratio else perf.get("note") or "-"),
+            _cell(", ".join(f"{g['gate']}: {g['outcome']}" for g in perf.get("gates", [])) or "-"),
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{name}</th>" for name in (
+        "verdict", "test", "mode", "device", "max abs", "max rel", "coverage", "round trip",
+        "eager", "converted", "converted / eager", "gates"))
+    return f"<h2>Checks</h2><table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def _latency_chart(checks: list[dict]) -> str:
+    timed = [c for c in checks if c.get("perf") and c["perf"].get("medians")]
+    if not timed:
+        return "<h2>Latency</h2><p>No check was timed in this run.</p>"
+    label_width, bar_width, row_height = 420, 420, 16
+    series_count = max(len(c["perf"]["medians"]) for c in timed)
+    group_height = row_height * series_count + 12
+    height = group_height * len(timed) + 10
+    svg = [f"<svg width='{label_width + bar_width + 120}' height='{height}' role='img' "
+           "aria-label='eager vs converted latency'>"]
+    for index, check in enumerate(timed):
+        top = index * group_height + 5
+        medians = list(check["perf"]["medians"].items())
+        longest = max(interval["median"] for _, interval in medians) or 1.0
+        label = f"{check['test_id']} ({check['mode']})"
+        svg.append(f"<text x='0' y='{top + row_height}'>{html.escape(_clip(label, 60))}</text>")
+        for position, (name, interval) in enumerate(medians):
+            y = top + position * row_height
+            width = max(1.0, bar_width * interval["median"] / longest)
+            colour = _SERIES_COLOURS[min(position, 2)]
+            svg.append(f"<rect x='{label_width}' y='{y}' width='{width:.1f}' height='"
+                       f"{row_height - 3}' fill='{colour}'><title>{html.escape(name)}: "
+                       f"{_ms(interval['median'])}</title></rect>")
+            svg.append(f"<text x='{label_width + width + 6:.1f}' y='{y + row_height - 5}'>"
+                       f"{html.escape(name)} {_ms(interval['median'])}</text>")
+    svg.append("</svg>")
+    legend = "".join(f"<span style='background:{colour}'></span>{name}" for colour, name in
+                     zip(_SERIES_COLOURS, ("eager", "converted", "reloaded")))
+    return ("<h2>Latency: eager vs converted (median per call)</h2>"
+            f"<p class='legend'>{legend}</p>" + "".join(svg))
+
+
+def _parity_errors(checks: list[dict]) -> str:
+    blocks = []
+    low, high = HISTOGRAM_DECADES
+    for check in checks:
+        for result in check["parity"]:
+            for leaf in result["leaves"]:
+                histogram = leaf.get("error_histogram")
+                if not histogram:
+                    continue
+                blocks.append(
+                    f"<h3>{html.escape(check['test_id'])} ({check['mode']}), input set "
+                    f"{result['input_index']}, {html.escape(leaf['path'])}</h3>"
+                    f"<p>{leaf['mismatched']} of {leaf['numel']} elements beyond rtol="
+                    f"{leaf['rtol']:g}, atol={leaf['atol']:g}; max abs error "
+                    f"{_number(leaf['max_abs'])}</p>" + _histogram_svg(histogram, low)
+                )
+    if not blocks:
+        return ""
+    return "<h2>Parity errors of failing checks (absolute error per element)</h2>" + "".join(
+        blocks
+    )
+
+
+def _histogram_svg(counts: list[int], low: int) -> str:
+    width, height, bar = 620, 150, 34
+    top = max(counts) or 1
+    parts = [f"<svg width='{width}' height='{height + 30}' role='img' aria-label='error histogram'>"]
+    for index, count in enumerate(counts):
+        bar_height = (height - 20) * count / top
+        x = 10 + index * (bar + 2)
+        parts.append(f"<rect x='{x}' y='{height - bar_height:.1f}' width='{bar}' "
+                     f"height='{bar_height:.1f}' fill='#f04438'><title>{count} elements"
+                     f"</title></rect>")
+        if count:
+            parts.append(f"<text x='{x + 2}' y='{height - bar_height - 3:.1f}'>{count}</text>")
+        parts.append(f"<text x='{x + 4}' y='{height + 16}'>1e{low + index}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _failures(checks: list[dict]) -> str:
+    failed = [c for c in checks if c["verdict"] == "failed" and c["failure"]]
+    if not failed:
+        return ""
+    items = "".join(
+        f"<h3>{html.escape(c['test_id'])} ({c['mode']}): {html.escape(c['failed_stage'])}</h3>"
+        f"<pre>{html.escape(c['failure'])}</pre>"
+        for c in failed
+    )
+    return "<h2>Failures</h2>" + items
+
+
+def _cell(text: Any) -> str:
+    return f"<td>{html.escape(str(text))}</td>"
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "..." + text[-(limit - 3):]
