@@ -18,7 +18,7 @@ from .summary import ordered
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
-table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea;
+table { border-collapse: collapse; display: block; overflow-x: auto; } td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea;
   text-align: left; white-space: nowrap; } th { background: #f4f6f8; }
 .failed { color: #b42318; font-weight: 600; } .passed { color: #067647; } .skipped { color: #8a6d00; }
 pre { background: #f7f7f8; padding: 8px; white-space: pre-wrap; max-width: 1100px; }
@@ -90,7 +90,7 @@ def _latency_chart(checks: list[dict]) -> str:
     series_count = max(len(c["perf"]["medians"]) for c in timed)
     group_height = row_height * series_count + 12
     height = group_height * len(timed) + 10
-    svg = [f"<svg width='{label_width + bar_width + 120}' height='{height}' role='img' "
+    svg = [f"<svg width='{label_width + bar_width + 260}' height='{height}' role='img' "
            "aria-label='eager vs converted latency'>"]
     for index, check in enumerate(timed):
         top = index * group_height + 5
@@ -175,7 +175,10 @@ def _number(value: Any) -> str:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g} ms"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
 
 
 def _clip(text: str, limit: int) -> str:
