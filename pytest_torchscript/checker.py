@@ -158,7 +158,8 @@ class TorchScriptChecker:
             try:
                 with recording:
                     conversion = convert(
-                        model, options.mode, args, kwargs, dynamic_shapes, self.device
+                        model, options.mode, args, kwargs, dynamic_shapes, self.device,
+                        self._session.settings.perf.threads,
                     )
             except ConversionFailed as failure:
                 raise _Stop("conversion", str(failure)) from None

@@ -61,6 +61,7 @@ def convert(
     kwargs: dict,
     dynamic_shapes: Any = None,
     device: Any = "cpu",
+    threads: int = 1,
 ) -> Conversion:
     """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep).
     ``dynamic_shapes`` is used by the export and onnx modes only."""
@@ -68,7 +69,9 @@ def convert(
     recorded: list[RecordedWarning] = []
     started = time.perf_counter()
     if mode in ("export", "onnx"):
-        return _export(model, mode, args, kwargs, dynamic_shapes, recorded, started, device)
+        return _export(
+            model, mode, args, kwargs, dynamic_shapes, recorded, started, device, threads
+        )
     try:
         with recording_warnings(recorded):
             if mode == "script":
@@ -92,13 +95,15 @@ def convert(
     return Conversion(module, time.perf_counter() - started, recorded)
 
 
-def _export(model, mode, args, kwargs, dynamic_shapes, recorded, started, device) -> Conversion:
+def _export(
+    model, mode, args, kwargs, dynamic_shapes, recorded, started, device, threads
+) -> Conversion:
     guards: list[tuple[str, int, str]] = []
     try:
         with recording_warnings(recorded), recording_size_decisions(guards):
             if mode == "onnx":
                 program = export_onnx(model, args, kwargs, dynamic_shapes)
-                module = OnnxModule.from_program(program, model, device)
+                module = OnnxModule.from_program(program, model, device, threads)
             else:
                 program = export_program(model, args, kwargs, dynamic_shapes)
                 module = program.module()

@@ -44,7 +44,9 @@ def _importable(name: str) -> bool:
 class OnnxModule:
     """An onnxruntime session called like the torch module it was exported from."""
 
-    def __init__(self, source: Any, parameters: list[str], out_spec: Any, device: Any) -> None:
+    def __init__(
+        self, source: Any, parameters: list[str], out_spec: Any, device: Any, threads: int
+    ) -> None:
         import onnxruntime
 
         providers = ["CPUExecutionProvider"]
@@ -52,21 +54,26 @@ class OnnxModule:
             "CUDAExecutionProvider" in onnxruntime.get_available_providers()
         ):
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = onnxruntime.InferenceSession(source, providers=providers)
+        options = onnxruntime.SessionOptions()
+        # As many threads as torch gets while timing, so the comparison with eager is fair.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(source, options, providers=providers)
         self.parameters = parameters
         self.out_spec = out_spec
         self.device = device
+        self.threads = threads
 
     @classmethod
-    def from_program(cls, program: Any, model: Any, device: Any) -> OnnxModule:
+    def from_program(cls, program: Any, model: Any, device: Any, threads: int) -> OnnxModule:
         exported = program.exported_program
         out_spec = exported.module_call_graph[0].signature.out_spec
         return cls(program.model_proto.SerializeToString(), parameter_names(model), out_spec,
-                   device)
+                   device, threads)
 
     def like(self, path: Any) -> OnnxModule:
         """The same calling convention over a saved ``.onnx`` file."""
-        return OnnxModule(str(path), self.parameters, self.out_spec, self.device)
+        return OnnxModule(str(path), self.parameters, self.out_spec, self.device, self.threads)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         torch = import_torch()

@@ -60,8 +60,9 @@ def test_all_modes_give_a_migration_matrix_with_one_line_reasons(suite):
         result,
         [
             "migration matrix (per model: a verdict for each mode):",
-            "  trace * script * export * onnx * test",
-            "  FAIL parity  pass * FAIL conversion  FAIL conversion  test_user.py::test_gate",
+            "  trace * script * export * onnx * model",
+            "  FAIL parity  pass * FAIL conversion  FAIL conversion  Gate (test_user.py)",
+            "  - * - * - * pass * Dict (test_user.py)",
         ],
     )
     expect_lines(

@@ -1,10 +1,11 @@
+import pytest
 import torch
 
 from example_models.text import SentenceClassifier
 
 
 def sentences():
-    """A padded batch and a single short sentence: different batch sizes, as in production."""
+    """A padded batch and one short sentence: batch size and length both vary, as in serving."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(1, 1000, (3, 24), generator=generator)
     mask = torch.ones_like(ids)
@@ -12,10 +13,16 @@ def sentences():
     mask[2, 9:] = 0
     return [
         {"input_ids": ids, "attention_mask": mask},
-        {"input_ids": ids[2:], "attention_mask": mask[2:]},
+        {"input_ids": ids[2:, :12], "attention_mask": mask[2:, :12]},
     ]
 
 
-def test_sentence_classifier_traces(torchscript):
-    report = torchscript.check(SentenceClassifier().eval(), sentences())
-    assert report.parity[1].ok
+@pytest.mark.torchscript(mode=["trace", "export", "onnx"], inputs=sentences)
+def test_sentence_classifier_converts():
+    return SentenceClassifier().eval()
+
+
+@pytest.mark.xfail(reason="transformers' BERT is not scriptable; deploy it traced or exported")
+@pytest.mark.torchscript(mode="script", inputs=sentences)
+def test_sentence_classifier_scripts():
+    return SentenceClassifier().eval()

@@ -5,16 +5,17 @@ from example_models.vision import build_classifier
 
 
 def images():
+    """A single image and a batch: the batch dimension must stay dynamic when exported."""
     generator = torch.Generator().manual_seed(0)
     return [torch.randn(1, 3, 96, 96, generator=generator),
             torch.randn(4, 3, 96, 96, generator=generator)]
 
 
-@pytest.mark.torchscript(mode=["trace", "script"], inputs=images)
+@pytest.mark.torchscript(mode="all", inputs=images)
 def test_resnet18_converts():
     return build_classifier("resnet18").eval()
 
 
-@pytest.mark.torchscript(mode=["trace", "script"], inputs=images)
+@pytest.mark.torchscript(mode="all", inputs=images)
 def test_mobilenet_converts():
     return build_classifier("mobilenet_v3_small").eval()
