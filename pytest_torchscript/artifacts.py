@@ -57,18 +57,28 @@ def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) ->
     temporary = folder / f".{stem}.partial{suffix}"
     with recording_warnings(into):
         if is_onnx:
-            code, graph = save_onnx(artifact, temporary)
+            save_onnx(artifact, temporary)
         elif exported:
             save_program(artifact, temporary)
-            code, graph = program_code(artifact)
         else:
             torch.jit.save(artifact, str(temporary))
-            code = getattr(artifact, "code", "")
-            graph = str(getattr(artifact, "inlined_graph", getattr(artifact, "graph", "")))
+        code, graph = describe(artifact)
     os.replace(temporary, path)
     write_text_atomically(folder / f"{stem}.code", code)
     write_text_atomically(folder / f"{stem}.graph", graph)
     return path
+
+
+def describe(artifact: Any) -> tuple[str, str]:
+    """The code and graph text of a converted artifact (ScriptModule, ExportedProgram or
+    ONNXProgram)."""
+    torch = import_torch()
+    if isinstance(artifact, torch.export.ExportedProgram):
+        return program_code(artifact)
+    if type(artifact).__name__ == "ONNXProgram":
+        return str(artifact.model), str(getattr(artifact.exported_program, "graph", ""))
+    graph = getattr(artifact, "inlined_graph", getattr(artifact, "graph", ""))
+    return getattr(artifact, "code", ""), str(graph)
 
 
 def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None) -> Any:

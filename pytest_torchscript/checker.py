@@ -9,10 +9,12 @@ fails with a message written for the person reading the CI log. Every check leav
 from __future__ import annotations
 
 import contextlib
+import difflib
 import linecache
 import functools
 import inspect
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
@@ -55,6 +57,15 @@ class _Stop(Exception):
         self.message = message
 
 
+@dataclass
+class _Evidence:
+    """What a failing check leaves under --ts-artifacts, collected as the check runs."""
+
+    artifact: Any = None
+    outputs: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # set -> (eager, converted)
+    retraced_graphs: dict[int, str] = field(default_factory=dict)  # diverging set -> its graph
+
+
 class TorchScriptChecker:
     """Checks that models convert to TorchScript and behave like eager; see ``check``."""
 
@@ -66,6 +77,7 @@ class TorchScriptChecker:
         path, lineno, _ = item.reportinfo()
         self._location = (str(path), (lineno or 0) + 1)  # where plugin warnings point
         self._artifact_counts: dict[str, int] = {}
+        self._evidence = _Evidence()
         self.reports: list[CheckReport] = []
         self.used = False
 
@@ -125,6 +137,7 @@ class TorchScriptChecker:
             raise problem.with_traceback(None) from problem.__cause__
         except _Stop as stop:
             report.failed_stage, report.failure = stop.stage, stop.message
+            self._keep_evidence(report)
             header = (
                 f"torchscript check of {report.model} failed at {stop.stage} "
                 f"(mode={report.mode!r}, device={report.device})"
@@ -138,6 +151,7 @@ class TorchScriptChecker:
 
     def _run(self, model: Any, options: Options, report: CheckReport) -> None:
         torch = import_torch()
+        self._evidence = _Evidence()
         _require_model(model, self._test_id, torch)
         input_sets = normalize_inputs(options.inputs, self._test_id)
         report.input_sets = [input_set.describe() for input_set in input_sets]
@@ -165,6 +179,7 @@ class TorchScriptChecker:
                 raise _Stop("conversion", str(failure)) from None
             report.conversion_seconds = conversion.seconds
             report.warnings.extend(conversion.warnings)
+            self._evidence.artifact = conversion.artifact
             eager = [first] + [
                 self._eager(model, input_set, index, recorder)
                 for index, input_set in enumerate(input_sets[1:], start=1)
@@ -279,6 +294,7 @@ class TorchScriptChecker:
             difference = first_difference(example_steps, trace_steps(retraced))
             if difference is not None:
                 differences[index] = difference
+                self._evidence.retraced_graphs[index] = str(retraced.inlined_graph)
         return analyse_trace(
             recorder.by_set, trace_recorder.by_set, differences, hazards_from(conversion.warnings)
         )
@@ -344,6 +360,7 @@ class TorchScriptChecker:
                     f"where eager did not: {type(error).__name__}: "
                     f"{_first_lines(str(error))}" + _tracer_hint(into),
                 ) from None
+            self._evidence.outputs[index] = (eager[index][0], output)
             result = self._compare(eager[index][0], output, index, options)
             # A model that writes into its inputs must write the same values once converted.
             written_by_converted = tensor_leaves((args, kwargs))
@@ -506,6 +523,43 @@ class TorchScriptChecker:
                 describe_mismatch(
                     fresh.parity, len(input_sets), f"{path.name} loaded in a fresh process"
                 ),
+            )
+
+    def _keep_evidence(self, report: CheckReport) -> None:
+        """With --ts-artifacts, keep what a failing check knew: the failure, the converted
+        code and graph, the graph diff of a diverging re-trace, and the outputs that differ."""
+        root = self._session.settings.artifact_root
+        if root is None:
+            return
+        evidence = self._evidence
+        folder = artifacts.folder_for(root, self._test_id) / f"{report.mode}-failure"
+        try:
+            artifacts.write_text_atomically(folder / "failure.txt", report.failure or "")
+            if evidence.artifact is not None:
+                code, graph = artifacts.describe(evidence.artifact)
+                artifacts.write_text_atomically(folder / f"{report.mode}.code", code)
+                artifacts.write_text_atomically(folder / f"{report.mode}.graph", graph)
+                for index, retraced in evidence.retraced_graphs.items():
+                    diff = difflib.unified_diff(
+                        graph.splitlines(keepends=True),
+                        retraced.splitlines(keepends=True),
+                        "trace of input set 0",
+                        f"trace of input set {index}",
+                    )
+                    artifacts.write_text_atomically(
+                        folder / f"graph-set0-vs-set{index}.diff", "".join(diff)
+                    )
+            failing = {r.input_index for r in report.parity if not r.ok}
+            for index in sorted(failing):
+                if index in evidence.outputs:
+                    eager_output, converted_output = evidence.outputs[index]
+                    import_torch().save(
+                        {"eager": eager_output, "converted": converted_output},
+                        folder / f"outputs-set{index}.pt",
+                    )
+        except Exception as error:  # evidence is a courtesy: never hide the real failure
+            report.warnings.append(
+                RecordedWarning("ArtifactWarning", f"could not keep evidence: {error}", "", 0)
             )
 
     def _save(self, module: Any, report: CheckReport):

@@ -104,8 +104,5 @@ def flat_inputs(parameters: list[str], args: tuple, kwargs: dict) -> list[Any]:
     return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
 
 
-def save_onnx(program: Any, path: Any) -> tuple[str, str]:
-    """Write the ``.onnx`` file; return its text form and the exported graph for artifacts."""
+def save_onnx(program: Any, path: Any) -> None:
     program.save(str(path))
-    graph = str(program.exported_program.graph) if program.exported_program else ""
-    return str(program.model), graph

@@ -133,3 +133,30 @@ def test_unwritable_artifacts_dir_is_a_usage_error_at_start_up(suite, pytester):
          "writable directory"]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_failing_check_keeps_failure_code_graph_diff_and_outputs(suite, pytester):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Branchy
+
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), -torch.ones(2, 4)])
+        def test_frozen():
+            return Branchy()
+        """,
+        "--ts-artifacts=kept",
+        "-W", "ignore::pytest_torchscript.TrainModeWarning",
+    )
+    result.assert_outcomes(failed=1)
+    folder = pytester.path / "kept" / "test_user.py__test_frozen" / "trace-failure"
+    assert "the trace recorded the True arm" in (folder / "failure.txt").read_text()
+    assert "def forward" in (folder / "trace.code").read_text()
+    diff = (folder / "graph-set0-vs-set1.diff").read_text()
+    assert "--- trace of input set 0" in diff and "aten::mul" in diff and "aten::sub" in diff
+    import torch
+
+    outputs = torch.load(folder / "outputs-set1.pt")
+    assert torch.equal(outputs["eager"], -torch.ones(2, 4) - 5)
+    assert torch.equal(outputs["converted"], -torch.ones(2, 4) * 2)
