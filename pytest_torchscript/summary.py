@@ -16,6 +16,7 @@ from .options import MODES
 
 _COLUMNS = ("verdict", "mode", "device", "max abs", "max rel", "coverage", "round trip", "size",
             "convert")
+_DEVICE = _COLUMNS.index("device")
 
 
 def ordered(checks: list[dict]) -> list[dict]:
@@ -27,9 +28,17 @@ def ordered(checks: list[dict]) -> list[dict]:
 def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
     checks = ordered(checks)
     rows = [_row(check) for check in checks]
-    terminal.write_sep("=", "torchscript")
-    _table(terminal, _COLUMNS, rows, [check["test_id"] for check in checks],
+    header = _COLUMNS
+    devices = {check["device"] for check in checks}
+    title = "torchscript"
+    if len(devices) == 1:  # one device: say it once, and keep rows within 100 columns
+        title += f" (device {devices.pop()})"
+        header = header[:_DEVICE] + header[_DEVICE + 1:]
+        rows = [row[:_DEVICE] + row[_DEVICE + 1:] for row in rows]
+    terminal.write_sep("=", title)
+    _table(terminal, header, rows, [check["test_id"] for check in checks],
            red=[check["verdict"] == "failed" for check in checks])
+    terminal.write_line("(round trip: reload in this process, then in a fresh process)")
     findings = [(check, control_flow_lines(check)) for check in checks]
     findings = [(check, lines) for check, lines in findings if lines]
     if findings:
@@ -204,12 +213,10 @@ def _figure(value: float | None) -> str:
 
 
 def _roundtrip(check: dict) -> str:
+    """``ok ok``: reloaded in process, then in a fresh process; ``ok`` alone: in process only."""
     if not check["roundtrips"]:
         return "-"
-    return ", ".join(
-        f"{'fresh' if rt['where'] == 'fresh process' else 'reload'} {'ok' if rt['ok'] else 'FAIL'}"
-        for rt in check["roundtrips"]
-    )
+    return " ".join("ok" if roundtrip["ok"] else "FAIL" for roundtrip in check["roundtrips"])
 
 
 def _size(size: int | None) -> str:

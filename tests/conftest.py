@@ -67,3 +67,10 @@ def expect_lines(result: pytest.RunResult, patterns: list[str]) -> None:
     """``fnmatch_lines`` where ``[`` in a pattern is literal (output paths are full of it):
     ``*`` and ``?`` keep their glob meaning."""
     result.stdout.fnmatch_lines([pattern.replace("[", "[[]") for pattern in patterns])
+
+
+def line_of(source: str, snippet: str) -> int:
+    """The line number of ``snippet`` in ``source`` as pytester writes it (dedented, without
+    the leading blank line), so tests name lines without counting them by hand."""
+    lines = textwrap.dedent(source).strip("\n").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if snippet in line)

@@ -1,7 +1,7 @@
 """Control-flow coverage: the branch a trace froze, named at its line; arms no input exercised."""
 
 import pytest
-from conftest import expect_lines
+from conftest import expect_lines, line_of
 
 FLOW_MODELS = '''
 import torch
@@ -56,17 +56,11 @@ class IfAndLoop(torch.nn.Module):
 '''
 
 
-def line_of(snippet: str) -> int:
-    """The line number of ``snippet`` in flow_models.py as pytester writes it."""
-    lines = FLOW_MODELS.strip("\n").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if snippet in line)
-
-
-SUM_IF = line_of("if x.sum() > 0:")
-COUNT_LOOP = line_of("for _ in range(int(x.abs().max())):")  # LoopCount's, the first
-ITEM = line_of("x.max().item()")
-SHAPE_IF = line_of("if x.shape[0] > 2:")
-MEAN_IF = line_of("if x.mean() > 1:")
+SUM_IF = line_of(FLOW_MODELS, "if x.sum() > 0:")
+COUNT_LOOP = line_of(FLOW_MODELS, "for _ in range(int(x.abs().max())):")  # LoopCount's
+ITEM = line_of(FLOW_MODELS, "x.max().item()")
+SHAPE_IF = line_of(FLOW_MODELS, "if x.shape[0] > 2:")
+MEAN_IF = line_of(FLOW_MODELS, "if x.mean() > 1:")
 SCRIPT_LOOP = MEAN_IF + 2  # IfAndLoop's loop
 
 

@@ -212,10 +212,13 @@ def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pyteste
     slow = entries["test_user.py::test_slow | script | cpu"]
     assert slow["ratio"]["median"] > 2  # the converted form does 4x the work
     assert slow["fingerprint"]["threads"] == 1 and slow["fingerprint"]["device"] == "cpu"
-    # The recorded baseline gates the next run: same models, so no regression.
-    again = perf_suite(TESTS, "--ts-baseline=baseline.json")
+    # The recorded baseline gates the next run. The threshold is wide because this test runs
+    # beside others on a busy machine: it checks that the entries are found and compared,
+    # not how quiet the machine is (benchmarks/gate_quality.py measures that).
+    again = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-max-regression=1.0")
     again.assert_outcomes(passed=2)
-    again.stdout.no_fnmatch_line("*max_regression regression*")
+    expect_lines(again, ["*max_regression pass*test_user.py::test_fast",
+                         "*max_regression pass*test_user.py::test_slow"])
 
 
 def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite, pytester):

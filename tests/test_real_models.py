@@ -40,11 +40,11 @@ def test_torchvision_and_transformers_models_pass_trace_and_script(suite):
     expect_lines(
         result,
         [
-            "passed*trace*cpu*reload ok, fresh ok*MB*test_user.py::test_resnet18[trace]",
-            "passed*script*cpu*reload ok, fresh ok*MB*test_user.py::test_resnet18[script]",
-            "passed*trace*cpu*reload ok, fresh ok*test_user.py::test_mobilenet_v3_small[trace]",
-            "passed*script*cpu*reload ok, fresh ok*test_user.py::test_mobilenet_v3_small[script]",
-            "passed*trace*cpu*reload ok, fresh ok*test_user.py::test_bert",
+            "passed*trace*ok ok*MB*test_user.py::test_resnet18[trace]",
+            "passed*script*ok ok*MB*test_user.py::test_resnet18[script]",
+            "passed*trace*ok ok*test_user.py::test_mobilenet_v3_small[trace]",
+            "passed*script*ok ok*test_user.py::test_mobilenet_v3_small[script]",
+            "passed*trace*ok ok*test_user.py::test_bert",
             "5 check(s): 5 passed, 0 failed*",
         ],
     )
@@ -152,5 +152,5 @@ def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_clai
             "pytree node*(transformers: return_dict=False)",
         ],
     )
-    expect_lines(result, ["passed*export*reload ok, fresh ok*MB*test_user.py::test_resnet18"])
-    expect_lines(result, ["passed*export*reload ok, fresh ok*test_user.py::test_bert_tuple"])
+    expect_lines(result, ["passed*export*ok ok*MB*test_user.py::test_resnet18"])
+    expect_lines(result, ["passed*export*ok ok*test_user.py::test_bert_tuple"])

@@ -48,8 +48,8 @@ def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suit
     expect_lines(
         result,
         [
-            "failed (fresh-process)*reload ok, fresh FAIL*test_custom_op",
-            "passed*reload ok  *test_custom_op_in_process_only",
+            "failed (fresh-process)*ok FAIL*test_custom_op",
+            "passed*trace*0*0*none*ok  *test_custom_op_in_process_only",
         ],
     )
 

@@ -22,10 +22,11 @@ def test_summary_lists_failures_first_with_figures(suite):
     expect_lines(
         result,
         [
-            "*= torchscript =*",
-            "verdict*mode*device*max abs*max rel*round trip*size*convert*test",
-            "failed (parity)*trace*cpu*4*0.67*-*-*s*test_user.py::test_frozen",
-            "passed*trace*cpu*0*0*reload ok, fresh ok*kB*s*test_user.py::test_ok",
+            "*= torchscript (device cpu) =*",
+            "verdict*mode*max abs*max rel*coverage*round trip*size*convert*test",
+            "failed (parity)*trace*4*0.67*100% 2/2*-*-*s*test_user.py::test_frozen",
+            "passed*trace*0*0*none*ok ok*kB*s*test_user.py::test_ok",
+            "(round trip: reload in this process, then in a fresh process)",
             "2 check(s): 1 passed, 1 failed; * warning(s) raised by torch during the checks "
             "were recorded, not raised",
         ],
