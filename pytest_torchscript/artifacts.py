@@ -15,8 +15,8 @@ from typing import Any
 
 from .errors import UsageProblem
 from .exporting import load_program, program_code, save_program
-from .onnx_mode import save_onnx
 from .jit_warnings import RecordedWarning, import_torch, recording_warnings
+from .onnx_mode import save_onnx
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 

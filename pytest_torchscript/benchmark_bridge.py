@@ -96,3 +96,41 @@ class MachineInfo:
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name()
         machine_info["pytest_torchscript"] = info
+
+
+def publish_report(item: pytest.Item, report: Any) -> None:
+    """Publish every timed series of a check (eager, converted, reloaded), each with the
+    check's mode, device, ratio, parity figures and gates in ``extra_info``."""
+    from .timing import WARMUP_CALLS
+
+    timing = report.perf.timing
+    for name, samples in timing.samples.items():
+        role = "eager" if name == "eager" else "converted" if name == report.mode else "reloaded"
+        ratio = None if role == "eager" else timing.ratio(name)
+        publish(
+            item.config,
+            item,
+            name,
+            samples,
+            timing.loops,
+            {
+                "timer": "perf_counter",
+                "warmup": WARMUP_CALLS,
+                "min_rounds": timing.rounds,
+                "max_time": timing.seconds_spent,
+                "disable_gc": False,
+            },
+            {
+                "torchscript": {
+                    "role": role,
+                    "mode": report.mode,
+                    "device": report.device,
+                    "threads": timing.threads,
+                    "ratio_to_eager": ratio.to_dict() if ratio else None,
+                    "parity_max_abs": report.max_abs,
+                    "parity_max_rel": report.max_rel,
+                    "peak_memory_bytes": timing.peak_memory.get(name),
+                    "gates": [gate.to_dict() for gate in report.perf.gates],
+                }
+            },
+        )

@@ -9,43 +9,50 @@ fails with a message written for the person reading the CI log. Every check leav
 from __future__ import annotations
 
 import contextlib
-import difflib
-import linecache
 import functools
-import inspect
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
 
 from . import artifacts, baseline, perf
-from .benchmark_bridge import publish
-from .controlflow import ControlFlowReport, analyse_coverage, analyse_script, analyse_trace
+from .benchmark_bridge import publish_report
+from .controlflow import (
+    ControlFlowReport,
+    analyse_coverage,
+    analyse_script,
+    analyse_trace,
+    divergence_block,
+)
 from .convert import ConversionFailed, convert
 from .decisions import DecisionRecorder
+from .errors import (
+    CheckFailed,
+    TraceHazardWarning,
+    TrainModeWarning,
+    UsageProblem,
+    short_repr,
+)
+from .evidence import Evidence
 from .exporting import explain_rejected_input, export_example, infer_dynamic_shapes
-from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem, short_repr
-from .graphs import first_difference, script_decisions, trace_steps
-from .hazards import hazards_from
 from .fresh_process import FreshProcessError
+from .graphs import first_difference, script_decisions, trace_steps
+from .hazards import hazards_from, tracer_hint
 from .inputs import InputSet, normalize_inputs, tensor_leaves
 from .jit_warnings import (
-    RecordedWarning,
-    display_path,
     import_torch,
-    is_library_file,
     recording_warnings,
 )
-from .options import Options, parse_check_options
-from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .onnx_mode import TOLERANCES as ONNX_TOLERANCES
 from .onnx_mode import OnnxModule, flat_inputs
 from .onnx_mode import missing_reason as onnx_missing_reason
+from .options import Options, parse_check_options
+from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
-from .timing import WARMUP_CALLS, TimingFailed
 from .session import SessionState
+from .timing import TimingFailed
+from .train_mode import modes_that_matter
 
 
 class _Stop(Exception):
@@ -55,15 +62,6 @@ class _Stop(Exception):
         super().__init__(message)
         self.stage = stage
         self.message = message
-
-
-@dataclass
-class _Evidence:
-    """What a failing check leaves under --ts-artifacts, collected as the check runs."""
-
-    artifact: Any = None
-    outputs: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # set -> (eager, converted)
-    retraced_graphs: dict[int, str] = field(default_factory=dict)  # diverging set -> its graph
 
 
 class TorchScriptChecker:
@@ -77,7 +75,7 @@ class TorchScriptChecker:
         path, lineno, _ = item.reportinfo()
         self._location = (str(path), (lineno or 0) + 1)  # where plugin warnings point
         self._artifact_counts: dict[str, int] = {}
-        self._evidence = _Evidence()
+        self._evidence = Evidence()
         self.reports: list[CheckReport] = []
         self.used = False
 
@@ -151,7 +149,7 @@ class TorchScriptChecker:
 
     def _run(self, model: Any, options: Options, report: CheckReport) -> None:
         torch = import_torch()
-        self._evidence = _Evidence()
+        self._evidence = Evidence()
         _require_model(model, self._test_id, torch)
         input_sets = normalize_inputs(options.inputs, self._test_id)
         report.input_sets = [input_set.describe() for input_set in input_sets]
@@ -224,7 +222,7 @@ class TorchScriptChecker:
             return
         modules = list(model.modules())
         report.was_training = any(module.training for module in modules)
-        behaves_differently = _modes_that_matter(modules) if report.was_training else []
+        behaves_differently = modes_that_matter(modules) if report.was_training else []
         if behaves_differently and type(model) not in self._session.warned_train_mode:
             self._session.warned_train_mode.add(type(model))
             warnings.warn_explicit(
@@ -306,10 +304,10 @@ class TorchScriptChecker:
         then coverage against ``min_coverage``; a trace with only hazards passes with a warning."""
         __tracebackhide__ = True
         flow = report.control_flow
-        divergences = _divergence_block(flow)
+        divergences = divergence_block(flow)
         if not all(result.ok for result in report.parity):
             message = describe_mismatch(report.parity, total_sets, "the converted module")
-            raise _Stop("parity", message + (divergences or _tracer_hint(report.warnings)))
+            raise _Stop("parity", message + (divergences or tracer_hint(report.warnings)))
         if divergences:
             raise _Stop(
                 "control-flow",
@@ -358,7 +356,7 @@ class TorchScriptChecker:
                     "parity",
                     f"the converted module raised on input set {index} {input_set.describe()}, "
                     f"where eager did not: {type(error).__name__}: "
-                    f"{_first_lines(str(error))}" + _tracer_hint(into),
+                    f"{_first_lines(str(error))}" + tracer_hint(into),
                 ) from None
             self._evidence.outputs[index] = (eager[index][0], output)
             result = self._compare(eager[index][0], output, index, options)
@@ -407,7 +405,6 @@ class TorchScriptChecker:
 
     def _time_and_gate(self, model, converted, reloaded, example, options, report) -> None:
         """Time eager, converted and reloaded interleaved; publish to pytest-benchmark; gate."""
-        settings = self._session.settings
         if self._session.timing_off is not None:
             report.perf = PerfReport(note=self._session.timing_off)
             return
@@ -421,62 +418,25 @@ class TorchScriptChecker:
         key = baseline.entry_key(self._test_id, report.mode, str(self.device))
         if self._artifact_counts.get(report.mode, 0) > 1:
             key += f" | {self._artifact_counts[report.mode]}"
+        settings = self._session.settings.perf
         try:
             with self._evaluation(model, CheckReport(self._test_id, report.mode, report.device)):
                 with recording_warnings(report.warnings):
                     report.perf, new_entry = perf.run(
-                        calls,
-                        self.device,
-                        options.time_budget,
-                        settings.perf,
-                        self._session.baseline_entries,
-                        key,
-                        options.max_slowdown,
+                        calls, self.device, options.time_budget, settings,
+                        self._session.baseline_entries, key, options.max_slowdown,
                         options.max_regression,
                     )
         except TimingFailed as failure:
             raise _Stop("timing", f"{failure}; the other checks of this run still count") from None
         if new_entry is not None:
             self._session.new_baseline_entries[key] = new_entry
-        self._publish(report)
-        failures = report.perf.failures(settings.perf.strict)
+        publish_report(self._item, report)
+        failures = report.perf.failures(settings.strict)
         if failures:
             raise _Stop(
                 "perf",
                 "\n".join(f"{gate.gate}: {gate.outcome}: {gate.message}" for gate in failures),
-            )
-
-    def _publish(self, report: CheckReport) -> None:
-        timing = report.perf.timing
-        for name, samples in timing.samples.items():
-            role = "eager" if name == "eager" else "converted" if name == report.mode else "reloaded"
-            ratio = None if role == "eager" else timing.ratio(name)
-            publish(
-                self._item.config,
-                self._item,
-                name,
-                samples,
-                timing.loops,
-                {
-                    "timer": "perf_counter",
-                    "warmup": WARMUP_CALLS,
-                    "min_rounds": timing.rounds,
-                    "max_time": timing.seconds_spent,
-                    "disable_gc": False,
-                },
-                {
-                    "torchscript": {
-                        "role": role,
-                        "mode": report.mode,
-                        "device": report.device,
-                        "threads": timing.threads,
-                        "ratio_to_eager": ratio.to_dict() if ratio else None,
-                        "parity_max_abs": report.max_abs,
-                        "parity_max_rel": report.max_rel,
-                        "peak_memory_bytes": timing.peak_memory.get(name),
-                        "gates": [gate.to_dict() for gate in report.perf.gates],
-                    }
-                },
             )
 
     def _fresh_process_parity(self, path, input_sets, eager, options, report, loaded) -> None:
@@ -526,41 +486,11 @@ class TorchScriptChecker:
             )
 
     def _keep_evidence(self, report: CheckReport) -> None:
-        """With --ts-artifacts, keep what a failing check knew: the failure, the converted
-        code and graph, the graph diff of a diverging re-trace, and the outputs that differ."""
+        """With --ts-artifacts, keep what the failing check knew (see ``evidence.py``)."""
         root = self._session.settings.artifact_root
-        if root is None:
-            return
-        evidence = self._evidence
-        folder = artifacts.folder_for(root, self._test_id) / f"{report.mode}-failure"
-        try:
-            artifacts.write_text_atomically(folder / "failure.txt", report.failure or "")
-            if evidence.artifact is not None:
-                code, graph = artifacts.describe(evidence.artifact)
-                artifacts.write_text_atomically(folder / f"{report.mode}.code", code)
-                artifacts.write_text_atomically(folder / f"{report.mode}.graph", graph)
-                for index, retraced in evidence.retraced_graphs.items():
-                    diff = difflib.unified_diff(
-                        graph.splitlines(keepends=True),
-                        retraced.splitlines(keepends=True),
-                        "trace of input set 0",
-                        f"trace of input set {index}",
-                    )
-                    artifacts.write_text_atomically(
-                        folder / f"graph-set0-vs-set{index}.diff", "".join(diff)
-                    )
-            failing = {r.input_index for r in report.parity if not r.ok}
-            for index in sorted(failing):
-                if index in evidence.outputs:
-                    eager_output, converted_output = evidence.outputs[index]
-                    import_torch().save(
-                        {"eager": eager_output, "converted": converted_output},
-                        folder / f"outputs-set{index}.pt",
-                    )
-        except Exception as error:  # evidence is a courtesy: never hide the real failure
-            report.warnings.append(
-                RecordedWarning("ArtifactWarning", f"could not keep evidence: {error}", "", 0)
-            )
+        if root is not None:
+            folder = artifacts.folder_for(root, self._test_id) / f"{report.mode}-failure"
+            self._evidence.keep(folder, report)
 
     def _save(self, module: Any, report: CheckReport):
         folder = artifacts.folder_for(self._session.artifact_root(), self._test_id)
@@ -651,73 +581,10 @@ def skip_at_test(reason: str) -> BaseException:
         return pytest.skip.Exception(reason)
 
 
-def _modes_that_matter(modules: list[Any]) -> list[str]:
-    """Names of the module types in ``modules`` whose output depends on train/eval mode:
-    dropout and normalization layers, and classes whose forward reads ``self.training``."""
-    torch = import_torch()
-    stateful = (
-        torch.nn.modules.dropout._DropoutNd,
-        torch.nn.modules.batchnorm._NormBase,
-    )
-    names: list[str] = []
-    for module in modules:
-        if isinstance(module, stateful) or _forward_reads_training(type(module)):
-            name = type(module).__name__
-            if name not in names:
-                names.append(name)
-    return names[:4]
-
-
-@functools.lru_cache(maxsize=None)
-def _forward_reads_training(cls: type) -> bool:
-    forward = cls.__dict__.get("forward")
-    if forward is None or cls.__module__.startswith("torch."):
-        return False
-    try:
-        return "self.training" in inspect.getsource(forward)
-    except (OSError, TypeError):
-        return False
-
-
 def _model_name(model: Any) -> str:
     if hasattr(model, "forward"):
         return type(model).__qualname__
     return getattr(model, "__qualname__", type(model).__qualname__)
-
-
-def _divergence_block(flow: ControlFlowReport) -> str:
-    if not flow.divergences:
-        return ""
-    lines = ["\nthe trace replays the path of input set 0, and other input sets take another:"]
-    lines += [f"  {divergence.describe()}" for divergence in flow.divergences[:10]]
-    lines.append(
-        "hint: mode='script' keeps data-dependent control flow; a traced model needs it "
-        "expressed as tensor operations (torch.where, masking)"
-    )
-    return "\n".join(lines)
-
-
-def _tracer_hint(recorded: list[RecordedWarning]) -> str:
-    """Point at the TracerWarnings the trace raised in the user's own code: the usual reason a
-    trace disagrees with eager on inputs other than the example."""
-    seen = []
-    for warning in recorded:
-        if warning.category == "TracerWarning" and not is_library_file(warning.filename):
-            if warning.location not in seen:
-                seen.append(warning.location)
-    if not seen:
-        return ""
-
-    lines = [
-        "\nthe trace raised TracerWarnings in your code, so it probably froze a data-dependent "
-        "branch or value at:"
-    ]
-    for location in seen[:10]:
-        filename, _, lineno = location.rpartition(":")
-        source = linecache.getline(filename, int(lineno)).strip()
-        lines.append(f"  {display_path(filename)}:{lineno}: {source}")
-    lines.append("hint: mode='script' keeps such control flow; or make the inputs agree")
-    return "\n".join(lines)
 
 
 def _first_lines(text: str, count: int = 12) -> str:

@@ -313,3 +313,15 @@ def _condition(source: str) -> str | None:
 def _is_assert(filename: str, lineno: int) -> bool:
     """An ``assert`` is a guard, not a branch: its False arm is an error, not behaviour."""
     return linecache.getline(filename, lineno).lstrip().startswith("assert ")
+
+
+def divergence_block(flow: ControlFlowReport) -> str:
+    if not flow.divergences:
+        return ""
+    lines = ["\nthe trace replays the path of input set 0, and other input sets take another:"]
+    lines += [f"  {divergence.describe()}" for divergence in flow.divergences[:10]]
+    lines.append(
+        "hint: mode='script' keeps data-dependent control flow; a traced model needs it "
+        "expressed as tensor operations (torch.where, masking)"
+    )
+    return "\n".join(lines)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exporting import explain_export_failure, export_program, recording_size_decisions
-from .onnx_mode import OnnxModule, export_onnx
 from .jit_warnings import (
     RecordedWarning,
     display_path,
@@ -19,6 +18,7 @@ from .jit_warnings import (
     is_library_file,
     recording_warnings,
 )
+from .onnx_mode import OnnxModule, export_onnx
 
 _HINTS = {
     "script": (

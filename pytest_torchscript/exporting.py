@@ -16,7 +16,12 @@ import sys
 from typing import Any, Iterator
 
 from .inputs import InputSet
-from .jit_warnings import TRANSPARENT_CODE, calling_user_frame, display_path, import_torch
+from .jit_warnings import (
+    TRANSPARENT_CODE,
+    calling_user_frame,
+    display_path,
+    import_torch,
+)
 
 _EXPORT_HINT = (
     "hint: export cannot follow a branch on tensor values; express it with "

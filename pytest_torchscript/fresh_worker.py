@@ -66,7 +66,6 @@ def _user_modules(roots):
 
 def _handle(request, torch):
     started = time.perf_counter()
-    caught = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         artifact = request["artifact"]

@@ -7,10 +7,11 @@ library, counted but not listed line by line), and how many times.
 
 from __future__ import annotations
 
+import linecache
 import os
 from dataclasses import dataclass
 
-from .jit_warnings import RecordedWarning, display_path
+from .jit_warnings import RecordedWarning, display_path, is_library_file
 
 # (start of TracerWarning message, what the user should read)
 _KINDS = (
@@ -84,3 +85,26 @@ def hazards_from(recorded: list[RecordedWarning]) -> list[Hazard]:
         else:
             grouped[key] = Hazard(key[0], filename, lineno or 0, in_user_code)
     return sorted(grouped.values(), key=lambda h: (not h.in_user_code, h.filename, h.lineno))
+
+
+def tracer_hint(recorded: list[RecordedWarning]) -> str:
+    """Point at the TracerWarnings the trace raised in the user's own code: the usual reason a
+    trace disagrees with eager on inputs other than the example."""
+    seen = []
+    for warning in recorded:
+        if warning.category == "TracerWarning" and not is_library_file(warning.filename):
+            if warning.location not in seen:
+                seen.append(warning.location)
+    if not seen:
+        return ""
+
+    lines = [
+        "\nthe trace raised TracerWarnings in your code, so it probably froze a data-dependent "
+        "branch or value at:"
+    ]
+    for location in seen[:10]:
+        filename, _, lineno = location.rpartition(":")
+        source = linecache.getline(filename, int(lineno)).strip()
+        lines.append(f"  {display_path(filename)}:{lineno}: {source}")
+    lines.append("hint: mode='script' keeps such control flow; or make the inputs agree")
+    return "\n".join(lines)

@@ -16,21 +16,6 @@ from .jit_warnings import RecordedWarning
 from .parity import LeafResult, ParityResult
 from .perf import PerfReport
 
-# Where a check stopped; the names appear in the summary and the JSON report.
-STAGES = (
-    "inputs",
-    "eager",
-    "determinism",
-    "conversion",
-    "parity",
-    "control-flow",
-    "coverage",
-    "roundtrip",
-    "fresh-process",
-    "timing",
-    "perf",
-)
-
 
 @dataclass
 class RoundTripResult:

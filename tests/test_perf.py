@@ -217,8 +217,11 @@ def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pyteste
     # not how quiet the machine is (benchmarks/gate_quality.py measures that).
     again = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-max-regression=1.0")
     again.assert_outcomes(passed=2)
-    expect_lines(again, ["*max_regression pass*test_user.py::test_fast",
-                         "*max_regression pass*test_user.py::test_slow"])
+    for test in ("test_fast", "test_slow"):
+        (row,) = [line for line in again.stdout.lines
+                  if "max_regression" in line and line.endswith(f"test_user.py::{test}")]
+        # pass, or inconclusive when a busy machine shifts absolute times; never a regression
+        assert "max_regression pass" in row or "max_regression inconclusive" in row, row
 
 
 def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite, pytester):
