@@ -36,16 +36,30 @@ class Branchy(torch.nn.Module):
 def models():
     torch.manual_seed(0)
     bert = BertModel(
-        BertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2,
-                   num_attention_heads=4, intermediate_size=128)
+        BertConfig(
+            vocab_size=1000,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+        )
     ).eval()
     ids = torch.randint(0, 1000, (4, 32))
     return [
-        ("mlp (no decisions)", torch.nn.Sequential(
-            torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval(),
-         (torch.randn(16, 64),), {}),
-        ("resnet18 64x64 (no decisions)", torchvision.models.resnet18(weights=None).eval(),
-         (torch.randn(1, 3, 64, 64),), {}),
+        (
+            "mlp (no decisions)",
+            torch.nn.Sequential(
+                torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)
+            ).eval(),
+            (torch.randn(16, 64),),
+            {},
+        ),
+        (
+            "resnet18 64x64 (no decisions)",
+            torchvision.models.resnet18(weights=None).eval(),
+            (torch.randn(1, 3, 64, 64),),
+            {},
+        ),
         ("bert 2 layers (no decisions)", bert, (), {"input_ids": ids}),
         ("branchy (32 decisions)", Branchy(), (torch.randn(32, 8),), {}),
     ]

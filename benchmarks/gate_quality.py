@@ -61,7 +61,7 @@ def steps_for(slowdowns, x) -> dict[float, int]:
     for slowdown, count in steps.items():  # the cost per step is not linear: measure, rescale
         if count:
             candidate = torch.jit.script(Chain(count).eval())
-            calls = {"base": lambda: base(x), "slowed": lambda: candidate(x)}
+            calls = {"base": lambda: base(x), "slowed": lambda c=candidate: c(x)}
             actual = measure(calls, torch.device("cpu"), 4.0, threads=1).ratio("slowed", "base")
             steps[slowdown] = max(1, round(count * slowdown / (actual.median - 1)))
     return steps
@@ -82,12 +82,20 @@ def main() -> None:
     warnings.simplefilter("ignore")
     x = torch.randn(8, 96)
     eager = Chain().eval()
-    conditions = [(0.0, args.trials_unchanged), (0.10, args.trials), (0.25, args.trials),
-                  (0.50, args.trials)]
-    print(f"torch {torch.__version__}; 1 thread; {args.budget:g} s of timing per run "
-          f"(baseline run + candidate run per trial); max_regression={args.threshold:.0%}")
-    print(f"{'slowdown':>9} {'measured':>9} {'trials':>7} {'regression':>11} "
-          f"{'inconclusive':>13} {'pass':>6}")
+    conditions = [
+        (0.0, args.trials_unchanged),
+        (0.10, args.trials),
+        (0.25, args.trials),
+        (0.50, args.trials),
+    ]
+    print(
+        f"torch {torch.__version__}; 1 thread; {args.budget:g} s of timing per run "
+        f"(baseline run + candidate run per trial); max_regression={args.threshold:.0%}"
+    )
+    print(
+        f"{'slowdown':>9} {'measured':>9} {'trials':>7} {'regression':>11} "
+        f"{'inconclusive':>13} {'pass':>6}"
+    )
     started = time.time()
     with torch.no_grad():
         steps = steps_for([slowdown for slowdown, _ in conditions], x)

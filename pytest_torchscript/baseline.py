@@ -12,8 +12,9 @@ import contextlib
 import json
 import math
 import platform
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .artifacts import write_text_atomically
 from .errors import UsageProblem
@@ -43,8 +44,8 @@ def load(path: Path) -> dict[str, dict]:
         raise UsageProblem(f"--ts-baseline {path}: cannot read it ({error.strerror})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageProblem(
-            f"--ts-baseline {path}: not a pytest-torchscript baseline (no \"format\": "
-            f"\"{FORMAT}\"); pass the file written by --ts-update-baseline"
+            f'--ts-baseline {path}: not a pytest-torchscript baseline (no "format": '
+            f'"{FORMAT}"); pass the file written by --ts-update-baseline'
         )
     if data.get("version") != VERSION:
         raise UsageProblem(
@@ -54,7 +55,7 @@ def load(path: Path) -> dict[str, dict]:
         )
     entries = data.get("entries")
     if not isinstance(entries, dict):
-        raise UsageProblem(f"--ts-baseline {path}: \"entries\" must be an object")
+        raise UsageProblem(f'--ts-baseline {path}: "entries" must be an object')
     for key, entry in entries.items():
         problem = _entry_problem(entry)
         if problem:
@@ -70,7 +71,7 @@ def _entry_problem(entry: Any) -> str | None:
         return "is not an object"
     ratio = entry.get("ratio")
     if not isinstance(ratio, dict):
-        return "has no \"ratio\" object"
+        return 'has no "ratio" object'
     for name in _RATIO_FIELDS:
         if not _positive(ratio.get(name)):
             return f"has ratio.{name} = {ratio.get(name)!r}, not a positive number"
@@ -80,7 +81,7 @@ def _entry_problem(entry: Any) -> str | None:
         if not _positive(entry.get(name)):
             return f"has {name} = {entry.get(name)!r}, not a positive number of seconds"
     if not isinstance(entry.get("fingerprint"), dict):
-        return "has no \"fingerprint\" object"
+        return 'has no "fingerprint" object'
     return None
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -116,8 +117,11 @@ class TorchScriptChecker:
                 self._session.reports.append(skipped)
                 raise skip_at_test(reason)
             resolved = resolved.merged(
-                {name: value for name, value in ONNX_TOLERANCES.items()
-                 if getattr(resolved, name) is None}
+                {
+                    name: value
+                    for name, value in ONNX_TOLERANCES.items()
+                    if getattr(resolved, name) is None
+                }
             )
         report = CheckReport(
             test_id=self._test_id,
@@ -170,7 +174,12 @@ class TorchScriptChecker:
             try:
                 with recording:
                     conversion = convert(
-                        model, options.mode, args, kwargs, dynamic_shapes, self.device,
+                        model,
+                        options.mode,
+                        args,
+                        kwargs,
+                        dynamic_shapes,
+                        self.device,
                         self._session.settings.perf.threads,
                     )
             except ConversionFailed as failure:
@@ -183,7 +192,11 @@ class TorchScriptChecker:
                 for index, input_set in enumerate(input_sets[1:], start=1)
             ]
             report.parity = self._parity_all(
-                conversion.module, input_sets, eager, options, report.warnings,
+                conversion.module,
+                input_sets,
+                eager,
+                options,
+                report.warnings,
                 conversion.size_decisions if options.mode in ("export", "onnx") else None,
             )
             report.control_flow = self._control_flow(
@@ -364,7 +377,11 @@ class TorchScriptChecker:
             written_by_converted = tensor_leaves((args, kwargs))
             for name, written in tensor_leaves(eager[index][1]).items():
                 after = compare_outputs(
-                    written, written_by_converted[name], index, options.rtol, options.atol,
+                    written,
+                    written_by_converted[name],
+                    index,
+                    options.rtol,
+                    options.atol,
                     root=f"{name} (input, after the call)",
                 )
                 result.leaves.extend(after.leaves)
@@ -389,8 +406,17 @@ class TorchScriptChecker:
         outputs = []
         for index, input_set in enumerate(input_sets):
             args, kwargs = input_set.copy_to(self.device)
-            with recording_warnings(report.warnings):
-                outputs.append(loaded(*args, **kwargs))
+            try:
+                with recording_warnings(report.warnings):
+                    outputs.append(loaded(*args, **kwargs))
+            except Exception as error:
+                in_process.error = f"{type(error).__name__}: {_first_lines(str(error))}"
+                raise _Stop(
+                    "roundtrip",
+                    f"the reloaded {path.name} raised on input set {index} "
+                    f"{input_set.describe()}, where the converted module did not: "
+                    f"{in_process.error}",
+                ) from None
         in_process.parity = [
             self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
         ]
@@ -423,8 +449,13 @@ class TorchScriptChecker:
             with self._evaluation(model, CheckReport(self._test_id, report.mode, report.device)):
                 with recording_warnings(report.warnings):
                     report.perf, new_entry = perf.run(
-                        calls, self.device, options.time_budget, settings,
-                        self._session.baseline_entries, key, options.max_slowdown,
+                        calls,
+                        self.device,
+                        options.time_budget,
+                        settings,
+                        self._session.baseline_entries,
+                        key,
+                        options.max_slowdown,
                         options.max_regression,
                     )
         except TimingFailed as failure:
@@ -466,8 +497,7 @@ class TorchScriptChecker:
             raise _Stop(
                 "fresh-process",
                 f"{path} could not be loaded and run in a fresh Python process that never "
-                f"imported your code:\n  " + _first_lines(str(error)).replace("\n", "\n  ")
-                + hint,
+                f"imported your code:\n  " + _first_lines(str(error)).replace("\n", "\n  ") + hint,
             ) from None
         if isinstance(loaded, OnnxModule):
             outputs = [loaded.rebuild(list(flat)) for flat in outputs]

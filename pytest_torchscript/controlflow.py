@@ -213,7 +213,9 @@ def analyse_script(
     sequences = _sequences(by_set)
     for found in decisions:
         decision = Decision(found.kind, found.filename, found.lineno)
-        for index, observations in sorted(sequences.get((found.filename, found.lineno), {}).items()):
+        for index, observations in sorted(
+            sequences.get((found.filename, found.lineno), {}).items()
+        ):
             for arm in _arms_taken(found.kind, observations):
                 _note(decision, arm, index)
         report.decisions.append(decision)

@@ -14,8 +14,9 @@ import contextlib
 import functools
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .jit_warnings import TRANSPARENT_CODE, calling_user_frame, import_torch
 

@@ -13,7 +13,8 @@ import contextlib
 import inspect
 import linecache
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .inputs import InputSet
 from .jit_warnings import (
@@ -109,7 +110,9 @@ def _spec(torch: Any, values: list[Any]) -> Any:
         isinstance(v, type(first)) and len(v) == len(first) for v in values
     ):
         return type(first)(_spec(torch, [v[i] for v in values]) for i in range(len(first)))
-    if isinstance(first, dict) and all(isinstance(v, dict) and v.keys() == first.keys() for v in values):
+    if isinstance(first, dict) and all(
+        isinstance(v, dict) and v.keys() == first.keys() for v in values
+    ):
         return {key: _spec(torch, [v[key] for v in values]) for key in first}
     return None
 
@@ -226,4 +229,3 @@ def program_code(program: Any) -> tuple[str, str]:
     """The exported program's Python code and graph, for the artifacts folder."""
     module = program.graph_module
     return module.code, str(program.graph)
-

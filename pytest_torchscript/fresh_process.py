@@ -98,7 +98,9 @@ class FreshProcess:
             return outputs, reply
         except (BrokenPipeError, OSError) as error:
             self._discard()
-            raise FreshProcessError(f"the fresh process failed: {error}{self._stderr_tail()}")
+            raise FreshProcessError(
+                f"the fresh process failed: {error}{self._stderr_tail()}"
+            ) from None
         finally:
             for path in (inputs_path, outputs_path):
                 path.unlink(missing_ok=True)

@@ -44,7 +44,10 @@ def _run_onnx(path, input_sets, device, torch):
     import onnxruntime
 
     providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+    if (
+        device.startswith("cuda")
+        and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    ):
         providers.insert(0, "CUDAExecutionProvider")
     session = onnxruntime.InferenceSession(path, providers=providers)
     names = [entry.name for entry in session.get_inputs()]
@@ -124,11 +127,13 @@ def main():
         try:
             reply = _handle(json.loads(line), torch)
         except BaseException as error:  # noqa: BLE001 - every failure goes back as a reply
-            causes = list(dict.fromkeys(
-                found
-                for message in collected.messages
-                for found in re.findall(r"^\w*(?:Error|Exception): .+$", message, re.MULTILINE)
-            ))
+            causes = list(
+                dict.fromkeys(
+                    found
+                    for message in collected.messages
+                    for found in re.findall(r"^\w*(?:Error|Exception): .+$", message, re.MULTILINE)
+                )
+            )
             reply = {
                 "ok": False,
                 "error": "\n".join([f"{type(error).__name__}: {str(error).strip()}", *causes]),

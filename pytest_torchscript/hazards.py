@@ -24,8 +24,10 @@ _KINDS = (
     ("Converting a tensor to a NumPy array", ".numpy()"),
     ("Iterating over a tensor", "iteration over a tensor (a loop over its first dimension)"),
     ("Using len to get tensor shape", "len() of a tensor (a size)"),
-    ("results are registered as constants", "a tensor created from Python values, frozen as a "
-     "constant"),
+    (
+        "results are registered as constants",
+        "a tensor created from Python values, frozen as a constant",
+    ),
     ("Trace had nondeterministic nodes", "nondeterministic operation"),
 )
 

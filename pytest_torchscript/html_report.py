@@ -18,9 +18,12 @@ from .summary import ordered
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
-table { border-collapse: collapse; display: block; overflow-x: auto; } td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea;
-  text-align: left; white-space: nowrap; } th { background: #f4f6f8; }
-.failed { color: #b42318; font-weight: 600; } .passed { color: #067647; } .skipped { color: #8a6d00; }
+table { border-collapse: collapse; display: block; overflow-x: auto; }
+td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea; text-align: left;
+  white-space: nowrap; }
+th { background: #f4f6f8; }
+.failed { color: #b42318; font-weight: 600; } .passed { color: #067647; }
+.skipped { color: #8a6d00; }
 pre { background: #f7f7f8; padding: 8px; white-space: pre-wrap; max-width: 1100px; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d2430; }
@@ -67,18 +70,39 @@ def _checks_table(checks: list[dict]) -> str:
             _cell(_number(check["max_abs"])),
             _cell(_number(check["max_rel"])),
             _cell(flow.get("coverage_text", "-")),
-            _cell(", ".join(f"{rt['where']}: {'ok' if rt['ok'] else 'FAIL'}"
-                            for rt in check["roundtrips"]) or "-"),
+            _cell(
+                ", ".join(
+                    f"{rt['where']}: {'ok' if rt['ok'] else 'FAIL'}" for rt in check["roundtrips"]
+                )
+                or "-"
+            ),
             _cell(_ms(medians[0]["median"]) if medians else "-"),
             _cell(_ms(medians[1]["median"]) if len(medians) > 1 else "-"),
-            _cell(f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
-                  if ratio else perf.get("note") or "-"),
+            _cell(
+                f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
+                if ratio
+                else perf.get("note") or "-"
+            ),
             _cell(", ".join(f"{g['gate']}: {g['outcome']}" for g in perf.get("gates", [])) or "-"),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = "".join(f"<th>{name}</th>" for name in (
-        "verdict", "test", "mode", "device", "max abs", "max rel", "coverage", "round trip",
-        "eager", "converted", "converted / eager", "gates"))
+    header = "".join(
+        f"<th>{name}</th>"
+        for name in (
+            "verdict",
+            "test",
+            "mode",
+            "device",
+            "max abs",
+            "max rel",
+            "coverage",
+            "round trip",
+            "eager",
+            "converted",
+            "converted / eager",
+            "gates",
+        )
+    )
     return f"<h2>Checks</h2><table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
@@ -90,8 +114,10 @@ def _latency_chart(checks: list[dict]) -> str:
     series_count = max(len(c["perf"]["medians"]) for c in timed)
     group_height = row_height * series_count + 12
     height = group_height * len(timed) + 10
-    svg = [f"<svg width='{label_width + bar_width + 260}' height='{height}' role='img' "
-           "aria-label='eager vs converted latency'>"]
+    svg = [
+        f"<svg width='{label_width + bar_width + 260}' height='{height}' role='img' "
+        "aria-label='eager vs converted latency'>"
+    ]
     for index, check in enumerate(timed):
         top = index * group_height + 5
         medians = list(check["perf"]["medians"].items())
@@ -102,16 +128,24 @@ def _latency_chart(checks: list[dict]) -> str:
             y = top + position * row_height
             width = max(1.0, bar_width * interval["median"] / longest)
             colour = _SERIES_COLOURS[min(position, 2)]
-            svg.append(f"<rect x='{label_width}' y='{y}' width='{width:.1f}' height='"
-                       f"{row_height - 3}' fill='{colour}'><title>{html.escape(name)}: "
-                       f"{_ms(interval['median'])}</title></rect>")
-            svg.append(f"<text x='{label_width + width + 6:.1f}' y='{y + row_height - 5}'>"
-                       f"{html.escape(name)} {_ms(interval['median'])}</text>")
+            svg.append(
+                f"<rect x='{label_width}' y='{y}' width='{width:.1f}' height='"
+                f"{row_height - 3}' fill='{colour}'><title>{html.escape(name)}: "
+                f"{_ms(interval['median'])}</title></rect>"
+            )
+            svg.append(
+                f"<text x='{label_width + width + 6:.1f}' y='{y + row_height - 5}'>"
+                f"{html.escape(name)} {_ms(interval['median'])}</text>"
+            )
     svg.append("</svg>")
-    legend = "".join(f"<span style='background:{colour}'></span>{name}" for colour, name in
-                     zip(_SERIES_COLOURS, ("eager", "converted", "reloaded")))
-    return ("<h2>Latency: eager vs converted (median per call)</h2>"
-            f"<p class='legend'>{legend}</p>" + "".join(svg))
+    legend = "".join(
+        f"<span style='background:{colour}'></span>{name}"
+        for colour, name in zip(_SERIES_COLOURS, ("eager", "converted", "reloaded"))
+    )
+    return (
+        "<h2>Latency: eager vs converted (median per call)</h2>"
+        f"<p class='legend'>{legend}</p>" + "".join(svg)
+    )
 
 
 def _parity_errors(checks: list[dict]) -> str:
@@ -132,21 +166,23 @@ def _parity_errors(checks: list[dict]) -> str:
                 )
     if not blocks:
         return ""
-    return "<h2>Parity errors of failing checks (absolute error per element)</h2>" + "".join(
-        blocks
-    )
+    return "<h2>Parity errors of failing checks (absolute error per element)</h2>" + "".join(blocks)
 
 
 def _histogram_svg(counts: list[int], low: int) -> str:
     width, height, bar = 620, 150, 34
     top = max(counts) or 1
-    parts = [f"<svg width='{width}' height='{height + 30}' role='img' aria-label='error histogram'>"]
+    parts = [
+        f"<svg width='{width}' height='{height + 30}' role='img' aria-label='error histogram'>"
+    ]
     for index, count in enumerate(counts):
         bar_height = (height - 20) * count / top
         x = 10 + index * (bar + 2)
-        parts.append(f"<rect x='{x}' y='{height - bar_height:.1f}' width='{bar}' "
-                     f"height='{bar_height:.1f}' fill='#f04438'><title>{count} elements"
-                     f"</title></rect>")
+        parts.append(
+            f"<rect x='{x}' y='{height - bar_height:.1f}' width='{bar}' "
+            f"height='{bar_height:.1f}' fill='#f04438'><title>{count} elements"
+            f"</title></rect>"
+        )
         if count:
             parts.append(f"<text x='{x + 2}' y='{height - bar_height - 3:.1f}'>{count}</text>")
         parts.append(f"<text x='{x + 4}' y='{height + 16}'>1e{low + index}</text>")
@@ -182,4 +218,4 @@ def _ms(seconds: float) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "..." + text[-(limit - 3):]
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]

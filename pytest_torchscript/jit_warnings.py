@@ -13,8 +13,9 @@ import functools
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -68,8 +68,13 @@ class OnnxModule:
     def from_program(cls, program: Any, model: Any, device: Any, threads: int) -> OnnxModule:
         exported = program.exported_program
         out_spec = exported.module_call_graph[0].signature.out_spec
-        return cls(program.model_proto.SerializeToString(), parameter_names(model), out_spec,
-                   device, threads)
+        return cls(
+            program.model_proto.SerializeToString(),
+            parameter_names(model),
+            out_spec,
+            device,
+            threads,
+        )
 
     def like(self, path: Any) -> OnnxModule:
         """The same calling convention over a saved ``.onnx`` file."""
@@ -80,7 +85,9 @@ class OnnxModule:
         flat = flat_inputs(self.parameters, args, kwargs)
         names = [entry.name for entry in self.session.get_inputs()]
         feed = {name: tensor.detach().cpu().numpy() for name, tensor in zip(names, flat)}
-        outputs = [torch.from_numpy(array).to(self.device) for array in self.session.run(None, feed)]
+        outputs = [
+            torch.from_numpy(array).to(self.device) for array in self.session.run(None, feed)
+        ]
         return self.rebuild(outputs)
 
     def rebuild(self, outputs: list[Any]) -> Any:

@@ -206,9 +206,7 @@ def _walk_mapping(expected, actual, path, rtol, atol, out, torch, attribute_styl
 def _type_problem(path: str, expected: Any, actual: Any) -> LeafResult:
     return LeafResult(
         path,
-        problem=(
-            f"eager returned {_kind(expected)}, converted returned {_kind(actual)}"
-        ),
+        problem=(f"eager returned {_kind(expected)}, converted returned {_kind(actual)}"),
     )
 
 
@@ -254,7 +252,9 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
     if expected.is_complex():
         same |= torch.isnan(left.real) & torch.isnan(right.real)
     diff = torch.where(same, torch.zeros((), dtype=torch.float64), (left - right).abs())
-    diff = diff.nan_to_num(nan=math.inf, posinf=math.inf)  # NaN on one side only: never within tolerance
+    diff = diff.nan_to_num(
+        nan=math.inf, posinf=math.inf
+    )  # NaN on one side only: never within tolerance
     magnitude = left.abs().nan_to_num(nan=0.0, posinf=math.inf)
     allowed = atol + rtol * magnitude
     mismatch = diff > allowed

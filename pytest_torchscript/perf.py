@@ -100,8 +100,9 @@ def run(
         }
     elif settings.baseline_path is not None:
         report.gates.append(
-            _against_baseline(report, names, baseline_entries.get(key), fingerprint,
-                              max_regression, key, settings)
+            _against_baseline(
+                report, names, baseline_entries.get(key), fingerprint, max_regression, key, settings
+            )
         )
     return report, new_entry
 

@@ -184,8 +184,9 @@ def _perf_settings(config: pytest.Config, source: str) -> PerfSettings:
             f"ini option ts_threads = {config.getini('ts_threads')!r} in {source} is invalid; "
             f"ts_threads accepts a whole number >= 1"
         ) from None
-    return PerfSettings(path, bool(config.option.ts_update_baseline),
-                        bool(config.option.ts_perf_strict), threads)
+    return PerfSettings(
+        path, bool(config.option.ts_update_baseline), bool(config.option.ts_perf_strict), threads
+    )
 
 
 def _number(text: str) -> Any:
@@ -261,9 +262,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _uses_plugin(item: pytest.Item) -> bool:
     names = getattr(item, "fixturenames", ())
-    return (
-        FIXTURE in names or "ts_device" in names or item.get_closest_marker(MARKER) is not None
-    )
+    return FIXTURE in names or "ts_device" in names or item.get_closest_marker(MARKER) is not None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -290,8 +289,10 @@ def _finish_marked_test(item: pytest.Function, checker: Any, returned: Any) -> N
         checker.check(returned)
     except (CheckFailed, UsageProblem, TorchScriptWarning) as failure:
         # The message says it all; the plugin's frames would only hide the user's test.
-        message = str(failure) if not isinstance(failure, Warning) else (
-            f"{type(failure).__name__} (raised as an error by a warnings filter): {failure}"
+        message = (
+            str(failure)
+            if not isinstance(failure, Warning)
+            else (f"{type(failure).__name__} (raised as an error by a warnings filter): {failure}")
         )
     else:
         return

@@ -14,8 +14,17 @@ from typing import Any
 
 from .options import MODES
 
-_COLUMNS = ("verdict", "mode", "device", "max abs", "max rel", "coverage", "round trip", "size",
-            "convert")
+_COLUMNS = (
+    "verdict",
+    "mode",
+    "device",
+    "max abs",
+    "max rel",
+    "coverage",
+    "round trip",
+    "size",
+    "convert",
+)
 _DEVICE = _COLUMNS.index("device")
 
 
@@ -33,11 +42,16 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
     title = "torchscript"
     if len(devices) == 1:  # one device: say it once, and keep rows within 100 columns
         title += f" (device {devices.pop()})"
-        header = header[:_DEVICE] + header[_DEVICE + 1:]
-        rows = [row[:_DEVICE] + row[_DEVICE + 1:] for row in rows]
+        header = header[:_DEVICE] + header[_DEVICE + 1 :]
+        rows = [row[:_DEVICE] + row[_DEVICE + 1 :] for row in rows]
     terminal.write_sep("=", title)
-    _table(terminal, header, rows, [check["test_id"] for check in checks],
-           red=[check["verdict"] == "failed" for check in checks])
+    _table(
+        terminal,
+        header,
+        rows,
+        [check["test_id"] for check in checks],
+        red=[check["verdict"] == "failed" for check in checks],
+    )
     terminal.write_line("(round trip: reload in this process, then in a fresh process)")
     findings = [(check, control_flow_lines(check)) for check in checks]
     findings = [(check, lines) for check, lines in findings if lines]
@@ -54,7 +68,9 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
         text += f", {counts['skipped']} skipped"
     warnings = sum(len(check["warnings"]) for check in checks)
     if warnings:
-        text += f"; {warnings} warning(s) raised by torch during the checks were recorded, not raised"
+        text += (
+            f"; {warnings} warning(s) raised by torch during the checks were recorded, not raised"
+        )
     terminal.write_line(text)
 
 
@@ -150,8 +166,14 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
         return
     modes = [mode for mode in MODES if any(mode in verdicts for verdicts in rows.values())]
     terminal.write_line("migration matrix (per model: a verdict for each mode):")
-    _table(terminal, tuple(modes), [tuple(v.get(m, "-") for m in modes) for v in rows.values()],
-           list(rows), indent="  ", last="model")
+    _table(
+        terminal,
+        tuple(modes),
+        [tuple(v.get(m, "-") for m in modes) for v in rows.values()],
+        list(rows),
+        indent="  ",
+        last="model",
+    )
     for check in checks:
         if check["verdict"] == "failed" and check["failure"]:
             terminal.write_line(f"  {check['test_id']}: {_one_line(check['failure'])}")

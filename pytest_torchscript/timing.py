@@ -110,7 +110,9 @@ def _warm_up(calls, synchronize, torch, cuda_device) -> dict[str, int]:
     return peaks
 
 
-def _timed(name: str, call: Callable[[], Any], loops: int, synchronize: Callable[[], None]) -> float:
+def _timed(
+    name: str, call: Callable[[], Any], loops: int, synchronize: Callable[[], None]
+) -> float:
     try:
         synchronize()
         started = time.perf_counter()

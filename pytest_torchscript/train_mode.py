@@ -28,7 +28,7 @@ def modes_that_matter(modules: list[Any]) -> list[str]:
     return names[:4]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_reads_training(cls: type) -> bool:
     forward = cls.__dict__.get("forward")
     if forward is None or cls.__module__.startswith("torch."):

@@ -3,7 +3,7 @@
 import pytest
 from conftest import expect_lines, line_of
 
-FLOW_MODELS = '''
+FLOW_MODELS = """
 import torch
 
 
@@ -53,7 +53,7 @@ class IfAndLoop(torch.nn.Module):
         for _ in range(int(x.abs().max())):
             x = x - 1
         return x
-'''
+"""
 
 
 SUM_IF = line_of(FLOW_MODELS, "if x.sum() > 0:")
@@ -299,8 +299,11 @@ def test_hazards_without_divergence_pass_with_a_warning_naming_the_lines(flow_su
     )
     expect_lines(
         result,
-        ["control flow:", "  test_user.py::test_item_same_scale (trace):",
-         f"    hazards in your code: flow_models.py:{ITEM} .item() (a value)"],
+        [
+            "control flow:",
+            "  test_user.py::test_item_same_scale (trace):",
+            f"    hazards in your code: flow_models.py:{ITEM} .item() (a value)",
+        ],
     )
 
 

@@ -100,8 +100,15 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
             "rtol accepts a number >= 0 (relative tolerance)",
         ),
     ],
-    ids=["not-a-model", "no-inputs", "empty", "bad-set", "bad-argument", "raising-callable",
-         "bad-option"],
+    ids=[
+        "not-a-model",
+        "no-inputs",
+        "empty",
+        "bad-set",
+        "bad-argument",
+        "raising-callable",
+        "bad-option",
+    ],
 )
 def test_bad_input_is_a_clear_error_naming_the_test(suite, call, expected):
     result = suite(

@@ -3,7 +3,7 @@ branches named at their line, dict outputs, and the .pt2 round trip."""
 
 from conftest import expect_lines, line_of
 
-EXPORT_MODELS = '''
+EXPORT_MODELS = """
 import torch
 
 
@@ -39,7 +39,7 @@ class DictOut(torch.nn.Module):
     def forward(self, x, mask):
         hidden = self.linear(x) * mask.unsqueeze(-1)
         return {"logits": hidden.sum(1), "hidden": hidden}
-'''
+"""
 
 
 def run_export(suite, pytester, source, *args):
@@ -118,8 +118,13 @@ def test_data_dependent_branch_fails_with_the_line_and_the_fix(suite, pytester):
             f"  at export_models.py:{line_of(EXPORT_MODELS, 'if x.sum() > 0:')}: if x.sum() > 0:",
         ],
     )
-    expect_lines(result, ["hint: export cannot follow a branch on tensor values; express it "
-                          "with torch.cond(pred, true_fn, false_fn, operands)*"])
+    expect_lines(
+        result,
+        [
+            "hint: export cannot follow a branch on tensor values; express it "
+            "with torch.cond(pred, true_fn, false_fn, operands)*"
+        ],
+    )
 
 
 def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):

@@ -67,8 +67,10 @@ def test_all_modes_give_a_migration_matrix_with_one_line_reasons(suite):
     )
     expect_lines(
         result,
-        ["  test_user.py::test_gate[export]: torch.export could not convert Gate (mode='export') "
-         "(at test_user.py:*: if x.sum() > 0:)"],
+        [
+            "  test_user.py::test_gate[export]: torch.export could not convert Gate (mode='export') "
+            "(at test_user.py:*: if x.sum() > 0:)"
+        ],
     )
     expect_lines(result, ["passed*onnx*ok ok*test_user.py::test_onnx_dict"])
 
@@ -83,8 +85,10 @@ def test_ts_modes_chooses_what_all_means(suite):
 def test_bad_ts_modes_is_a_usage_error(suite):
     result = suite(MODEL, "--ts-modes=trace,tflite")
     result.stderr.fnmatch_lines(
-        ["ERROR: --ts-modes='trace,tflite': unknown mode 'tflite'; give a comma-separated list "
-         "of trace, script, export, onnx"]
+        [
+            "ERROR: --ts-modes='trace,tflite': unknown mode 'tflite'; give a comma-separated list "
+            "of trace, script, export, onnx"
+        ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
@@ -97,6 +101,8 @@ def test_onnx_skips_with_the_extra_named_when_onnxruntime_is_missing(suite, pyte
     result.assert_outcomes(skipped=1)
     expect_lines(
         result,
-        ["SKIPPED [1] test_user.py:*: mode='onnx' needs onnxruntime (not installed): "
-         "pip install 'pytest-torchscript[onnx]'"],
+        [
+            "SKIPPED [1] test_user.py:*: mode='onnx' needs onnxruntime (not installed): "
+            "pip install 'pytest-torchscript[onnx]'"
+        ],
     )

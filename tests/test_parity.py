@@ -29,7 +29,7 @@ def test_frozen_branch_fails_naming_input_set_path_figures_and_the_branch_line(s
             "the trace replays the path of input set 0, and other input sets take another:",
             "  models.py:9: the trace recorded the True arm (input set 0); input set 1 takes the "
             "False arm  `if x.sum() > 0:`",
-        ]
+        ],
     )
     expect_lines(result, ["failed (parity)*trace*test_user.py::test_branchy[trace]"])
 
@@ -68,7 +68,7 @@ def test_model_writing_into_its_inputs_passes_and_its_writes_are_compared(suite)
             "*test_writes_differ*",
             "input set 0, args[0] (input, after the call):",
             "  6 of 6 elements (100%) differ beyond*",
-        ]
+        ],
     )
 
 
@@ -105,7 +105,7 @@ def test_model_left_in_train_mode_with_dropout_passes_with_one_warning(suite):
         [
             "*TrainModeWarning: WithDropout was in train mode, where its Dropout behave "
             "differently; pytest-torchscript checked it in eval mode, as it is deployed*",
-        ]
+        ],
     )
     assert result.stdout.str().count("TrainModeWarning: WithDropout") == 1
 
@@ -133,7 +133,7 @@ def test_nondeterministic_model_is_reported_as_such_not_as_a_conversion_bug(suit
             "the eager model is not deterministic: two eager runs on input set 0 differ at "
             "output['noisy'] (max abs difference *), so a conversion cannot be judged against "
             "it.*",
-        ]
+        ],
     )
 
 
@@ -168,7 +168,10 @@ def test_dict_and_namedtuple_outputs_pass_and_mismatches_name_the_nested_path(su
         def test_nested_mismatch_names_path(torchscript):
             torchscript.assert_parity(TupleOut(), torch.jit.script(drifted), torch.ones(2, 2))
         """,
-        "-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning",
+        "-W",
+        "ignore::DeprecationWarning",
+        "-W",
+        "ignore::FutureWarning",
     )
     result.assert_outcomes(passed=4, failed=1)
     expect_lines(
@@ -177,7 +180,7 @@ def test_dict_and_namedtuple_outputs_pass_and_mismatches_name_the_nested_path(su
             "E * input set 0, output.second:",
             "E *   4 of 4 elements (100%) differ beyond rtol=1.3e-06, atol=1e-05",
             "E *   worst element at index (0, 0): eager 1.0, converted 1.5",
-        ]
+        ],
     )
 
 
@@ -207,7 +210,7 @@ def test_structure_shape_dtype_and_key_differences_are_reported_as_such(suite):
             "E *   eager returned 2 items, converted 1",
             "E * output['e']:",
             "E *   missing in eager, present in converted",
-        ]
+        ],
     )
 
 

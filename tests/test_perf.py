@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import expect_lines
 
-PERF_MODELS = '''
+PERF_MODELS = """
 import torch
 
 
@@ -44,7 +44,7 @@ class FailsWhenTimed(Fast):
         if self.calls > 3:  # the check's own calls pass; the timing loop's do not
             raise RuntimeError("device lost")
         return self.layers(x)
-'''
+"""
 
 TESTS = """
 import pytest
@@ -109,7 +109,10 @@ def test_timings_are_pytest_benchmark_results_with_extra_info(perf_suite, pytest
     ]
     info = data["benchmarks"][1]["extra_info"]["torchscript"]
     assert (info["role"], info["mode"], info["device"], info["threads"]) == (
-        "converted", "script", "cpu", 1,
+        "converted",
+        "script",
+        "cpu",
+        1,
     )
     assert info["ratio_to_eager"]["low"] <= info["ratio_to_eager"]["median"]
     assert info["parity_max_abs"] == 0.0
@@ -118,9 +121,7 @@ def test_timings_are_pytest_benchmark_results_with_extra_info(perf_suite, pytest
 
 
 def test_max_slowdown_fails_a_converted_module_slower_than_allowed(perf_suite):
-    result = perf_suite(
-        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)")
-    )
+    result = perf_suite(TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)"))
     result.assert_outcomes(passed=1, failed=1)
     expect_lines(
         result,
@@ -218,8 +219,11 @@ def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pyteste
     again = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-max-regression=1.0")
     again.assert_outcomes(passed=2)
     for test in ("test_fast", "test_slow"):
-        (row,) = [line for line in again.stdout.lines
-                  if "max_regression" in line and line.endswith(f"test_user.py::{test}")]
+        (row,) = [
+            line
+            for line in again.stdout.lines
+            if "max_regression" in line and line.endswith(f"test_user.py::{test}")
+        ]
         # pass, or inconclusive when a busy machine shifts absolute times; never a regression
         assert "max_regression pass" in row or "max_regression inconclusive" in row, row
 
@@ -227,8 +231,14 @@ def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pyteste
 def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite, pytester):
     pytester.makepyfile(perf_models=PERF_MODELS, test_user=TESTS)
     command = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-        "--ts-baseline=shared.json", "--ts-update-baseline",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--ts-baseline=shared.json",
+        "--ts-update-baseline",
     ]
     logs = [pytester.path / f"{name}.log" for name in ("test_fast", "test_slow")]
     workers = []
@@ -305,11 +315,10 @@ def test_fails_when_timed():
         ("--benchmark-skip", "timings: timing off: --benchmark-skip"),
     ],
 )
-def test_benchmark_disable_and_skip_turn_timing_off_but_checks_still_run(
-    perf_suite, option, note
-):
-    result = perf_suite(TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)"),
-                        option)
+def test_benchmark_disable_and_skip_turn_timing_off_but_checks_still_run(perf_suite, option, note):
+    result = perf_suite(
+        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)"), option
+    )
     result.assert_outcomes(passed=2)  # max_slowdown cannot fail what was not timed
     expect_lines(result, [note])
     result.stdout.no_fnmatch_line("*benchmark 'test_user.py*")

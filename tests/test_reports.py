@@ -34,8 +34,14 @@ def _summary_rows(result) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_xdist_gives_the_same_summary_and_report_as_a_serial_run(suite, pytester, workers):
-    result = suite(SUITE, "-n", workers, "--ts-report=report.json", "-W",
-                   "ignore::pytest_torchscript.TrainModeWarning")
+    result = suite(
+        SUITE,
+        "-n",
+        workers,
+        "--ts-report=report.json",
+        "-W",
+        "ignore::pytest_torchscript.TrainModeWarning",
+    )
     result.assert_outcomes(passed=3, failed=1)
     rows = _summary_rows(result)
     assert rows[0] == ("failed (parity)", "trace", "test_user.py::test_branchy[trace]")
@@ -54,8 +60,10 @@ def test_xdist_gives_the_same_summary_and_report_as_a_serial_run(suite, pytester
         ("test_user.py::test_branchy[script]", "script", "passed"),
         ("test_user.py::test_branchy[trace]", "trace", "failed"),
     ]
-    expect_lines(result, ["4 check(s): 3 passed, 1 failed*",
-                          "torchscript: JSON report written to report.json"])
+    expect_lines(
+        result,
+        ["4 check(s): 3 passed, 1 failed*", "torchscript: JSON report written to report.json"],
+    )
     failed = next(c for c in report["checks"] if c["verdict"] == "failed")
     assert failed["failed_stage"] == "parity"
     assert failed["control_flow"]["divergences"][0]["message"].startswith(
@@ -86,22 +94,30 @@ def test_json_report_is_written_when_the_run_is_interrupted(suite, pytester):
 
 def test_html_report_is_self_contained_with_table_chart_and_error_distribution(suite, pytester):
     result = suite(
-        SUITE.replace('@pytest.mark.parametrize("batch", [1, 3])',
-                      '@pytest.mark.parametrize("batch", [1])')
+        SUITE.replace(
+            '@pytest.mark.parametrize("batch", [1, 3])', '@pytest.mark.parametrize("batch", [1])'
+        )
         + """
 @pytest.mark.torchscript(mode="script", inputs=torch.randn(4, 4), time_budget=0.2)
 def test_timed():
     return Affine().eval()
 """,
         "--ts-html=reports/report.html",
-        "-W", "ignore::pytest_torchscript.TrainModeWarning",
+        "-W",
+        "ignore::pytest_torchscript.TrainModeWarning",
         timed=True,
     )
     page = (pytester.path / "reports" / "report.html").read_text()
     assert page.startswith("<!doctype html>")
-    for needle in ("<h2>Checks</h2>", "test_user.py::test_branchy[trace]",
-                   "<h2>Latency: eager vs converted", "<rect", "test_user.py::test_timed",
-                   "<h2>Parity errors of failing checks", "<h2>Failures</h2>"):
+    for needle in (
+        "<h2>Checks</h2>",
+        "test_user.py::test_branchy[trace]",
+        "<h2>Latency: eager vs converted",
+        "<rect",
+        "test_user.py::test_timed",
+        "<h2>Parity errors of failing checks",
+        "<h2>Failures</h2>",
+    ):
         assert needle in page, needle
     for remote in ("http://", "https://", "<script", "<link"):
         assert remote not in page, remote  # opens offline from a CI artifact

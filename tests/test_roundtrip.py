@@ -8,7 +8,7 @@ from conftest import expect_lines
 
 def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suite, pytester):
     pytester.makepyfile(
-        mylib='''
+        mylib="""
         import torch
 
         @torch.library.custom_op("mylib::double", mutates_args=())
@@ -18,7 +18,7 @@ def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suit
         class UsesCustomOp(torch.nn.Module):
             def forward(self, x):
                 return torch.ops.mylib.double(x) + 1
-        '''
+        """
     )
     result = suite(
         """
@@ -131,8 +131,10 @@ def test_unwritable_artifacts_dir_is_a_usage_error_at_start_up(suite, pytester):
     (pytester.path / "blocked").write_text("a file, not a directory")
     result = suite("def test_nothing():\n    pass\n", "--ts-artifacts=blocked/sub")
     result.stderr.fnmatch_lines(
-        ["ERROR: --ts-artifacts=blocked/sub: cannot write artifacts there (*); choose a "
-         "writable directory"]
+        [
+            "ERROR: --ts-artifacts=blocked/sub: cannot write artifacts there (*); choose a "
+            "writable directory"
+        ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
@@ -149,7 +151,8 @@ def test_failing_check_keeps_failure_code_graph_diff_and_outputs(suite, pytester
             return Branchy()
         """,
         "--ts-artifacts=kept",
-        "-W", "ignore::pytest_torchscript.TrainModeWarning",
+        "-W",
+        "ignore::pytest_torchscript.TrainModeWarning",
     )
     result.assert_outcomes(failed=1)
     folder = pytester.path / "kept" / "test_user.py__test_frozen" / "trace-failure"
@@ -159,7 +162,8 @@ def test_failing_check_keeps_failure_code_graph_diff_and_outputs(suite, pytester
     assert "--- trace of input set 0" in diff and "aten::mul" in diff and "aten::sub" in diff
     # The outputs load with plain torch (checked in a subprocess: this suite never imports torch).
     check = pytester.run(
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import sys, torch; d = torch.load(sys.argv[1]); "
         "assert torch.equal(d['eager'], -torch.ones(2, 4) - 5); "
         "assert torch.equal(d['converted'], -torch.ones(2, 4) * 2); print('outputs ok')",

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from example_models.gating import GatedResidual
 
 # One quiet input (norm < 4) and one loud input (norm > 4): they take different branches.
@@ -12,8 +11,10 @@ def test_gated_residual_scripts_correctly():
     return GatedResidual().eval()
 
 
-@pytest.mark.xfail(reason="data-dependent gate: a trace freezes one branch and export refuses "
-                          "it; deploy this block scripted, or rewrite it with torch.where")
+@pytest.mark.xfail(
+    reason="data-dependent gate: a trace freezes one branch and export refuses "
+    "it; deploy this block scripted, or rewrite it with torch.where"
+)
 @pytest.mark.torchscript(mode=["trace", "export", "onnx"], inputs=QUIET_AND_LOUD)
 def test_gated_residual_elsewhere():
     return GatedResidual().eval()

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from example_models.text import SentenceClassifier
 
 

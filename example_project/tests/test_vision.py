@@ -1,14 +1,15 @@
 import pytest
 import torch
-
 from example_models.vision import build_classifier
 
 
 def images():
     """A single image and a batch: the batch dimension must stay dynamic when exported."""
     generator = torch.Generator().manual_seed(0)
-    return [torch.randn(1, 3, 96, 96, generator=generator),
-            torch.randn(4, 3, 96, 96, generator=generator)]
+    return [
+        torch.randn(1, 3, 96, 96, generator=generator),
+        torch.randn(4, 3, 96, 96, generator=generator),
+    ]
 
 
 @pytest.mark.torchscript(mode="all", inputs=images)
