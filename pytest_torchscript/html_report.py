@@ -185,7 +185,8 @@ def _histogram_svg(counts: list[int], low: int) -> str:
         )
         if count:
             parts.append(f"<text x='{x + 2}' y='{height - bar_height - 3:.1f}'>{count}</text>")
-        parts.append(f"<text x='{x + 4}' y='{height + 16}'>1e{low + index}</text>")
+        if index % 2 == 0:  # every other decade: the labels are wider than the bars
+            parts.append(f"<text x='{x}' y='{height + 16}'>1e{low + index}</text>")
     parts.append("</svg>")
     return "".join(parts)
 
