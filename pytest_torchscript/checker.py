@@ -32,6 +32,8 @@ from .errors import (
     TraceHazardWarning,
     TrainModeWarning,
     UsageProblem,
+    first_lines,
+    model_name,
     short_repr,
 )
 from .evidence import Evidence
@@ -112,7 +114,7 @@ class TorchScriptChecker:
             reason = onnx_missing_reason()
             if reason:
                 skipped = CheckReport(
-                    self._test_id, "onnx", str(self.device), _model_name(model), skipped=reason
+                    self._test_id, "onnx", str(self.device), model_name(model), skipped=reason
                 )
                 self._session.reports.append(skipped)
                 raise skip_at_test(reason)
@@ -127,7 +129,7 @@ class TorchScriptChecker:
             test_id=self._test_id,
             mode=resolved.mode,
             device=str(self.device),
-            model=_model_name(model),
+            model=model_name(model),
         )
         self.reports.append(report)
         self._session.reports.append(report)
@@ -369,7 +371,7 @@ class TorchScriptChecker:
                     "parity",
                     f"the converted module raised on input set {index} {input_set.describe()}, "
                     f"where eager did not: {type(error).__name__}: "
-                    f"{_first_lines(str(error))}" + tracer_hint(into),
+                    f"{first_lines(str(error))}" + tracer_hint(into),
                 ) from None
             self._evidence.outputs[index] = (eager[index][0], output)
             result = self._compare(eager[index][0], output, index, options)
@@ -401,7 +403,7 @@ class TorchScriptChecker:
         try:
             loaded = artifacts.load(path, self.device, report.warnings, like=conversion.module)
         except Exception as error:
-            in_process.error = f"{type(error).__name__}: {_first_lines(str(error))}"
+            in_process.error = f"{type(error).__name__}: {first_lines(str(error))}"
             raise _Stop("roundtrip", f"{path} does not load back: {in_process.error}") from None
         outputs = []
         for index, input_set in enumerate(input_sets):
@@ -410,7 +412,7 @@ class TorchScriptChecker:
                 with recording_warnings(report.warnings):
                     outputs.append(loaded(*args, **kwargs))
             except Exception as error:
-                in_process.error = f"{type(error).__name__}: {_first_lines(str(error))}"
+                in_process.error = f"{type(error).__name__}: {first_lines(str(error))}"
                 raise _Stop(
                     "roundtrip",
                     f"the reloaded {path.name} raised on input set {index} "
@@ -497,7 +499,7 @@ class TorchScriptChecker:
             raise _Stop(
                 "fresh-process",
                 f"{path} could not be loaded and run in a fresh Python process that never "
-                f"imported your code:\n  " + _first_lines(str(error)).replace("\n", "\n  ") + hint,
+                f"imported your code:\n  " + first_lines(str(error)).replace("\n", "\n  ") + hint,
             ) from None
         if isinstance(loaded, OnnxModule):
             outputs = [loaded.rebuild(list(flat)) for flat in outputs]
@@ -533,7 +535,7 @@ class TorchScriptChecker:
             raise _Stop(
                 "roundtrip",
                 f"saving the converted module to {folder} failed: {type(error).__name__}: "
-                f"{_first_lines(str(error))}",
+                f"{first_lines(str(error))}",
             ) from None
         report.artifact_path = str(path)
         report.artifact_bytes = path.stat().st_size
@@ -548,7 +550,7 @@ class TorchScriptChecker:
         __tracebackhide__ = True
         self.used = True
         input_set = normalize_inputs(example, self._test_id)[0]
-        scratch = CheckReport(self._test_id, self.mode, str(self.device), _model_name(model))
+        scratch = CheckReport(self._test_id, self.mode, str(self.device), model_name(model))
         with self._evaluation(model, scratch):
             args, kwargs = input_set.copy_to(self.device)
             try:
@@ -568,7 +570,7 @@ class TorchScriptChecker:
         torch = import_torch()
         if isinstance(converted, torch.export.ExportedProgram):
             converted = converted.module()
-        scratch = CheckReport(self._test_id, self.mode, str(self.device), _model_name(reference))
+        scratch = CheckReport(self._test_id, self.mode, str(self.device), model_name(reference))
         try:
             with self._evaluation(reference, scratch):
                 eager = [self._eager(reference, s, i) for i, s in enumerate(input_sets)]
@@ -609,14 +611,3 @@ def skip_at_test(reason: str) -> BaseException:
         return pytest.skip.Exception(reason, _use_item_location=True)
     except TypeError:
         return pytest.skip.Exception(reason)
-
-
-def _model_name(model: Any) -> str:
-    if hasattr(model, "forward"):
-        return type(model).__qualname__
-    return getattr(model, "__qualname__", type(model).__qualname__)
-
-
-def _first_lines(text: str, count: int = 12) -> str:
-    lines = text.strip().splitlines()
-    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")

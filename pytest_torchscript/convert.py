@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import model_name
 from .exporting import explain_export_failure, export_program, recording_size_decisions
 from .jit_warnings import (
     RecordedWarning,
@@ -109,7 +110,7 @@ def _export(
                 module = program.module()
     except Exception as error:
         converter = "torch.onnx.export" if mode == "onnx" else "torch.export"
-        lines = [f"{converter} could not convert {_name(model)} (mode={mode!r})"]
+        lines = [f"{converter} could not convert {model_name(model)} (mode={mode!r})"]
         location = user_location(error)
         if location is not None:
             source = linecache.getline(location[0], location[1]).strip()
@@ -122,7 +123,7 @@ def _export(
 def explain_failure(model: Any, mode: str, error: BaseException) -> str:
     converter = "torch.jit.script" if mode == "script" else "torch.jit.trace"
     own_message = str(error).strip() or type(error).__name__
-    lines = [f"{converter} could not convert {_name(model)} (mode={mode!r})"]
+    lines = [f"{converter} could not convert {model_name(model)} (mode={mode!r})"]
     location = user_location(error)
     if location is not None:
         filename, lineno = location
@@ -143,9 +144,3 @@ def user_location(error: BaseException) -> tuple[str, int] | None:
         if not is_library_file(frame.filename):
             return frame.filename, frame.lineno or 0
     return None
-
-
-def _name(model: Any) -> str:
-    if hasattr(model, "forward"):
-        return type(model).__qualname__
-    return getattr(model, "__qualname__", type(model).__qualname__)

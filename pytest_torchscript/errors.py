@@ -50,3 +50,16 @@ def short_repr(value: Any, limit: int = 60) -> str:
 class TraceHazardWarning(TorchScriptWarning):
     """A trace turned tensors into Python values in the user's code, but no input set proved
     it wrong; inputs that take other paths may still break the deployed trace."""
+
+
+def first_lines(text: str, count: int = 12) -> str:
+    """The first ``count`` non-blank lines of a (converter's) message, for failure texts."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")
+
+
+def model_name(model: Any) -> str:
+    """How messages name a model: its class for modules, its name for functions."""
+    if hasattr(model, "forward"):
+        return type(model).__qualname__
+    return getattr(model, "__qualname__", type(model).__qualname__)

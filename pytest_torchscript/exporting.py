@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from .errors import first_lines
 from .inputs import InputSet
 from .jit_warnings import (
     TRANSPARENT_CODE,
@@ -141,7 +142,7 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
         lines.append("export could not keep the dimensions dynamic that the input sets vary:")
         for filename, lineno, expression in guards[:5]:
             lines.append(f"  {display_path(filename)}:{lineno}: the code decides on {expression}")
-    first = _first_lines(message, 14)
+    first = first_lines(message, 14)
     lines.append("  " + first.replace("\n", "\n  "))
     if data_dependent:
         lines.append(_EXPORT_HINT)
@@ -157,11 +158,6 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
             "model supports, and input sets within it"
         )
     return "\n".join(lines)
-
-
-def _first_lines(text: str, count: int) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 
 from .artifacts import write_text_atomically
 from .parity import HISTOGRAM_DECADES
-from .summary import ordered
+from .summary import duration, ordered
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
@@ -76,8 +76,8 @@ def _checks_table(checks: list[dict]) -> str:
                 )
                 or "-"
             ),
-            _cell(_ms(medians[0]["median"]) if medians else "-"),
-            _cell(_ms(medians[1]["median"]) if len(medians) > 1 else "-"),
+            _cell(duration(medians[0]["median"]) if medians else "-"),
+            _cell(duration(medians[1]["median"]) if len(medians) > 1 else "-"),
             _cell(
                 f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
                 if ratio
@@ -131,11 +131,11 @@ def _latency_chart(checks: list[dict]) -> str:
             svg.append(
                 f"<rect x='{label_width}' y='{y}' width='{width:.1f}' height='"
                 f"{row_height - 3}' fill='{colour}'><title>{html.escape(name)}: "
-                f"{_ms(interval['median'])}</title></rect>"
+                f"{duration(interval['median'])}</title></rect>"
             )
             svg.append(
                 f"<text x='{label_width + width + 6:.1f}' y='{y + row_height - 5}'>"
-                f"{html.escape(name)} {_ms(interval['median'])}</text>"
+                f"{html.escape(name)} {duration(interval['median'])}</text>"
             )
     svg.append("</svg>")
     legend = "".join(
@@ -209,13 +209,6 @@ def _cell(text: Any) -> str:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _ms(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -131,9 +131,9 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
         rows.append(
             (
                 check["mode"],
-                _duration(medians[0]),
-                _duration(medians[1]),
-                _duration(medians[2]) if len(medians) > 2 else "-",
+                duration(medians[0]),
+                duration(medians[1]),
+                duration(medians[2]) if len(medians) > 2 else "-",
                 f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]",
                 ", ".join(f"{g['gate']} {g['outcome']}" for g in perf["gates"]) or "-",
             )
@@ -251,7 +251,7 @@ def _size(size: int | None) -> str:
     return f"{size:.1f} GB"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
