@@ -33,6 +33,18 @@ class Affine(torch.nn.Module):
 
     def forward(self, x):
         return self.linear(x)
+
+
+class Masked(torch.nn.Module):
+    """Keyword inputs whose batch and length vary, and a dict output."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x, mask):
+        hidden = self.linear(x) * mask.unsqueeze(-1)
+        return {"logits": hidden.sum(1), "hidden": hidden}
 '''
 
 

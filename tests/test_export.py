@@ -30,15 +30,6 @@ class ValueBranch(torch.nn.Module):
             return x * 2
         return x - 1
 
-
-class DictOut(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(8, 4)
-
-    def forward(self, x, mask):
-        hidden = self.linear(x) * mask.unsqueeze(-1)
-        return {"logits": hidden.sum(1), "hidden": hidden}
 """
 
 
@@ -134,7 +125,7 @@ def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):
         """
         import pytest
         import torch
-        from export_models import DictOut
+        from models import Masked
 
         def sets():
             return [{"x": torch.randn(2, 5, 8), "mask": torch.ones(2, 5)},
@@ -142,7 +133,7 @@ def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):
 
         @pytest.mark.torchscript(mode="export", inputs=sets)
         def test_dict():
-            return DictOut().eval()
+            return Masked().eval()
         """,
     )
     result.assert_outcomes(passed=1)

@@ -6,6 +6,7 @@ from conftest import expect_lines
 MODEL = """
 import pytest
 import torch
+from models import Masked
 
 
 class Gate(torch.nn.Module):
@@ -19,16 +20,6 @@ class Gate(torch.nn.Module):
         if x.sum() > 0:
             return self.linear(x)
         return self.linear(-x)
-
-
-class Dict(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(8, 4)
-
-    def forward(self, x, mask):
-        hidden = self.linear(x) * mask.unsqueeze(-1)
-        return {"logits": hidden.sum(1), "hidden": hidden}
 
 
 def positive_then_negative():
@@ -45,7 +36,7 @@ def test_gate():
     {"x": torch.randn(3, 9, 8), "mask": torch.ones(3, 9)},
 ])
 def test_onnx_dict(torchscript):
-    report = torchscript.check(Dict().eval())
+    report = torchscript.check(Masked().eval())
     assert report.artifact_path.endswith("onnx.onnx")
     assert all(roundtrip.ok for roundtrip in report.roundtrips)
     leaf = report.parity[0].leaves[0]
@@ -62,7 +53,7 @@ def test_all_modes_give_a_migration_matrix_with_one_line_reasons(suite):
             "migration matrix (per model: a verdict for each mode):",
             "  trace * script * export * onnx * model",
             "  FAIL parity  pass * FAIL conversion  FAIL conversion  Gate (test_user.py)",
-            "  - * - * - * pass * Dict (test_user.py)",
+            "  - * - * - * pass * Masked (test_user.py)",
         ],
     )
     expect_lines(
