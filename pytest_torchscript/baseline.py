@@ -1,6 +1,6 @@
 """The perf baseline a user commits: read and validated at start-up, updated atomically.
 
-One JSON file, ``{"format": "pytest-torchscript-baseline", "version": 1, "entries": {...}}``,
+One JSON file, ``{"format": "pytest-torchscript-baseline", "version": 2, "entries": {...}}``,
 entries keyed ``"<test id> | <mode> | <device>"``. Updates re-read the file under a lock and
 merge, so two pytest processes updating it at once keep each other's entries, and the new file
 replaces the old one by rename, so a crash never leaves half a baseline.
@@ -17,71 +17,115 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import write_text_atomically
-from .errors import UsageProblem
+from .errors import UsageProblem, short_repr
 
 FORMAT = "pytest-torchscript-baseline"
-VERSION = 1
-_RATIO_FIELDS = ("median", "low", "high")
+VERSION = 2  # 2 added the machine-speed probe; 1 is read and judged by its ratio alone
+_READABLE = (1, 2)
+_INTERVAL_FIELDS = ("median", "low", "high")
 _NUMBER_FIELDS = ("eager_median", "converted_median")
+
+
+class InvalidEntry:
+    """An entry that failed validation: its check fails naming it; the other checks go on."""
+
+    def __init__(self, raw: Any, problem: str) -> None:
+        self.raw = raw  # written back unchanged by an update that does not replace it
+        self.problem = problem
 
 
 def entry_key(test_id: str, mode: str, device: str) -> str:
     return f"{test_id} | {mode} | {device}"
 
 
-def load(path: Path) -> dict[str, dict]:
-    """The entries of the baseline at ``path`` ({} if it does not exist yet), validated."""
+def load(path: Path) -> dict[str, Any]:
+    """The entries of the baseline at ``path`` ({} if it does not exist yet). A file that is
+    not a baseline at all is a usage error naming it; an entry that is not valid becomes an
+    ``InvalidEntry``, so only its own check fails."""
     if not path.exists():
         return {}
+    fix = "fix it or delete it and re-create it with --ts-update-baseline"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as error:
         raise UsageProblem(
             f"--ts-baseline {path}: not valid JSON (line {error.lineno}, column {error.colno}: "
-            f"{error.msg}); fix it or delete it and re-create it with --ts-update-baseline"
+            f"{error.msg}); {fix}"
         ) from None
+    except UnicodeDecodeError as error:
+        raise UsageProblem(
+            f"--ts-baseline {path}: not UTF-8 text (byte {error.start}); {fix}"
+        ) from None
+    except (ValueError, RecursionError) as error:  # a 5,000-digit number, nesting too deep
+        raise UsageProblem(f"--ts-baseline {path}: unreadable JSON ({error}); {fix}") from None
     except OSError as error:
-        raise UsageProblem(f"--ts-baseline {path}: cannot read it ({error.strerror})") from None
+        raise UsageProblem(
+            f"--ts-baseline {path}: cannot read it ({error.strerror or error})"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageProblem(
             f'--ts-baseline {path}: not a pytest-torchscript baseline (no "format": '
             f'"{FORMAT}"); pass the file written by --ts-update-baseline'
         )
-    if data.get("version") != VERSION:
+    if data.get("version") not in _READABLE:
         raise UsageProblem(
             f"--ts-baseline {path}: written in baseline format version "
-            f"{data.get('version')!r}, and this pytest-torchscript reads version {VERSION}; "
-            f"re-create it with --ts-update-baseline (timings are not comparable across formats)"
+            f"{short_repr(data.get('version'))}, and this pytest-torchscript reads versions "
+            f"{' and '.join(map(str, _READABLE))}; re-create it with --ts-update-baseline "
+            f"(timings are not comparable across formats)"
         )
     entries = data.get("entries")
     if not isinstance(entries, dict):
         raise UsageProblem(f'--ts-baseline {path}: "entries" must be an object')
+    checked: dict[str, Any] = {}
     for key, entry in entries.items():
         problem = _entry_problem(entry)
-        if problem:
-            raise UsageProblem(
-                f"--ts-baseline {path}: entry {key!r} {problem}; fix the entry or re-create it "
-                f"with --ts-update-baseline"
-            )
-    return entries
+        checked[key] = InvalidEntry(entry, problem) if problem else entry
+    return checked
 
 
 def _entry_problem(entry: Any) -> str | None:
     if not isinstance(entry, dict):
-        return "is not an object"
-    ratio = entry.get("ratio")
-    if not isinstance(ratio, dict):
-        return 'has no "ratio" object'
-    for name in _RATIO_FIELDS:
-        if not _positive(ratio.get(name)):
-            return f"has ratio.{name} = {ratio.get(name)!r}, not a positive number"
-    if not ratio["low"] <= ratio["median"] <= ratio["high"]:
-        return "has a ratio interval that does not contain its median"
+        return f"is {short_repr(entry)}, not an object"
+    problem = _interval_problem(entry.get("ratio"), "ratio")
+    if problem:
+        return problem
     for name in _NUMBER_FIELDS:
         if not _positive(entry.get(name)):
-            return f"has {name} = {entry.get(name)!r}, not a positive number of seconds"
+            return f"has {name} = {short_repr(entry.get(name))}, not a positive number of seconds"
     if not isinstance(entry.get("fingerprint"), dict):
         return 'has no "fingerprint" object'
+    if "normalised" in entry or "probe" in entry:  # format 2
+        normalised = entry.get("normalised")
+        if not isinstance(normalised, dict):
+            return 'has no "normalised" object'
+        for name in ("eager", "converted"):
+            problem = _interval_problem(normalised.get(name), f"normalised.{name}")
+            if problem:
+                return problem
+        probe = entry.get("probe")
+        problem = _interval_problem(
+            {k: v for k, v in probe.items() if k != "spread"} if isinstance(probe, dict) else probe,
+            "probe",
+        )
+        if problem:
+            return problem
+        spread = probe.get("spread")
+        if not _positive(spread) and spread != 0:
+            return f"has probe.spread = {short_repr(spread)}, not a number >= 0"
+    return None
+
+
+def _interval_problem(value: Any, name: str) -> str | None:
+    if not isinstance(value, dict):
+        return f"has no {name!r} object"
+    if set(value) != set(_INTERVAL_FIELDS):
+        return f"has {name} fields {sorted(value)}, expected exactly {list(_INTERVAL_FIELDS)}"
+    for field in _INTERVAL_FIELDS:
+        if not _positive(value[field]):
+            return f"has {name}.{field} = {short_repr(value[field])}, not a positive number"
+    if not value["low"] <= value["median"] <= value["high"]:
+        return f"has a {name} interval that does not contain its median"
     return None
 
 
@@ -94,11 +138,24 @@ def _positive(value: Any) -> bool:
     )
 
 
+def fingerprint_difference(then: dict, now: dict) -> str | None:
+    """Where the machine that recorded a baseline differs from this one, in words."""
+    differences = [
+        f"{name} {short_repr(then.get(name))} (now {short_repr(now.get(name))})"
+        for name in sorted(set(then) | set(now))
+        if then.get(name) != now.get(name)
+    ]
+    return "with " + ", ".join(differences) if differences else None
+
+
 def update(path: Path, new_entries: dict[str, dict]) -> None:
     """Merge ``new_entries`` into the baseline at ``path``, keeping every other entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
-        entries = load(path)
+        entries = {
+            key: entry.raw if isinstance(entry, InvalidEntry) else entry
+            for key, entry in load(path).items()
+        }
         entries.update(new_entries)
         document = {"format": FORMAT, "version": VERSION, "entries": dict(sorted(entries.items()))}
         write_text_atomically(path, json.dumps(document, indent=2) + "\n")

@@ -101,10 +101,13 @@ class MachineInfo:
 def publish_report(item: pytest.Item, report: Any) -> None:
     """Publish every timed series of a check (eager, converted, reloaded), each with the
     check's mode, device, ratio, parity figures and gates in ``extra_info``."""
+    from .probe import PROBE
     from .timing import WARMUP_CALLS
 
     timing = report.perf.timing
     for name, samples in timing.samples.items():
+        if name == PROBE:  # the machine-speed probe is not a result of the user's model
+            continue
         role = "eager" if name == "eager" else "converted" if name == report.mode else "reloaded"
         ratio = None if role == "eager" else timing.ratio(name)
         publish(
@@ -112,7 +115,7 @@ def publish_report(item: pytest.Item, report: Any) -> None:
             item,
             name,
             samples,
-            timing.loops,
+            timing.loops[name],
             {
                 "timer": "perf_counter",
                 "warmup": WARMUP_CALLS,
@@ -130,6 +133,11 @@ def publish_report(item: pytest.Item, report: Any) -> None:
                     "parity_max_abs": report.max_abs,
                     "parity_max_rel": report.max_rel,
                     "peak_memory_bytes": timing.peak_memory.get(name),
+                    "probe_normalised": (
+                        report.perf.normalised[role].to_dict()
+                        if role in report.perf.normalised
+                        else None
+                    ),
                     "gates": [gate.to_dict() for gate in report.perf.gates],
                 }
             },

@@ -78,6 +78,7 @@ class TorchScriptChecker:
         path, lineno, _ = item.reportinfo()
         self._location = (str(path), (lineno or 0) + 1)  # where plugin warnings point
         self._artifact_counts: dict[str, int] = {}
+        self._check_counts: dict[str, int] = {}  # per mode: keys the baseline entry of each check
         self._evidence = Evidence()
         self.reports: list[CheckReport] = []
         self.used = False
@@ -131,6 +132,7 @@ class TorchScriptChecker:
             device=str(self.device),
             model=model_name(model),
         )
+        self._check_counts[resolved.mode] = self._check_counts.get(resolved.mode, 0) + 1
         self.reports.append(report)
         self._session.reports.append(report)
         try:
@@ -444,8 +446,8 @@ class TorchScriptChecker:
             args, kwargs = example.copy_to(self.device)
             calls[name] = functools.partial(module, *args, **kwargs)
         key = baseline.entry_key(self._test_id, report.mode, str(self.device))
-        if self._artifact_counts.get(report.mode, 0) > 1:
-            key += f" | {self._artifact_counts[report.mode]}"
+        if self._check_counts[report.mode] > 1:  # a second check() of this mode in one test
+            key += f" | {self._check_counts[report.mode]}"
         settings = self._session.settings.perf
         try:
             with self._evaluation(model, CheckReport(self._test_id, report.mode, report.device)):
@@ -459,6 +461,7 @@ class TorchScriptChecker:
                         key,
                         options.max_slowdown,
                         options.max_regression,
+                        report.mode,
                     )
         except TimingFailed as failure:
             raise _Stop("timing", f"{failure}; the other checks of this run still count") from None

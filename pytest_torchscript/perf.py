@@ -1,22 +1,31 @@
-"""The timing stage of a check: measure, publish to pytest-benchmark, gate, record baselines."""
+"""The timing stage of a check: measure (with the machine-speed probe when a baseline is in
+use), gate, and build the baseline entry; publishing to pytest-benchmark is the caller's."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import baseline
 from .gates import (
     INCONCLUSIVE,
+    INVALID,
     MISSING,
     PASS,
     REGRESSION,
     GateResult,
+    figure,
     max_slowdown_gate,
     regression_gate,
 )
 from .perfstats import Interval
+from .probe import PROBE, reference_workload
 from .timing import TimingResult, measure
+
+SPREAD_FLOOR = 0.02  # a probe's rounds spread this much on a quiet machine (measured: 0.5-2%)
+SHIFT_ALLOWANCE = 0.05  # the probe's median moves this much between quiet runs of one machine
 
 
 @dataclass
@@ -27,18 +36,20 @@ class PerfReport:
     timing: TimingResult | None = None
     ratio: Interval | None = None
     reloaded_ratio: Interval | None = None
-    medians: dict[str, Interval] = field(default_factory=dict)
+    medians: dict[str, Interval] = field(default_factory=dict)  # the model's series only
+    probe: Interval | None = None  # the machine-speed probe's per-call time
+    normalised: dict[str, Interval] = field(default_factory=dict)  # "eager"/"converted" / probe
     gates: list[GateResult] = field(default_factory=list)
     baseline_key: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
-        bad = {REGRESSION, INCONCLUSIVE, MISSING} if strict else {REGRESSION}
+        bad = {REGRESSION, INCONCLUSIVE, MISSING, INVALID} if strict else {REGRESSION, INVALID}
         return [gate for gate in self.gates if gate.outcome in bad]
 
     @property
     def verdict(self) -> str:
         outcomes = {gate.outcome for gate in self.gates}
-        for outcome in (REGRESSION, INCONCLUSIVE, MISSING, PASS):
+        for outcome in (INVALID, REGRESSION, INCONCLUSIVE, MISSING, PASS):
             if outcome in outcomes:
                 return outcome
         return "timed" if self.timing else (self.note or "-")
@@ -50,6 +61,8 @@ class PerfReport:
             "ratio": self.ratio.to_dict() if self.ratio else None,
             "reloaded_ratio": self.reloaded_ratio.to_dict() if self.reloaded_ratio else None,
             "medians": {name: interval.to_dict() for name, interval in self.medians.items()},
+            "probe": self.probe.to_dict() if self.probe else None,
+            "normalised": {name: value.to_dict() for name, value in self.normalised.items()},
             "gates": [gate.to_dict() for gate in self.gates],
             "baseline_key": self.baseline_key,
             "timing": self.timing.to_dict() if self.timing else None,
@@ -71,20 +84,29 @@ def run(
     device: Any,
     budget_s: float,
     settings: PerfSettings,
-    baseline_entries: dict[str, dict],
+    baseline_entries: dict[str, Any],
     key: str,
     max_slowdown: float | None,
     max_regression: float,
+    mode: str = "converted",
 ) -> tuple[PerfReport, dict | None]:
     """Time ``calls`` (eager first, converted second, reloaded third if present) and gate.
     Returns the report and, with --ts-update-baseline, the new baseline entry."""
-    timing = measure(calls, device, budget_s, settings.threads)
     names = list(calls)
+    if settings.baseline_path is not None:  # absolute times are judged: measure the machine
+        calls = {**calls, PROBE: reference_workload(device)}
+    timing = measure(calls, device, budget_s, settings.threads)
     report = PerfReport(timing=timing, baseline_key=key)
     report.medians = {name: timing.median(name) for name in names}
     report.ratio = timing.ratio(names[1], names[0])
     if len(names) > 2:
         report.reloaded_ratio = timing.ratio(names[2], names[0])
+    if PROBE in timing.samples:
+        report.probe = timing.median(PROBE)
+        report.normalised = {
+            "eager": timing.ratio(names[0], PROBE),
+            "converted": timing.ratio(names[1], PROBE),
+        }
     if max_slowdown is not None:
         report.gates.append(max_slowdown_gate(report.ratio, max_slowdown))
     fingerprint = baseline.fingerprint(device, settings.threads)
@@ -94,38 +116,108 @@ def run(
             "ratio": report.ratio.to_dict(),
             "eager_median": report.medians[names[0]].median,
             "converted_median": report.medians[names[1]].median,
-            "spread": {name: interval.to_dict() for name, interval in report.medians.items()},
+            "normalised": {name: value.to_dict() for name, value in report.normalised.items()},
+            "probe": {**report.probe.to_dict(), "spread": spread(timing.samples[PROBE])},
             "rounds": timing.rounds,
             "fingerprint": fingerprint,
         }
     elif settings.baseline_path is not None:
         report.gates.append(
-            _against_baseline(
-                report, names, baseline_entries.get(key), fingerprint, max_regression, key, settings
+            against_baseline(
+                report,
+                timing.samples[PROBE],
+                baseline_entries.get(key),
+                fingerprint,
+                max_regression,
+                key,
+                settings,
+                mode,
             )
         )
     return report, new_entry
 
 
-def _against_baseline(report, names, entry, fingerprint, threshold, key, settings) -> GateResult:
+def against_baseline(
+    report: PerfReport,
+    probe_samples: list[float],
+    entry: Any,
+    fingerprint: dict,
+    threshold: float,
+    key: str,
+    settings: PerfSettings,
+    mode: str,
+) -> GateResult:
+    """Judge the ratio always, and the probe-normalised times where the baseline can carry
+    them (same machine fingerprint, an entry recorded with the probe)."""
+    path = settings.baseline_path
     if entry is None:
         return GateResult(
             "max_regression",
             MISSING,
-            f"no baseline entry {key!r} in {settings.baseline_path}; record it with "
-            f"pytest --ts-baseline={settings.baseline_path} --ts-update-baseline",
+            f"no baseline entry {key!r} in {path}; record it with "
+            f"pytest --ts-baseline={path} --ts-update-baseline",
         )
-    then = Interval(**entry["ratio"])
-    absolute = None
-    if entry["fingerprint"] == fingerprint and "spread" in entry:
-        spread = entry["spread"]
-        try:
-            absolute = (
-                report.medians[names[1]],
-                Interval(**spread[names[1]]),
-                report.medians[names[0]],
-                Interval(**spread[names[0]]),
-            )
-        except (KeyError, TypeError):
-            absolute = None
-    return regression_gate(report.ratio, then, threshold, absolute)
+    if isinstance(entry, baseline.InvalidEntry):
+        return GateResult(
+            "max_regression",
+            INVALID,
+            f"--ts-baseline {path}: entry {key!r} {entry.problem}; fix the entry or re-record "
+            f"it with --ts-update-baseline",
+        )
+    not_judged = None
+    busy = None
+    widen = 0.0
+    eager = converted = None
+    mismatch = baseline.fingerprint_difference(entry["fingerprint"], fingerprint)
+    if "normalised" not in entry:
+        not_judged = (
+            "absolute times not judged: the baseline entry predates the machine-speed probe "
+            "(format 1); re-record it with --ts-update-baseline"
+        )
+    elif mismatch:
+        not_judged = (
+            f"absolute times not judged: the baseline was recorded {mismatch}; only the "
+            f"converted/eager ratio carries across machines"
+        )
+    else:
+        widen, busy = contention(report.probe, spread(probe_samples), entry["probe"])
+        then = entry["normalised"]
+        eager = figure(
+            "eager / probe", report.normalised["eager"], Interval(**then["eager"]), widen
+        )
+        converted = figure(
+            f"{mode} / probe", report.normalised["converted"], Interval(**then["converted"]), widen
+        )
+    ratio = figure("converted/eager ratio", report.ratio, Interval(**entry["ratio"]), widen)
+    return regression_gate(ratio, eager, converted, threshold, mode, not_judged, busy)
+
+
+def spread(samples: list[float]) -> float:
+    """The relative interquartile range of a series' rounds: how steady the machine was."""
+    if len(samples) < 4:
+        return 0.0
+    quartiles = statistics.quantiles(samples, n=4)
+    return (quartiles[2] - quartiles[0]) / statistics.median(samples)
+
+
+def contention(
+    probe_now: Interval, spread_now: float, probe_then: dict
+) -> tuple[float, str | None]:
+    """How much (in log units) to widen every interval because the machine was busier than
+    when the baseline was recorded, and the sentence that says so (None when it was not).
+
+    Two signs, both from the probe: its rounds spread more than they did then (other work
+    interleaves with ours), or its median moved by more than quiet runs move (a busy core, a
+    throttled clock). A machine that is uniformly slower still judges fairly after
+    normalising, but contention hits kernels unevenly, so it costs precision."""
+    spread_then = max(probe_then.get("spread", 0.0), SPREAD_FLOOR)
+    shift = abs(math.log(probe_now.median / probe_then["median"]))
+    widen = max(0.0, spread_now - spread_then) + 0.5 * max(0.0, shift - SHIFT_ALLOWANCE)
+    if widen < 0.005:
+        return 0.0, None
+    return widen, (
+        f"the machine was busier than when the baseline was recorded: the probe took "
+        f"{probe_now.median / probe_then['median'] - 1:+.0%} and its rounds spread "
+        f"{spread_now:.1%} (then {probe_then.get('spread', 0.0):.1%}), so every interval was "
+        f"widened by {math.exp(widen) - 1:.0%}"
+    )

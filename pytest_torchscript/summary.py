@@ -140,6 +140,13 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
         )
     header = ("mode", "eager", "converted", "reloaded", "ratio", "gates")
     _table(terminal, header, rows, [check["test_id"] for check in timed], indent="  ")
+    unjudged: dict[str, int] = {}  # never a silent partial pass: say what a gate left out
+    for check in timed:
+        for gate in check["perf"]["gates"]:
+            if gate.get("not_judged"):
+                unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
+    for reason, count in unjudged.items():
+        terminal.write_line(f"  {count} check(s): {reason}")
 
 
 _LOCATED = re.compile(r"^\S+\.py:\d+: ")
@@ -193,7 +200,8 @@ def write_regressions(terminal: Any, checks: list[dict]) -> None:
                 terminal.write_line(
                     f"{check['test_id']} ({check['mode']}): {gate['gate']} {gate['outcome']}"
                 )
-                terminal.write_line(f"    {gate['message']}")
+                for line in gate["message"].splitlines():
+                    terminal.write_line(f"    {line.strip()}")
 
 
 def _one_line(failure: str) -> str:

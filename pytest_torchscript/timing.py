@@ -1,10 +1,15 @@
 """Timing eager, converted and reloaded modules fairly on a shared, noisy machine.
 
-The three run in the same process, interleaved round by round (A B C, B C A, C A B, ...), so
-drift in the machine's speed hits all of them; the figure that matters is the converted/eager
-ratio of each round, whose median gets a distribution-free interval. Warm-up runs first, long
-enough for the TorchScript profiling executor to specialise the graph. On CUDA every timed
-block is synchronised so kernels are counted, not launches, and peak memory is recorded.
+The series run in the same process, interleaved round by round (A B C, B C A, C A B, ...), so
+drift in the machine's speed hits all of them; the figure that matters is the paired per-round
+ratio, whose median gets a distribution-free interval. Warm-up runs first, long enough for the
+TorchScript profiling executor to specialise the graph. On CUDA every timed block is
+synchronised so kernels are counted, not launches, and peak memory is recorded.
+
+The budget is a budget: each series gets its own loop count (a sample of a fast module holds
+several calls, a slow module's holds one), warm-up stops early for slow modules, and the number
+of rounds is what fits in what is left. When fewer rounds fit than a 95% interval needs, the
+result says it is coarse.
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ from .jit_warnings import import_torch
 from .perfstats import Interval, median_interval
 
 WARMUP_CALLS = 6  # the profiling executor specialises after 1-2 runs; a margin for bailouts
-MIN_ROUNDS = 9  # fewer rounds give no useful 95% interval
+MIN_WARMUP_CALLS = 2  # a slow module gets at least the runs that specialise its graph
+WARMUP_SHARE = 0.3  # of the budget, at most, spent warming up slow modules
+MIN_ROUNDS = 9  # fewer rounds give no 95% interval: the estimate is then coarse
+FLOOR_ROUNDS = 3  # taken even when the budget is spent: one sample per series says little
 MAX_ROUNDS = 400
 TARGET_SAMPLE_S = 0.002  # below this, timer resolution and call overhead dominate
+
+# The clock every timed block reads. Tests replace it to make the machine look slower or
+# faster deterministically; nothing else should.
+clock: Callable[[], float] = time.perf_counter
 
 
 @dataclass
@@ -28,12 +40,17 @@ class TimingResult:
     """Per-call seconds of each series, round by round, and what they were taken under."""
 
     samples: dict[str, list[float]]
-    loops: int
+    loops: dict[str, int]
     rounds: int
     threads: int
     device: str
     seconds_spent: float
     peak_memory: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def coarse(self) -> bool:
+        """Too few rounds fitted in the budget for a 95% interval."""
+        return self.rounds < MIN_ROUNDS
 
     def median(self, name: str) -> Interval:
         return median_interval(self.samples[name])
@@ -47,6 +64,7 @@ class TimingResult:
         return {
             "loops": self.loops,
             "rounds": self.rounds,
+            "coarse": self.coarse,
             "threads": self.threads,
             "device": self.device,
             "seconds_spent": self.seconds_spent,
@@ -69,45 +87,63 @@ def measure(
     synchronize = (lambda: torch.cuda.synchronize(device)) if is_cuda else (lambda: None)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    started = time.perf_counter()
+    started = clock()
+    names = list(calls)
     try:
         # no_grad, not inference_mode: a reloaded TorchScript module whose graph was profiled
         # outside inference mode raises "Inference tensors cannot be saved for backward".
         with torch.no_grad():
-            peak_memory = _warm_up(calls, synchronize, torch, device if is_cuda else None)
-            single = {name: _timed(name, call, 1, synchronize) for name, call in calls.items()}
-            loops = max(1, math.ceil(TARGET_SAMPLE_S / max(min(single.values()), 1e-9)))
-            per_round = loops * sum(single.values())
-            remaining = budget_s - (time.perf_counter() - started)
-            rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, remaining / max(per_round, 1e-9))))
-            samples: dict[str, list[float]] = {name: [] for name in calls}
-            names = list(calls)
-            for round_index in range(rounds):
-                shift = round_index % len(names)
+            single, peak_memory = {}, {}
+            for name in names:
+                if is_cuda:
+                    torch.cuda.reset_peak_memory_stats(device)
+                single[name] = _warm_up(
+                    name, calls[name], synchronize, budget_s * WARMUP_SHARE / len(names)
+                )
+                if is_cuda:
+                    peak_memory[name] = int(torch.cuda.max_memory_allocated(device))
+            loops = {
+                name: max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
+                for name, seconds in single.items()
+            }
+            per_round = sum(loops[name] * single[name] for name in names)
+            remaining = budget_s - (clock() - started)
+            rounds = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
+            samples: dict[str, list[float]] = {name: [] for name in names}
+            deadline = started + budget_s  # also when the machine slows down mid-way
+            done = 0
+            while done < rounds and (done < FLOOR_ROUNDS or clock() < deadline):
+                shift = done % len(names)
                 for name in names[shift:] + names[:shift]:
-                    samples[name].append(_timed(name, calls[name], loops, synchronize) / loops)
+                    elapsed = _timed(name, calls[name], loops[name], synchronize)
+                    samples[name].append(elapsed / loops[name])
+                done += 1
     finally:
         torch.set_num_threads(previous_threads)
     return TimingResult(
         samples=samples,
         loops=loops,
-        rounds=rounds,
+        rounds=done,
         threads=threads,
         device=str(device),
-        seconds_spent=time.perf_counter() - started,
+        seconds_spent=clock() - started,
         peak_memory=peak_memory,
     )
 
 
-def _warm_up(calls, synchronize, torch, cuda_device) -> dict[str, int]:
-    peaks = {}
-    for name, call in calls.items():
-        if cuda_device is not None:
-            torch.cuda.reset_peak_memory_stats(cuda_device)
-        _timed(name, call, WARMUP_CALLS, synchronize)
-        if cuda_device is not None:
-            peaks[name] = int(torch.cuda.max_memory_allocated(cuda_device))
-    return peaks
+def _warm_up(
+    name: str, call: Callable[[], Any], synchronize: Callable[[], None], share_s: float
+) -> float:
+    """Run ``call`` until warm; return the fastest warm single call, in seconds."""
+    spent, fastest = 0.0, math.inf
+    for index in range(WARMUP_CALLS):
+        seconds = _timed(name, call, 1, synchronize)
+        spent += seconds
+        if index >= 1:  # the first call compiles, allocates, fills caches: not a timing
+            fastest = min(fastest, seconds)
+        if index + 1 >= MIN_WARMUP_CALLS and spent > share_s:
+            break
+    return fastest
 
 
 def _timed(
@@ -115,10 +151,10 @@ def _timed(
 ) -> float:
     try:
         synchronize()
-        started = time.perf_counter()
+        started = clock()
         for _ in range(loops):
             call()
         synchronize()
     except Exception as error:
         raise TimingFailed(f"timing {name} failed: {type(error).__name__}: {error}") from error
-    return time.perf_counter() - started
+    return clock() - started

@@ -7,6 +7,7 @@ what a user would see: outcomes, failure messages, the summary section.
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -86,3 +87,18 @@ def line_of(source: str, snippet: str) -> int:
     the leading blank line), so tests name lines without counting them by hand."""
     lines = textwrap.dedent(source).strip("\n").splitlines()
     return next(number for number, line in enumerate(lines, 1) if snippet in line)
+
+
+_PLUGIN_FRAME = re.compile(
+    r"pytest_torchscript[/\\]\w+(?:[/\\]\w+)*\.py:\d+|File \".*pytest_torchscript"
+)
+
+
+def assert_no_plugin_traceback(result: pytest.RunResult) -> None:
+    """What a user sees names their test and the fix: never a frame from inside the plugin,
+    never an INTERNALERROR."""
+    __tracebackhide__ = True
+    output = "\n".join(result.outlines + result.errlines)
+    assert "INTERNALERROR" not in output, output
+    frames = _PLUGIN_FRAME.findall(output)
+    assert not frames, f"plugin frames in the output: {frames}\n{output}"

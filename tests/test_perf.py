@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import expect_lines
+from conftest import assert_no_plugin_traceback, expect_lines
 
 PERF_MODELS = """
 import torch
@@ -261,24 +261,81 @@ def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite
         (
             '{"format": "pytest-torchscript-baseline", "version": 7, "entries": {}}',
             "*shared.json: written in baseline format version 7, and this pytest-torchscript "
-            "reads version 1; re-create it with --ts-update-baseline*",
+            "reads versions 1 and 2; re-create it with --ts-update-baseline*",
         ),
-        (
-            '{"format": "pytest-torchscript-baseline", "version": 1, "entries": '
-            '{"t | script | cpu": {"ratio": {"median": 1, "low": 2, "high": 3}}}}',
-            "*shared.json: entry 't | script | cpu' has a ratio interval that does not contain "
-            "its median; fix the entry or re-create it with --ts-update-baseline",
-        ),
+        (b'{"format": "\xff"}', "*shared.json: not UTF-8 text (byte 12); fix it or delete it*"),
+        ("[" * 100_000 + "]" * 100_000, "*shared.json: unreadable JSON (*); fix it or delete it*"),
+        ("1" * 5000, "*shared.json: unreadable JSON (*); fix it or delete it*"),
     ],
-    ids=["not-json", "other-version", "bad-entry"],
+    ids=["not-json", "other-version", "not-utf8", "deep-nesting", "huge-integer"],
 )
 def test_corrupt_baseline_is_a_usage_error_naming_file_and_entry(
     perf_suite, pytester, content, expected
 ):
-    (pytester.path / "shared.json").write_text(content)
+    if isinstance(content, bytes):
+        (pytester.path / "shared.json").write_bytes(content)
+    else:
+        (pytester.path / "shared.json").write_text(content)
     result = perf_suite(TESTS, "--ts-baseline=shared.json")
     result.stderr.fnmatch_lines(["ERROR: --ts-baseline " + expected])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert_no_plugin_traceback(result)
+
+
+def test_a_bad_baseline_entry_fails_its_own_check_only(perf_suite, pytester):
+    good = {"median": 1.0, "low": 0.9, "high": 1.1}
+    entries = {
+        "test_user.py::test_fast | script | cpu": {"ratio": {"median": 1, "low": 2, "high": 3}},
+        "test_user.py::test_slow | script | cpu": {
+            "ratio": {**good, "extra": 1},  # a mistyped field inside an interval
+            "eager_median": 1e-4,
+            "converted_median": 1e-4,
+            "fingerprint": {},
+        },
+        "test_user.py::test_other | script | cpu": {
+            "ratio": good,
+            "eager_median": 1e-4,
+            "converted_median": 1e-4,
+            "fingerprint": {"cpu": "another machine"},
+        },
+    }
+    (pytester.path / "shared.json").write_text(
+        json.dumps({"format": "pytest-torchscript-baseline", "version": 1, "entries": entries})
+    )
+    result = perf_suite(
+        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_regression=9.0)")
+        + """
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3, max_regression=9.0)
+def test_other():
+    return Fast().eval()
+""",
+        "--ts-baseline=shared.json",
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    expect_lines(
+        result,
+        [
+            "max_regression: invalid baseline: --ts-baseline */shared.json: entry "
+            "'test_user.py::test_fast | script | cpu' has a ratio interval that does not contain "
+            "its median; fix the entry or re-record it with --ts-update-baseline",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "*entry 'test_user.py::test_slow | script | cpu' has ratio fields ['extra', 'high', "
+            "'low', 'median'], expected exactly ['median', 'low', 'high']*"
+        ],
+    )
+    assert_no_plugin_traceback(result)
+    # An update replaces the bad entries of the tests it ran and keeps the others as they were.
+    again = perf_suite(TESTS, "--ts-baseline=shared.json", "--ts-update-baseline")
+    again.assert_outcomes(passed=2)
+    entries = json.loads((pytester.path / "shared.json").read_text())["entries"]
+    assert entries["test_user.py::test_fast | script | cpu"]["probe"]["median"] > 0
+    assert entries["test_user.py::test_other | script | cpu"]["fingerprint"] == {
+        "cpu": "another machine"
+    }
 
 
 def test_update_baseline_needs_a_path(perf_suite):
@@ -322,3 +379,155 @@ def test_benchmark_disable_and_skip_turn_timing_off_but_checks_still_run(perf_su
     result.assert_outcomes(passed=2)  # max_slowdown cannot fail what was not timed
     expect_lines(result, [note])
     result.stdout.no_fnmatch_line("*benchmark 'test_user.py*")
+
+
+WIDE_MODEL = """
+import os
+import torch
+
+
+class Wide(torch.nn.Module):
+    \"\"\"A model whose every form repeats its layers TS_TEST_REPEAT times: a change that
+    makes the whole model slower, eager and converted alike.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh())
+        self.repeat = int(os.environ.get("TS_TEST_REPEAT", "1"))
+
+    def forward(self, x):
+        for _ in range(self.repeat):
+            x = self.layers(x)
+        return x
+"""
+
+WIDE_TESTS = """
+import pytest
+import torch
+from wide_model import Wide
+
+@pytest.mark.torchscript(mode="script", inputs=torch.randn(8, 64), time_budget=0.5)
+def test_wide():
+    return Wide().eval()
+"""
+
+# Makes this process's machine look SLOWER times slower for everything timed, the probe
+# included: what a slower CI runner of the same type, or a throttled clock, does.
+SLOWER_MACHINE = """
+import time
+import pytest_torchscript.timing as timing
+
+SLOWER = {slower}
+timing.clock = lambda: time.perf_counter() * SLOWER
+"""
+
+
+def test_a_model_wide_slowdown_is_a_regression_with_the_figures_that_moved(
+    perf_suite, pytester, monkeypatch
+):
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    recorded = perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline")
+    recorded.assert_outcomes(passed=1)
+    entry = json.loads((pytester.path / "base.json").read_text())["entries"][
+        "test_user.py::test_wide | script | cpu"
+    ]
+    assert entry["probe"]["median"] > 0 and entry["normalised"]["eager"]["median"] > 0
+    monkeypatch.setenv("TS_TEST_REPEAT", "6")  # six times the work, in eager and script alike
+    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Wide failed at perf (mode='script', device=cpu)",
+            "max_regression: regression: the model got *% slower in eager and script alike "
+            "(probe-normalised, 95% interval *%..*%); the conversion itself is unchanged "
+            "(converted/eager *)",
+            "  converted/eager ratio: *x [*] now vs *x [*] in the baseline: *",
+            "  eager / probe: * now vs * in the baseline: +*",
+            "  script / probe: * now vs * in the baseline: +*",
+        ],
+    )
+    assert_no_plugin_traceback(result)
+
+
+@pytest.mark.parametrize("slower", [2.5, 0.5], ids=["slower-machine", "faster-machine"])
+def test_a_slower_or_faster_machine_alone_is_no_regression(perf_suite, pytester, slower):
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline").assert_outcomes(
+        passed=1
+    )
+    pytester.makeconftest(SLOWER_MACHINE.format(slower=slower))
+    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json")
+    result.assert_outcomes(passed=1)
+    (row,) = [
+        line
+        for line in result.stdout.lines
+        if line.endswith("test_user.py::test_wide") and "max_regression" in line
+    ]
+    assert "max_regression regression" not in row, result.stdout.str()
+
+
+def test_a_baseline_from_another_machine_judges_the_ratio_and_says_what_it_left_out(
+    perf_suite, pytester
+):
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline").assert_outcomes(
+        passed=1
+    )
+    document = json.loads((pytester.path / "base.json").read_text())
+    for entry in document["entries"].values():
+        entry["fingerprint"]["cpu"] = "Another CPU 9000"
+        entry["ratio"] = {"median": 0.5, "low": 0.49, "high": 0.51}  # script was 2x faster then
+    (pytester.path / "base.json").write_text(json.dumps(document))
+    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        ["max_regression: regression: slower than the baseline: converted/eager ratio *"],
+    )
+    expect_lines(
+        result,
+        [
+            "  1 check(s): absolute times not judged: the baseline was recorded with cpu "
+            "'Another CPU 9000' (now *); only the converted/eager ratio carries across machines"
+        ],
+    )
+
+
+def test_a_format_1_baseline_is_judged_by_its_ratio_and_says_to_re_record(perf_suite, pytester):
+    _write_baseline(pytester.path / "baseline.json", {"test_fast": (1.0, 0.2, 9.0)})
+    document = json.loads((pytester.path / "baseline.json").read_text())
+    (entry,) = document["entries"].values()
+    entry["fingerprint"] = {}  # matching or not, a format 1 entry has no probe to normalise by
+    (pytester.path / "baseline.json").write_text(json.dumps(document))
+    result = perf_suite(TESTS, "--ts-baseline=baseline.json", "-k", "fast")
+    result.assert_outcomes(passed=1)
+    expect_lines(
+        result,
+        [
+            "  1 check(s): absolute times not judged: the baseline entry predates the "
+            "machine-speed probe (format 1); re-record it with --ts-update-baseline"
+        ],
+    )
+
+
+def test_two_checks_of_one_mode_in_one_test_have_their_own_baseline_entries(perf_suite, pytester):
+    source = """
+import torch
+from perf_models import Fast, SlowOnceConverted
+
+X = torch.randn(8, 64)
+
+def test_two(torchscript):
+    torchscript.check(Fast().eval(), X, mode="script", roundtrip=False, time_budget=0.3)
+    torchscript.check(SlowOnceConverted().eval(), X, mode="script", roundtrip=False,
+                      time_budget=0.3)
+"""
+    perf_suite(source, "--ts-baseline=b.json", "--ts-update-baseline").assert_outcomes(passed=1)
+    entries = json.loads((pytester.path / "b.json").read_text())["entries"]
+    assert sorted(entries) == [
+        "test_user.py::test_two | script | cpu",
+        "test_user.py::test_two | script | cpu | 2",
+    ]
+    slow = entries["test_user.py::test_two | script | cpu | 2"]["ratio"]["median"]
+    assert slow > 2 * entries["test_user.py::test_two | script | cpu"]["ratio"]["median"]
