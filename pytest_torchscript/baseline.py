@@ -130,12 +130,12 @@ def _interval_problem(value: Any, name: str) -> str | None:
 
 
 def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value)) and value > 0
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def fingerprint_difference(then: dict, now: dict) -> str | None:

@@ -35,6 +35,23 @@ def timing_off_reason(config: pytest.Config) -> str | None:
     return None
 
 
+def timing_blocked(config: pytest.Config) -> str | None:
+    """Why this run will time nothing, read from the command line alone (pytest-benchmark
+    sets its session up after this plugin configures), with the fix."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("dist", "no") != "no":
+        return (
+            "under xdist (-n) timings are off (pytest-benchmark disables itself, and parallel "
+            "workers would disturb each other's timings); run the perf job serially: add "
+            "-p no:xdist (or -n 0)"
+        )
+    if config.pluginmanager.hasplugin("benchmark"):
+        if config.getoption("benchmark_skip", False):
+            return "--benchmark-skip turns timing off; drop it from the perf job"
+        if config.getoption("benchmark_disable", False):
+            return "--benchmark-disable turns timing off; drop it from the perf job"
+    return None
+
+
 @dataclass
 class _Series:
     """What pytest-benchmark's ``Metadata`` reads from its fixture."""

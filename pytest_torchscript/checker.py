@@ -135,6 +135,8 @@ class TorchScriptChecker:
         self._check_counts[resolved.mode] = self._check_counts.get(resolved.mode, 0) + 1
         self.reports.append(report)
         self._session.reports.append(report)
+        self._stage = "inputs"
+        self._pending_warnings: list[tuple[str, type[Warning]]] = []
         try:
             self._warn_if_training(model, report)
             self._run(model, resolved, report)
@@ -149,10 +151,33 @@ class TorchScriptChecker:
                 f"(mode={report.mode!r}, device={report.device})"
             )
             raise CheckFailed(f"{header}\n{stop.message}", report) from stop.__cause__
-        except BaseException:
-            # A warning turned error by -W error, KeyboardInterrupt...: never report a pass.
-            report.failed_stage = report.failed_stage or "error"
+        except Warning:
+            # A warning turned error by -W error: it is the user's to see, as raised.
+            report.failed_stage = report.failed_stage or self._stage
             raise
+        except Exception as error:  # any other stage error is a failed check, never an escape
+            report.failed_stage = self._stage
+            report.failure = unexpected_error_message(error, self._stage, report)
+            self._keep_evidence(report)
+            failure = CheckFailed(
+                f"torchscript check of {report.model} failed at {self._stage} "
+                f"(mode={report.mode!r}, device={report.device})\n{report.failure}",
+                report,
+            )
+            failure.original = error  # the exception itself, for debugging
+            raise failure from None
+        except BaseException:
+            # KeyboardInterrupt, pytest's own outcomes...: never report a pass.
+            report.failed_stage = report.failed_stage or self._stage
+            raise
+        # The plugin's own warnings come once the check is complete, so a suite that turns
+        # them into errors still gets the whole check (round trip and timings included).
+        for message, category in self._pending_warnings:
+            try:
+                warnings.warn_explicit(message, category, *self._location)
+            except Warning:  # -W error: the complete check fails on it, and says why
+                report.failed_stage, report.failure = "warning", message
+                raise
         return report
 
     def _run(self, model: Any, options: Options, report: CheckReport) -> None:
@@ -162,6 +187,7 @@ class TorchScriptChecker:
         input_sets = normalize_inputs(options.inputs, self._test_id)
         report.input_sets = [input_set.describe() for input_set in input_sets]
         recorder, trace_recorder = DecisionRecorder(), DecisionRecorder()
+        self._stage = "eager"
         with self._evaluation(model, report):
             first = self._eager(model, input_sets[0], 0, recorder)
             self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
@@ -170,6 +196,7 @@ class TorchScriptChecker:
             if options.mode in ("export", "onnx") and dynamic_shapes is None:
                 dynamic_shapes = infer_dynamic_shapes(model, input_sets)
                 example = input_sets[export_example(input_sets, dynamic_shapes)]
+            self._stage = "conversion"
             args, kwargs = example.copy_to(self.device)
             # Under tracing, sizes are tensors too: a branch on a size is seen here.
             recording = (
@@ -191,6 +218,7 @@ class TorchScriptChecker:
             report.conversion_seconds = conversion.seconds
             report.warnings.extend(conversion.warnings)
             self._evidence.artifact = conversion.artifact
+            self._stage = "parity"
             eager = [first] + [
                 self._eager(model, input_set, index, recorder)
                 for index, input_set in enumerate(input_sets[1:], start=1)
@@ -203,14 +231,17 @@ class TorchScriptChecker:
                 report.warnings,
                 conversion.size_decisions if options.mode in ("export", "onnx") else None,
             )
+            self._stage = "control-flow"
             report.control_flow = self._control_flow(
                 model, conversion, options.mode, input_sets, recorder, trace_recorder
             )
         self._judge_parity_and_control_flow(report, options, len(input_sets))
         reloaded = None
         if options.roundtrip:
+            self._stage = "roundtrip"
             reloaded = self._roundtrip_all(conversion, input_sets, eager, options, report)
         if options.benchmark:
+            self._stage = "timing"
             self._time_and_gate(model, conversion.module, reloaded, input_sets[0], options, report)
 
     # -- stages ------------------------------------------------------------------------------
@@ -242,12 +273,14 @@ class TorchScriptChecker:
         behaves_differently = modes_that_matter(modules) if report.was_training else []
         if behaves_differently and type(model) not in self._session.warned_train_mode:
             self._session.warned_train_mode.add(type(model))
-            warnings.warn_explicit(
-                f"{report.model} was in train mode, where its {', '.join(behaves_differently)} "
-                f"behave differently; pytest-torchscript checked it in eval mode, as it is "
-                f"deployed (call model.eval() in the test to silence this warning)",
-                TrainModeWarning,
-                *self._location,
+            self._pending_warnings.append(
+                (
+                    f"{report.model} was in train mode, where its "
+                    f"{', '.join(behaves_differently)} behave differently; pytest-torchscript "
+                    f"checked it in eval mode, as it is deployed (call model.eval() in the test "
+                    f"to silence this warning)",
+                    TrainModeWarning,
+                )
             )
 
     def _eager(
@@ -344,13 +377,14 @@ class TorchScriptChecker:
             )
         user_hazards = [hazard for hazard in flow.hazards if hazard.in_user_code]
         if user_hazards:
-            warnings.warn_explicit(
-                f"the trace of {report.model} turned tensors into Python values at "
-                + "; ".join(f"{h.location} ({h.kind})" for h in user_hazards[:6])
-                + ". Every input set agreed, so the check passed, but inputs that take other "
-                "paths may break the deployed trace; add such inputs, or use mode='script'",
-                TraceHazardWarning,
-                *self._location,
+            self._pending_warnings.append(
+                (
+                    f"the trace of {report.model} turned tensors into Python values at "
+                    + "; ".join(f"{h.location} ({h.kind})" for h in user_hazards[:6])
+                    + ". Every input set agreed, so the check passed, but inputs that take other "
+                    "paths may break the deployed trace; add such inputs, or use mode='script'",
+                    TraceHazardWarning,
+                )
             )
 
     def _parity_all(
@@ -528,19 +562,24 @@ class TorchScriptChecker:
             self._evidence.keep(folder, report)
 
     def _save(self, module: Any, report: CheckReport):
-        folder = artifacts.folder_for(self._session.artifact_root(), self._test_id)
+        folder = artifacts.folder_for(self._session.private_root(), self._test_id)
         count = self._artifact_counts.get(report.mode, 0) + 1
         self._artifact_counts[report.mode] = count
         stem = report.mode if count == 1 else f"{report.mode}-{count}"
+        published_root = self._session.settings.artifact_root
         try:
             path = artifacts.save(module, folder, stem, report.warnings)
+            published = path
+            if published_root is not None:
+                folder = artifacts.folder_for(published_root, self._test_id)
+                published = artifacts.publish(path, folder)
         except Exception as error:
             raise _Stop(
                 "roundtrip",
                 f"saving the converted module to {folder} failed: {type(error).__name__}: "
                 f"{first_lines(str(error))}",
             ) from None
-        report.artifact_path = str(path)
+        report.artifact_path = str(published)
         report.artifact_bytes = path.stat().st_size
         return path
 
@@ -594,6 +633,26 @@ class TorchScriptChecker:
         except _Stop as stop:
             raise CheckFailed(stop.message) from None
         return artifacts.load(path, self.device, scratch.warnings)
+
+
+def unexpected_error_message(error: Exception, stage: str, report: CheckReport) -> str:
+    """An error no stage anticipated, put as a failed check: what happened, at which stage,
+    what was given, and what the plugin supports."""
+    text = f"{type(error).__name__}: {first_lines(str(error))}"
+    given = f"input sets {', '.join(report.input_sets)}" if report.input_sets else "the inputs"
+    hint = (
+        "models and inputs must hold values on a real device (cpu, cuda, ...): tensors on the "
+        "meta device have shapes only, so nothing can be compared"
+        if "meta" in str(error).lower()
+        else "outputs may be tensors (dense), numbers, strings and None, in tuples, lists, "
+        "dicts, named tuples or dataclasses"
+    )
+    return (
+        f"the check could not complete its {stage} stage: {text}\n"
+        f"given: {report.model} on {report.device}, {given}\n"
+        f"supported: {hint}. If the model and inputs are of that kind, please report this "
+        f"message as a pytest-torchscript bug"
+    )
 
 
 def _require_model(model: Any, where: str, torch: Any) -> None:

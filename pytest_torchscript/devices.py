@@ -36,12 +36,17 @@ def resolve_device(text: str, source: str) -> ResolvedDevice:
         device = torch.device(text)
     except (RuntimeError, ValueError) as error:
         raise UsageProblem(f"{source}: torch cannot parse device {text!r}: {error}") from None
+    if device.type == "meta":
+        raise UsageProblem(
+            f"{source}: {text!r} cannot check a model: tensors on the meta device have shapes "
+            f"but no values, so outputs cannot be compared; use cpu, cuda, cuda:N, mps, ..."
+        )
     return ResolvedDevice(device, _unavailable_reason(torch, device, source))
 
 
 def _unavailable_reason(torch: Any, device: Any, source: str) -> str | None:
     kind = device.type
-    if kind in ("cpu", "meta"):
+    if kind == "cpu":
         return None
     if kind == "cuda":
         if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:

@@ -5,6 +5,7 @@ the example and a diverging re-trace, and the eager and converted outputs that d
 from __future__ import annotations
 
 import difflib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ class Evidence:
             for index in sorted(r.input_index for r in report.parity if not r.ok):
                 if index in self.outputs:
                     eager_output, converted_output = self.outputs[index]
+                    buffer = io.BytesIO()
                     import_torch().save(
-                        {"eager": eager_output, "converted": converted_output},
-                        folder / f"outputs-set{index}.pt",
+                        {"eager": eager_output, "converted": converted_output}, buffer
+                    )
+                    artifacts.write_bytes_atomically(
+                        folder / f"outputs-set{index}.pt", buffer.getvalue()
                     )
         except Exception as error:  # evidence is a courtesy: never hide the real failure
             report.warnings.append(

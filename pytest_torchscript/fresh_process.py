@@ -94,7 +94,8 @@ class FreshProcess:
             reply = self._read_reply()
             if not reply.get("ok"):
                 raise FreshProcessError(str(reply.get("error", "")).strip())
-            outputs = torch.load(outputs_path, weights_only=False, map_location=device)
+            # weights_only: plain containers of tensors, nothing that could run code on load
+            outputs = torch.load(outputs_path, weights_only=True, map_location=device)
             return outputs, reply
         except (BrokenPipeError, OSError) as error:
             self._discard()

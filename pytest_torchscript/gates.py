@@ -7,8 +7,11 @@ same run; the run's own interval decides.
 with a 95% interval:
 
 - the converted/eager ratio (the conversion got slower, or faster, relative to eager);
-- eager time / probe time and converted time / probe time (see ``probe.py``): the model itself
-  got slower, in both forms or one, with the machine's own speed divided out.
+- converted time / probe time (see ``probe.py``): what is deployed got slower, with the
+  machine's own speed divided out; confirmed by its plain time, so a probe that alone ran
+  faster is never read as a slower model. Eager time / probe time is shown beside it and
+  names a model-wide slowdown ("eager and trace alike"), but is not gated alone: eager is not
+  what ships.
 
 Runs differ from each other by more than one run's interval shows, so a figure is a regression
 only when its estimate is beyond the threshold *and* its interval excludes "no change"; a pass
@@ -98,25 +101,41 @@ def regression_gate(
     mode: str = "converted",
     not_judged: str | None = None,
     busy: str | None = None,
+    raw_converted: Interval | None = None,
 ) -> GateResult:
-    """The ``max_regression`` verdict over the figures that could be judged.
+    """The ``max_regression`` verdict.
 
-    ``eager``/``converted`` are the probe-normalised times (None where the baseline cannot
-    carry them, with ``not_judged`` saying why); ``busy`` says how the probe saw contention."""
+    Gated: the converted/eager ratio (the conversion lost ground), and the converted module's
+    probe-normalised time (what is deployed got slower; with ``raw_converted``, its plain
+    time now / then, which must agree: a probe that alone got faster is no regression).
+    ``eager`` is shown and names a model-wide slowdown, but eager alone is not deployed, so it
+    is not gated. ``eager``/``converted`` are None where the baseline cannot carry them, with
+    ``not_judged`` saying why; ``busy`` says how the probe saw contention."""
+    outcomes = [ratio.outcome(threshold)]
+    disagreement = None
+    if converted is not None:
+        outcome = converted.outcome(threshold)
+        if outcome == REGRESSION and raw_converted and raw_converted.median - 1 <= threshold / 2:
+            outcome = INCONCLUSIVE
+            disagreement = (
+                f"the {mode} module's own time moved only {raw_converted.median - 1:+.1%} while "
+                f"its probe-normalised time moved {converted.change.median - 1:+.1%}: the probe "
+                f"ran at another speed than the model, so normalising cannot be trusted here"
+            )
+        outcomes.append(outcome)
     figures = [f for f in (ratio, eager, converted) if f is not None]
-    outcomes = {f.label: f.outcome(threshold) for f in figures}
     details = "\n  ".join(
         [f.describe() for f in figures]
         + ([busy] if busy else [])
         + [f"max_regression={threshold:.0%}"]
     )
-    if REGRESSION in outcomes.values():
+    if REGRESSION in outcomes:
         headline = _what_moved(ratio, eager, converted, threshold, mode)
         return GateResult(
             "max_regression", REGRESSION, f"{headline}\n  {details}", not_judged=not_judged
         )
-    if INCONCLUSIVE in outcomes.values():
-        why = busy or "an interval reaches past the threshold"
+    if INCONCLUSIVE in outcomes:
+        why = disagreement or busy or "an interval reaches past the threshold"
         return GateResult(
             "max_regression",
             INCONCLUSIVE,
@@ -130,37 +149,27 @@ def _what_moved(
     ratio: Figure, eager: Figure | None, converted: Figure | None, threshold: float, mode: str
 ) -> str:
     """One sentence: which form got slower, by how much, and whether the conversion did."""
-    slower = {
-        f.label: f for f in (ratio, eager, converted) if f and f.outcome(threshold) == REGRESSION
-    }
-    ratio_note = (
+    ratio_slower = ratio.outcome(threshold) == REGRESSION
+    converted_slower = converted is not None and converted.outcome(threshold) == REGRESSION
+    eager_slower = eager is not None and eager.change.median - 1 > threshold
+    conversion = (
         f"the conversion itself is unchanged (converted/eager {percent(ratio.change)})"
-        if ratio.label not in slower
+        if not ratio_slower
         else f"and the conversion lost ground too (converted/eager {percent(ratio.change)})"
     )
-    if eager and converted and eager.label in slower and converted.label in slower:
+    if converted_slower and eager_slower:
         both = _combined(eager.change, converted.change)
         return (
             f"the model got {both.median - 1:.0%} slower in eager and {mode} alike "
             f"(probe-normalised, 95% interval {both.low - 1:.0%}..{both.high - 1:.0%}); "
-            f"{ratio_note}"
+            f"{conversion}"
         )
-    if eager and eager.label in slower:
-        return (
-            f"eager got {_amount(eager.change)} slower than in the baseline (probe-normalised); "
-            f"{ratio_note}"
-        )
-    if converted and converted.label in slower:
+    if converted_slower:
+        eager_note = f"; eager moved {percent(eager.change)}" if eager else ""
         return (
             f"the {mode} module got {_amount(converted.change)} slower than in the baseline "
-            f"(probe-normalised); "
-            + (
-                f"relative to eager {percent(ratio.change)}"
-                if ratio.label in slower
-                else f"eager moved {percent(eager.change)}"
-                if eager
-                else ""
-            )
+            f"(probe-normalised){eager_note}, so the conversion made it slower "
+            f"(converted/eager {percent(ratio.change)})"
         )
     return (
         f"slower than the baseline: converted/eager ratio {ratio.now.describe()} now vs "

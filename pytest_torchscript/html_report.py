@@ -13,7 +13,7 @@ from typing import Any
 
 from .artifacts import write_text_atomically
 from .parity import HISTOGRAM_DECADES
-from .summary import duration, ordered
+from .summary import count_verdicts, duration, ordered
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
@@ -37,14 +37,13 @@ def write(path: Path, checks: list[dict], settings: Any) -> None:
 
 def render(checks: list[dict], settings: Any) -> str:
     checks = ordered(checks)
-    counts = {v: sum(c["verdict"] == v for c in checks) for v in ("passed", "failed", "skipped")}
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<title>pytest-torchscript report</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>pytest-torchscript report</h1>",
-        f"<p>{len(checks)} checks: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped &middot; device {html.escape(settings.device)} &middot; "
+        f"<p>{len(checks)} checks: {html.escape(count_verdicts(checks))} &middot; "
+        f"device {html.escape(settings.device)} &middot; "
         f"{settings.perf.threads} timing thread(s)</p>",
         _checks_table(checks),
         _latency_chart(checks),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import write_text_atomically
+from .report import VERDICTS
 
 FORMAT = "pytest-torchscript-report"
 VERSION = 1
@@ -32,8 +33,7 @@ def document(checks: list[dict], exit_status: int, settings: Any) -> dict:
         "device": settings.device,
         "threads": settings.perf.threads,
         "summary": {
-            verdict: sum(check["verdict"] == verdict for check in checks)
-            for verdict in ("passed", "failed", "skipped")
+            verdict: sum(check["verdict"] == verdict for check in checks) for verdict in VERDICTS
         },
         "checks": checks,
     }

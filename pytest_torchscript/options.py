@@ -69,9 +69,13 @@ def _modes(value: Any) -> str | tuple[str, ...]:
 def _tolerance(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{short_repr(value)} is not a number")
-    if not math.isfinite(value) or value < 0:
+    try:
+        number = float(value)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        raise ValueError(f"{short_repr(value)} is too large") from None
+    if not math.isfinite(number) or number < 0:
         raise ValueError(f"{short_repr(value)} is not a finite number >= 0")
-    return float(value)
+    return number
 
 
 def _fraction(value: Any) -> float:

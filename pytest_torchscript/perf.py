@@ -20,7 +20,7 @@ from .gates import (
     max_slowdown_gate,
     regression_gate,
 )
-from .perfstats import Interval
+from .perfstats import Interval, ratio_of
 from .probe import PROBE, reference_workload
 from .timing import TimingResult, measure
 
@@ -188,8 +188,14 @@ def against_baseline(
         converted = figure(
             f"{mode} / probe", report.normalised["converted"], Interval(**then["converted"]), widen
         )
+    raw_converted = None
+    if converted is not None:
+        now = report.medians[list(report.medians)[1]]
+        raw_converted = ratio_of(now, Interval(*[entry["converted_median"]] * 3))
     ratio = figure("converted/eager ratio", report.ratio, Interval(**entry["ratio"]), widen)
-    return regression_gate(ratio, eager, converted, threshold, mode, not_judged, busy)
+    return regression_gate(
+        ratio, eager, converted, threshold, mode, not_judged, busy, raw_converted
+    )
 
 
 def spread(samples: list[float]) -> float:

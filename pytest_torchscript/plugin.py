@@ -6,14 +6,16 @@ imported when the first test that uses the plugin is collected (to validate ``--
 
 from __future__ import annotations
 
+import functools
 import inspect
+import unittest
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import html_report, json_report
-from .benchmark_bridge import MachineInfo, timing_off_reason
+from .benchmark_bridge import MachineInfo, timing_blocked, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
 from .options import (
     ALL,
@@ -36,6 +38,10 @@ _STATE = pytest.StashKey[SessionState]()
 _CHECKER = pytest.StashKey[Any]()
 
 _DEVICE_HELP = "device to convert and run models on: cpu, cuda, cuda:N, mps... (default: cpu)"
+_REQUIRE_DEVICE_HELP = (
+    "make an unavailable --ts-device a usage error instead of skipping every check (GPU CI jobs)"
+)
+_THREADS_HELP = "torch threads while timing (recorded in reports and baselines; default: 1)"
 _ARTIFACTS_HELP = "keep every converted artifact and its .code under DIR, one folder per test"
 _MARKER_DOC = (
     "torchscript(mode='trace', *, inputs=None, rtol=None, atol=None, roundtrip=True, ...): "
@@ -98,10 +104,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FRACTION",
         help="default max_regression for this run (overrides ini ts_max_regression)",
     )
+    group.addoption(
+        "--ts-require-device",
+        dest="ts_require_device",
+        action="store_true",
+        default=None,
+        help=_REQUIRE_DEVICE_HELP,
+    )
+    group.addoption("--ts-threads", dest="ts_threads", metavar="N", help=_THREADS_HELP)
     parser.addini("ts_device", _DEVICE_HELP, default="cpu")
+    parser.addini("ts_require_device", _REQUIRE_DEVICE_HELP, type="bool", default=False)
     parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
     parser.addini("ts_modes", "modes that mode='all' checks (comma-separated)", default="")
-    parser.addini("ts_threads", "torch threads while timing (recorded; default: 1)", default="1")
+    parser.addini("ts_threads", _THREADS_HELP, default="1")
     for key, help_text in INI_HELP.items():
         parser.addini(key, help_text, default="")
 
@@ -110,6 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_DOC)
     try:
         settings = _settings(config)
+        _require_timing_for_gates(config, settings)
     except UsageProblem as problem:
         raise pytest.UsageError(str(problem)) from None
     try:
@@ -128,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from .artifacts import prepare_artifact_root
+    from .artifacts import prepare_artifact_root, prepare_output_path
     from .devices import check_device_syntax
 
     source = str(config.inipath) if config.inipath else "the ini file"
@@ -154,11 +170,19 @@ def _settings(config: pytest.Config) -> Settings:
                 "--ts-max-regression",
             )
         )
+    outputs = {
+        flag: prepare_output_path(getattr(config.option, flag), "--" + flag.replace("_", "-"))
+        for flag in ("ts_report", "ts_html")
+        if getattr(config.option, flag)
+    }
     modes = MODES
     if config.option.ts_modes:
         modes = parse_modes_list(config.option.ts_modes, "--ts-modes")
     elif config.getini("ts_modes"):
         modes = parse_modes_list(config.getini("ts_modes"), f"ts_modes in {source}")
+    require_device = config.option.ts_require_device
+    if require_device is None:
+        require_device = bool(config.getini("ts_require_device"))
     return Settings(
         device,
         device_source,
@@ -166,27 +190,57 @@ def _settings(config: pytest.Config) -> Settings:
         option_defaults,
         perf=_perf_settings(config, source),
         modes=modes,
+        require_device=require_device,
+        report_path=outputs.get("ts_report"),
+        html_path=outputs.get("ts_html"),
     )
 
 
 def _perf_settings(config: pytest.Config, source: str) -> PerfSettings:
-    path = Path(config.option.ts_baseline).resolve() if config.option.ts_baseline else None
+    from .artifacts import prepare_output_path
+
+    path = None
+    if config.option.ts_baseline:
+        path = prepare_output_path(config.option.ts_baseline, "--ts-baseline")
     if config.option.ts_update_baseline and path is None:
         raise UsageProblem(
             "--ts-update-baseline needs --ts-baseline=PATH: the file to write the timings into"
         )
+    text, where = config.option.ts_threads, "--ts-threads"
+    if text is None:
+        text, where = config.getini("ts_threads"), f"ini option ts_threads in {source}"
     try:
-        threads = int(config.getini("ts_threads"))
+        threads = int(text)
         if threads < 1:
             raise ValueError
     except ValueError:
         raise UsageProblem(
-            f"ini option ts_threads = {config.getini('ts_threads')!r} in {source} is invalid; "
-            f"ts_threads accepts a whole number >= 1"
+            f"{where} = {text!r} is invalid; it accepts a whole number >= 1"
         ) from None
     return PerfSettings(
         path, bool(config.option.ts_update_baseline), bool(config.option.ts_perf_strict), threads
     )
+
+
+def _require_timing_for_gates(config: pytest.Config, settings: Settings) -> None:
+    """A perf gate asked for in a run that times nothing would pass silently: refuse it."""
+    perf = settings.perf
+    asked = [
+        flag
+        for flag, on in (
+            ("--ts-update-baseline", perf.update_baseline),
+            ("--ts-baseline", perf.baseline_path is not None and not perf.update_baseline),
+            ("--ts-perf-strict", perf.strict),
+        )
+        if on
+    ]
+    if not asked or hasattr(config, "workerinput"):
+        return
+    reason = timing_blocked(config)
+    if reason:
+        raise UsageProblem(
+            f"{' and '.join(asked)} need timings, but this run times nothing: {reason}"
+        )
 
 
 def _number(text: str) -> Any:
@@ -201,17 +255,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(_STATE, None)
     if state is None:
         return
-    state.write_baseline()
+    try:
+        state.write_baseline()
+    except OSError as error:
+        state.write_failures.append(
+            f"--ts-baseline={state.settings.perf.baseline_path}: {error.strerror or error}; "
+            f"{len(state.new_baseline_entries)} new entries were not written"
+        )
     if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
         config.workeroutput["torchscript_checks"] = [r.to_dict() for r in state.reports]
+        config.workeroutput["torchscript_notes"] = {
+            "device_skipped": state.device_skipped,
+            "write_failures": state.write_failures,
+        }
         return
     checks = state.checks()
-    if config.option.ts_report:
-        json_report.write(
-            Path(config.option.ts_report), json_report.document(checks, exitstatus, state.settings)
-        )
-    if config.option.ts_html:
-        html_report.write(Path(config.option.ts_html), checks, state.settings)
+    settings = state.settings
+    writers = (
+        (
+            settings.report_path,
+            f"--ts-report={config.option.ts_report}",
+            lambda path: json_report.write(
+                path, json_report.document(checks, exitstatus, settings)
+            ),
+        ),
+        (
+            settings.html_path,
+            f"--ts-html={config.option.ts_html}",
+            lambda path: html_report.write(path, checks, settings),
+        ),
+    )
+    for path, flag, write in writers:
+        if path is not None:
+            try:
+                write(path)
+            except OSError as error:  # the other outputs are still written
+                state.write_failures.append(f"{flag}: {error.strerror or error}")
 
 
 class _XdistMerge:
@@ -225,6 +304,9 @@ class _XdistMerge:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}
         self.state.worker_checks.extend(output.get("torchscript_checks", []))
+        notes = output.get("torchscript_notes", {})
+        self.state.device_skipped = self.state.device_skipped or notes.get("device_skipped")
+        self.state.write_failures.extend(notes.get("write_failures", []))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -239,6 +321,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not marks:
         return
     try:
+        reject_repeated_marks(metafunc.definition)
         options = parse_marker(marks, metafunc.definition.nodeid)
     except UsageProblem as problem:
         pytest.fail(str(problem), pytrace=False)
@@ -250,14 +333,37 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(_MODE_PARAM, modes, ids=list(modes))
 
 
+def reject_repeated_marks(node: Any) -> None:
+    """Marks on a class or module are defaults that a closer mark overrides option by option;
+    two marks on the same test (or the same class) have no "closer" one, so rather than drop
+    one without a word, say so."""
+    places: dict[str, int] = {}
+    for owner, _ in node.iter_markers_with_node(MARKER):
+        places[owner.nodeid] = places.get(owner.nodeid, 0) + 1
+    repeated = [place for place, count in places.items() if count > 1]
+    if repeated:
+        raise UsageProblem(
+            f"{node.nodeid}: @pytest.mark.torchscript is applied {places[repeated[0]]} times to "
+            f"{repeated[0] or 'the module'}; merge them into one mark (mode=[...] checks several "
+            f"modes). A mark on the class or module is a default that the test's own mark "
+            f"overrides option by option"
+        )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Parse ``--ts-device`` with torch now, once, if any collected test will need it, so a
     device torch cannot parse is a usage error before any test runs."""
     if any(_uses_plugin(item) for item in items):
+        state = config.stash[_STATE]
         try:
-            config.stash[_STATE].device  # noqa: B018 - resolves and caches the device
+            reason = state.device.unavailable_reason
         except UsageProblem as problem:
             raise pytest.UsageError(str(problem)) from None
+        if reason is not None and state.settings.require_device:
+            raise pytest.UsageError(
+                f"{reason}, and --ts-require-device (ts_require_device) makes that an error: "
+                f"run this job on a machine with the device, or drop the option to skip"
+            )
 
 
 def _uses_plugin(item: pytest.Item) -> bool:
@@ -265,19 +371,59 @@ def _uses_plugin(item: pytest.Item) -> bool:
     return FIXTURE in names or "ts_device" in names or item.get_closest_marker(MARKER) is not None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Call a marked test ourselves, so a returned model gets checked and a test that checked
-    nothing fails instead of passing silently."""
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Around the call of a marked test: keep what it returns, so a returned model gets
+    checked and a test that checked nothing fails instead of passing silently. Outermost, so
+    plugins that run ``async def`` tests (anyio, pytest-asyncio) call our wrapper and the
+    coroutine's result is kept too."""
     if pyfuncitem.get_closest_marker(MARKER) is None:
-        return None
-    function = pyfuncitem.obj
-    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
-        return None
-    funcargs = pyfuncitem.funcargs
-    returned = function(**{name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames})
-    _finish_marked_test(pyfuncitem, pyfuncitem.stash[_CHECKER], returned)
-    return True
+        yield
+        return
+    original = pyfuncitem.obj
+    returned: list[Any] = []
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def keep_result(*args: Any, **kwargs: Any) -> Any:
+            returned.append(await original(*args, **kwargs))
+
+        pyfuncitem.obj = keep_result
+    elif inspect.isasyncgenfunction(original):
+        pytest.fail(
+            f"{pyfuncitem.nodeid}: a marked test cannot be an async generator; return the "
+            f"model from an async def test, or call torchscript.check() in it",
+            pytrace=False,
+        )
+    else:
+
+        @functools.wraps(original)
+        def keep_result(*args: Any, **kwargs: Any) -> Any:
+            returned.append(original(*args, **kwargs))
+
+        pyfuncitem.obj = keep_result
+    try:
+        outcome = yield
+    finally:
+        pyfuncitem.obj = original
+    if outcome.excinfo is not None:
+        return
+    checker = pyfuncitem.stash.get(_CHECKER, None)
+    if checker is None:  # marked by a fixture after ours ran: nothing could be checked
+        outcome.force_exception(
+            pytest.fail.Exception(
+                f"{pyfuncitem.nodeid}: @pytest.mark.torchscript was added while the test's "
+                f"fixtures were set up, after the plugin prepared its checks, so nothing was "
+                f"checked. Put the mark on the test, or add it in "
+                f"pytest_collection_modifyitems",
+                pytrace=False,
+            )
+        )
+        return
+    try:
+        _finish_marked_test(pyfuncitem, checker, returned[0] if returned else None)
+    except BaseException as failure:  # noqa: BLE001 - handed to pytest as the test's outcome
+        outcome.force_exception(failure)
 
 
 def _finish_marked_test(item: pytest.Function, checker: Any, returned: Any) -> None:
@@ -307,8 +453,18 @@ def _torchscript_temp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _torchscript_for_marked_tests(request: pytest.FixtureRequest) -> None:
     """Give every marked test a checker, whether or not it asks for the fixture by name."""
-    if request.node.get_closest_marker(MARKER) is not None:
-        request.getfixturevalue(FIXTURE)
+    if request.node.get_closest_marker(MARKER) is None:
+        return
+    cls = getattr(request.node, "cls", None)
+    if cls is not None and issubclass(cls, unittest.TestCase):
+        pytest.fail(
+            f"{request.node.nodeid}: @pytest.mark.torchscript cannot check a unittest.TestCase "
+            f"method: unittest runs it, so pytest never sees a returned model and cannot pass "
+            f"it the torchscript fixture. Write the check as a plain pytest test function (or "
+            f"a method of a class that does not inherit from unittest.TestCase)",
+            pytrace=False,
+        )
+    request.getfixturevalue(FIXTURE)
 
 
 @pytest.fixture
@@ -327,13 +483,26 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
     if state.temp_root is None:
         state.temp_root = _torchscript_temp_root
     options = Options().merged(state.settings.option_defaults)
-    marker_layer = parse_marker(request.node.iter_markers(MARKER), request.node.nodeid)
+    try:
+        reject_repeated_marks(request.node)
+        marker_layer = parse_marker(request.node.iter_markers(MARKER), request.node.nodeid)
+    except UsageProblem as problem:  # a mark added after collection is validated here
+        pytest.fail(str(problem), pytrace=False)
     options = options.merged(marker_layer)
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and _MODE_PARAM in callspec.params:
         options = options.merged({"mode": callspec.params[_MODE_PARAM]})
-    elif options.mode == ALL:  # a mode="all" run limited to a single mode by --ts-modes
+    elif options.mode == ALL and len(state.settings.modes) == 1:  # --ts-modes names one
         options = options.merged({"mode": state.settings.modes[0]})
+    elif not isinstance(options.mode, str) or options.mode == ALL:
+        pytest.fail(
+            f"{request.node.nodeid}: @pytest.mark.torchscript(mode={options.mode!r}) reached "
+            f"the test without parametrizing it: the mark was added after collection "
+            f"(request.node.add_marker, or pytest_collection_modifyitems), too late to make "
+            f"one test per mode. Give a single mode there, or put the mark on the test "
+            f"function (or in pytestmark) so the modes become test_x[trace], test_x[script]",
+            pytrace=False,
+        )
     if options.fresh_process:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
     checker = TorchScriptChecker(state, request.node, options)
@@ -344,8 +513,12 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
 def _available_device(state: SessionState) -> Any:
     __tracebackhide__ = True
     resolved = state.device
-    if resolved.unavailable_reason is not None:
-        pytest.skip(resolved.unavailable_reason)
+    reason = resolved.unavailable_reason
+    if reason is not None:
+        if state.settings.require_device:
+            pytest.fail(f"{reason}, and --ts-require-device makes that an error", pytrace=False)
+        state.device_skipped = reason
+        pytest.skip(reason)
     return resolved.device
 
 
@@ -362,8 +535,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         write_matrix(terminalreporter, checks)
         write_regressions(terminalreporter, checks)
     for option, label in ((config.option.ts_report, "JSON"), (config.option.ts_html, "HTML")):
-        if option and checks:
+        if option and checks and not any(option in failure for failure in state.write_failures):
             terminalreporter.write_line(f"torchscript: {label} report written to {option}")
+    for failure in state.write_failures:
+        terminalreporter.write_line(f"torchscript: could not write {failure}", red=True)
+    if state.device_skipped:
+        terminalreporter.write_line(
+            f"torchscript: marked tests were skipped: {state.device_skipped} "
+            f"(--ts-require-device makes this an error)",
+            yellow=True,
+        )
     if state is not None and state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path
         if state.new_baseline_entries:

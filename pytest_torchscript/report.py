@@ -16,6 +16,9 @@ from .jit_warnings import RecordedWarning
 from .parity import LeafResult, ParityResult
 from .perf import PerfReport
 
+# Every verdict a check can have, worst first: the order of the summary and the counts.
+VERDICTS = ("failed", "xpassed", "xfailed", "skipped", "passed")
+
 
 @dataclass
 class RoundTripResult:
@@ -65,16 +68,58 @@ class CheckReport:
     failed_stage: str | None = None
     failure: str | None = None
     skipped: str | None = None  # why the mode could not run here (e.g. onnxruntime missing)
+    expected: str | None = None  # "xfailed" or "xpassed" when the test is marked xfail
+
+    def __str__(self) -> str:
+        """The short human summary (``print(report)``); ``to_dict()`` has every figure."""
+        lines = [f"{self.model or 'model'} ({self.mode}, {self.device}): {self.verdict}"]
+        if self.failure:
+            lines.append("  " + self.failure.splitlines()[0])
+        if self.parity:
+            lines.append(
+                f"  parity on {len(self.parity)} input set(s): max abs {self.max_abs:.3g}, "
+                f"max rel {self.max_rel:.3g}"
+            )
+        flow = self.control_flow
+        if flow is not None and flow.coverage is not None:
+            lines.append(f"  coverage {flow.describe_coverage()}")
+            lines += [f"    not exercised: {line}" for line in flow.unexercised_lines()]
+        if flow is not None:
+            lines += [f"  hazard at {hazard.location} ({hazard.kind})" for hazard in flow.hazards]
+        for roundtrip in self.roundtrips:
+            lines.append(f"  round trip {roundtrip.where}: {'ok' if roundtrip.ok else 'failed'}")
+        if self.perf is not None and self.perf.ratio is not None:
+            medians = ", ".join(
+                f"{name} {value.median * 1e3:.3g} ms" for name, value in self.perf.medians.items()
+            )
+            lines.append(f"  timings: {medians}; converted/eager {self.perf.ratio.describe()}")
+            lines += [f"  {gate.gate}: {gate.outcome}" for gate in self.perf.gates]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"CheckReport(test_id={self.test_id!r}, mode={self.mode!r}, device={self.device!r}, "
+            f"model={self.model!r}, verdict={self.verdict!r})"
+        )
 
     @property
     def passed(self) -> bool:
         return self.failed_stage is None
 
     @property
-    def verdict(self) -> str:
+    def outcome(self) -> str:
+        """One of ``VERDICTS``."""
         if self.skipped:
             return "skipped"
-        return "passed" if self.passed else f"failed ({self.failed_stage})"
+        if self.expected:
+            return self.expected
+        return "passed" if self.passed else "failed"
+
+    @property
+    def verdict(self) -> str:
+        if self.passed or self.skipped:
+            return self.outcome
+        return f"{self.outcome} ({self.failed_stage})"
 
     @property
     def max_abs(self) -> float | None:
@@ -92,7 +137,7 @@ class CheckReport:
             "mode": self.mode,
             "device": self.device,
             "model": self.model,
-            "verdict": "skipped" if self.skipped else "passed" if self.passed else "failed",
+            "verdict": self.outcome,
             "verdict_text": self.verdict,
             "skipped": self.skipped,
             "failed_stage": self.failed_stage,

@@ -24,6 +24,9 @@ class Settings:
     option_defaults: dict[str, Any] = field(default_factory=dict)
     perf: PerfSettings = field(default_factory=PerfSettings)
     modes: tuple[str, ...] = MODES  # what mode="all" stands for (--ts-modes)
+    require_device: bool = False  # --ts-require-device: an unavailable device is an error
+    report_path: Path | None = None  # --ts-report, checked writable at start-up
+    html_path: Path | None = None  # --ts-html, likewise
 
 
 class SessionState:
@@ -41,6 +44,8 @@ class SessionState:
         self._fresh: FreshProcess | None = None
         self.warned_train_mode: set[type] = set()  # TrainModeWarning: once per model class
         self.worker_checks: list[dict] = []  # from xdist workers, on the controller
+        self.device_skipped: str | None = None  # why marked tests skipped, for the summary
+        self.write_failures: list[str] = []  # end-of-run outputs that could not be written
         self.baseline_entries: dict[str, dict] = {}
         self.new_baseline_entries: dict[str, dict] = {}
         if settings.perf.baseline_path is not None:
@@ -71,10 +76,11 @@ class SessionState:
             self._fresh = FreshProcess(self._user_roots)
         return self._fresh
 
-    def artifact_root(self) -> Path:
-        root = self.settings.artifact_root or self.temp_root
-        assert root is not None, "the torchscript fixture sets temp_root before any check"
-        return root
+    def private_root(self) -> Path:
+        """This run's own folder (pytest's temporary directory): artifacts are saved and
+        loaded there, and only copied to ``--ts-artifacts``, which other runs may share."""
+        assert self.temp_root is not None, "the torchscript fixture sets temp_root first"
+        return self.temp_root
 
     def write_baseline(self) -> Path | None:
         """With --ts-update-baseline, merge this run's entries into the baseline file."""

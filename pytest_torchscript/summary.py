@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from .options import MODES
+from .report import VERDICTS
 
 _COLUMNS = (
     "verdict",
@@ -30,8 +31,18 @@ _DEVICE = _COLUMNS.index("device")
 
 def ordered(checks: list[dict]) -> list[dict]:
     """Failures first, then skips, then passes; otherwise in the order they ran."""
-    rank = {"failed": 0, "skipped": 1, "passed": 2}
-    return sorted(checks, key=lambda check: rank[check["verdict"]])
+    return sorted(checks, key=lambda check: VERDICTS.index(check["verdict"]))
+
+
+def count_verdicts(checks: list[dict]) -> str:
+    """``3 passed, 1 failed, 2 xfailed``: passed and failed always, the others when present."""
+    counts = Counter(check["verdict"] for check in checks)
+    shown = [
+        v
+        for v in ("passed", "failed", "xfailed", "xpassed", "skipped")
+        if counts[v] or v in ("passed", "failed")
+    ]
+    return ", ".join(f"{counts[verdict]} {verdict}" for verdict in shown)
 
 
 def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
@@ -62,10 +73,7 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
             for text in lines:
                 terminal.write_line(f"    {text}")
     _write_timings(terminal, checks, threads)
-    counts = Counter(check["verdict"] for check in checks)
-    text = f"{len(checks)} check(s): {counts['passed']} passed, {counts['failed']} failed"
-    if counts["skipped"]:
-        text += f", {counts['skipped']} skipped"
+    text = f"{len(checks)} check(s): {count_verdicts(checks)}"
     warnings = sum(len(check["warnings"]) for check in checks)
     if warnings:
         text += (
@@ -163,7 +171,7 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
     for check in checks:
         test_file = check["test_id"].split("::", 1)[0]
         verdicts = rows.setdefault(f"{check['model']} ({test_file})", {})
-        verdict = {"skipped": "skipped", "passed": "pass"}.get(
+        verdict = {"skipped": "skipped", "passed": "pass", "xpassed": "pass"}.get(
             check["verdict"], f"FAIL {check['failed_stage']}"
         )
         previous = verdicts.get(check["mode"])
@@ -182,7 +190,7 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
         last="model",
     )
     for check in checks:
-        if check["verdict"] == "failed" and check["failure"]:
+        if check["verdict"] in ("failed", "xfailed") and check["failure"]:
             terminal.write_line(f"  {check['test_id']}: {_one_line(check['failure'])}")
     for reason in sorted({check["skipped"] for check in checks if check.get("skipped")}):
         terminal.write_line(f"  skipped: {reason}")

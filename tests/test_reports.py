@@ -52,7 +52,13 @@ def test_xdist_gives_the_same_summary_and_report_as_a_serial_run(suite, pytester
     ]
     report = json.loads((pytester.path / "report.json").read_text())
     assert (report["format"], report["version"]) == ("pytest-torchscript-report", 1)
-    assert report["summary"] == {"passed": 3, "failed": 1, "skipped": 0}
+    assert report["summary"] == {
+        "passed": 3,
+        "failed": 1,
+        "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
+    }
     ids = sorted((check["test_id"], check["mode"], check["verdict"]) for check in report["checks"])
     assert ids == [
         ("test_user.py::test_affine[1]", "trace", "passed"),

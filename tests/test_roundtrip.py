@@ -117,8 +117,8 @@ def test_artifacts_dir_keeps_artifact_code_and_graph_per_test(suite, pytester):
     result.assert_outcomes(passed=3)
     kept = pytester.path / "kept"
     for folder, stem in [
-        ("test_user.py__test_model_trace", "trace"),
-        ("test_user.py__test_model_script", "script"),
+        ("test_user.py__test_model[trace]", "trace"),
+        ("test_user.py__test_model[script]", "script"),
         ("test_user.py__test_single_steps", "trace"),
     ]:
         assert (kept / folder / f"{stem}.pt").stat().st_size > 0
