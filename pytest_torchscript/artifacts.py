@@ -11,12 +11,18 @@ import hashlib
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageProblem
 from .exporting import load_program, program_code, save_program
+from .files import (
+    TEMPORARY_PREFIX,
+    exclusive_temporary,
+    remove_stale_temporaries,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 from .jit_warnings import RecordedWarning, import_torch, recording_warnings
 from .onnx_mode import save_onnx
 
@@ -30,7 +36,7 @@ def prepare_artifact_root(text: str, source: str) -> Path:
     root = Path(text).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=_TEMPORARY_PREFIX):
+        with tempfile.NamedTemporaryFile(dir=root, prefix=TEMPORARY_PREFIX):
             pass
     except OSError as error:
         raise UsageProblem(
@@ -38,26 +44,6 @@ def prepare_artifact_root(text: str, source: str) -> Path:
             f"choose a writable directory"
         ) from None
     return root.resolve()
-
-
-def prepare_output_path(text: str, source: str) -> Path:
-    """Check a file the run writes at its end (``--ts-report``, ``--ts-html``,
-    ``--ts-baseline``) now: not a directory, in a folder that can be created and written. A
-    bad path is a usage error before any model is timed, not a traceback after the run."""
-    path = Path(text).expanduser().resolve()
-    if path.is_dir():
-        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {text}/x.json")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=_TEMPORARY_PREFIX):
-            pass
-    except OSError as error:
-        raise UsageProblem(
-            f"{source}={text}: cannot write there ({error.strerror or error}); choose a "
-            f"writable location"
-        ) from None
-    remove_stale_temporaries(path.parent)
-    return path
 
 
 def folder_for(root: Path, test_id: str) -> Path:
@@ -84,7 +70,7 @@ def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) ->
     is_onnx = type(artifact).__name__ == "ONNXProgram"
     suffix = ".onnx" if is_onnx else ".pt2" if exported else ".pt"
     path = folder / f"{stem}{suffix}"
-    temporary = _exclusive_temporary(path)
+    temporary = exclusive_temporary(path)
     try:
         with recording_warnings(into):
             if is_onnx:
@@ -108,6 +94,8 @@ def publish(path: Path, folder: Path) -> Path:
     (atomically, never through what is there). The check itself only ever loads its private
     copy, so another process writing the same folder cannot make it load foreign bytes."""
     published = folder / path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
     for source in (path, path.with_suffix(".code"), path.with_suffix(".graph")):
         if source.exists():
             write_bytes_atomically(folder / source.name, source.read_bytes())
@@ -135,57 +123,3 @@ def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None)
         if path.suffix == ".pt2":
             return load_program(path)
         return torch.jit.load(str(path), map_location=device)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """``write_bytes_atomically`` for UTF-8 text."""
-    write_bytes_atomically(path, text.encode("utf-8"))
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to an exclusively created temporary file beside ``path`` and rename it
-    over ``path``: a reader (or a crash) never sees half a file, and a symlink at ``path`` is
-    replaced, not followed. Permissions are the usual ones (umask), not mkstemp's 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _exclusive_temporary(path)
-    try:
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-_TEMPORARY_PREFIX = ".ts-partial-"
-STALE_AFTER_S = 3600.0  # a temporary this old belongs to a run that was killed mid-write
-
-
-def _exclusive_temporary(path: Path) -> Path:
-    """A new, empty file beside ``path`` (O_EXCL: never an existing file or link)."""
-    handle, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f"{_TEMPORARY_PREFIX}{path.stem}.", suffix=path.suffix
-    )
-    os.close(handle)
-    return Path(name)
-
-
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete this plugin's temporaries left in ``folder`` (not below it) by a killed run."""
-    removed = 0
-    now = time.time()
-    try:
-        candidates = list(folder.glob(f"{_TEMPORARY_PREFIX}*"))
-    except OSError:
-        return 0
-    for candidate in candidates:
-        try:
-            if candidate.is_file() and now - candidate.lstat().st_mtime > STALE_AFTER_S:
-                candidate.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .artifacts import write_text_atomically
-from .errors import UsageProblem, short_repr
+from .errors import UsageProblem
+from .files import write_text_atomically
+from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
 VERSION = 2  # 2 added the machine-speed probe; 1 is read and judged by its ratio alone

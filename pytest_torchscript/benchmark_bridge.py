@@ -1,8 +1,8 @@
 """Publishing timings as pytest-benchmark results, so its table, ``--benchmark-json``,
 ``--benchmark-autosave``/``--benchmark-compare`` and ``--benchmark-compare-fail`` see them.
 
-pytest-benchmark has no public API for results measured elsewhere; its session object
-(``config._benchmarksession``) and ``Metadata`` rows are the stable integration points its own
+pytest-benchmark has no public API for results measured elsewhere; its session (registered as
+the plugin "pytest-benchmark") and ``Metadata`` rows are the stable integration points its own
 fixture uses. Everything here degrades to "not published" if they are missing.
 """
 
@@ -17,7 +17,8 @@ import pytest
 
 
 def benchmark_session(config: pytest.Config) -> Any | None:
-    return getattr(config, "_benchmarksession", None)
+    """pytest-benchmark's session, which it registers as the plugin "pytest-benchmark"."""
+    return config.pluginmanager.get_plugin("pytest-benchmark")
 
 
 def timing_off_reason(config: pytest.Config) -> str | None:
@@ -96,13 +97,31 @@ def publish(
     session.benchmarks.append(metadata)
 
 
-class MachineInfo:
-    """Adds torch, CUDA, GPU and the timing thread count to pytest-benchmark's machine info
-    (registered only when pytest-benchmark is active). torch is read only if a check already
-    imported it: a run that timed nothing does not import it for this."""
+class BenchmarkHooks:
+    """Registered only when pytest-benchmark is active.
 
-    def __init__(self, threads: int) -> None:
+    Adds torch, CUDA, GPU and the timing thread count to its machine info (torch is read only
+    if a check already imported it), and keeps our rows out of its terminal table unless
+    ``--ts-benchmark-table`` asks for them: the torchscript section already shows them, and
+    a CI log of a zoo would otherwise open with hundreds of 200-column lines. Its JSON,
+    autosave and compare features see every row either way (they run before the table)."""
+
+    def __init__(self, threads: int, show_table: bool) -> None:
         self.threads = threads
+        self.show_table = show_table
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        session = benchmark_session(terminalreporter.config)
+        groups = getattr(session, "groups", None)
+        if self.show_table or not groups:
+            return
+        kept = []
+        for name, rows in groups:
+            rows = [row for row in rows if "torchscript" not in (row.get("extra_info") or {})]
+            if rows:
+                kept.append((name, rows))
+        session.groups = kept
 
     @pytest.hookimpl
     def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict):

@@ -27,15 +27,7 @@ from .controlflow import (
 )
 from .convert import ConversionFailed, convert
 from .decisions import DecisionRecorder
-from .errors import (
-    CheckFailed,
-    TraceHazardWarning,
-    TrainModeWarning,
-    UsageProblem,
-    first_lines,
-    model_name,
-    short_repr,
-)
+from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem
 from .evidence import Evidence
 from .exporting import explain_rejected_input, export_example, infer_dynamic_shapes
 from .fresh_process import FreshProcessError
@@ -54,6 +46,7 @@ from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
 from .session import SessionState
+from .text import first_lines, model_name, short_repr
 from .timing import TimingFailed
 from .train_mode import modes_that_matter
 
@@ -170,6 +163,10 @@ class TorchScriptChecker:
             # KeyboardInterrupt, pytest's own outcomes...: never report a pass.
             report.failed_stage = report.failed_stage or self._stage
             raise
+        finally:
+            # Reports keep figures; the modules and outputs a check needed go now, not when
+            # the session ends (a zoo of models would otherwise pile up in memory).
+            self._evidence = Evidence()
         # The plugin's own warnings come once the check is complete, so a suite that turns
         # them into errors still gets the whole check (round trip and timings included).
         for message, category in self._pending_warnings:
@@ -375,7 +372,11 @@ class TorchScriptChecker:
                 f"branches and loops, below min_coverage={options.min_coverage:g}; parity did "
                 f"not verify:\n  " + "\n  ".join(flow.unexercised_lines()),
             )
-        user_hazards = [hazard for hazard in flow.hazards if hazard.in_user_code]
+        user_hazards = [
+            hazard
+            for hazard in flow.hazards
+            if hazard.in_user_code and not _acknowledged(hazard, options.known_hazards)
+        ]
         if user_hazards:
             self._pending_warnings.append(
                 (
@@ -409,8 +410,10 @@ class TorchScriptChecker:
                     f"where eager did not: {type(error).__name__}: "
                     f"{first_lines(str(error))}" + tracer_hint(into),
                 ) from None
-            self._evidence.outputs[index] = (eager[index][0], output)
             result = self._compare(eager[index][0], output, index, options)
+            if not result.ok:  # kept as evidence only where they differ; released otherwise
+                self._evidence.outputs[index] = (eager[index][0], output)
+            del output
             # A model that writes into its inputs must write the same values once converted.
             written_by_converted = tensor_leaves((args, kwargs))
             for name, written in tensor_leaves(eager[index][1]).items():
@@ -633,6 +636,15 @@ class TorchScriptChecker:
         except _Stop as stop:
             raise CheckFailed(stop.message) from None
         return artifacts.load(path, self.device, scratch.warnings)
+
+
+def _acknowledged(hazard: Any, patterns: tuple[str, ...]) -> bool:
+    """``known_hazards``: a pattern names a location by the end of its path, or a library."""
+    location = hazard.location.replace("\\", "/")
+    return any(
+        location.endswith(pattern.replace("\\", "/")) or pattern == hazard.library
+        for pattern in patterns
+    )
 
 
 def unexpected_error_message(error: Exception, stage: str, report: CheckReport) -> str:

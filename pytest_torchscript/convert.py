@@ -10,7 +10,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import model_name
 from .exporting import explain_export_failure, export_program, recording_size_decisions
 from .jit_warnings import (
     RecordedWarning,
@@ -20,6 +19,7 @@ from .jit_warnings import (
     recording_warnings,
 )
 from .onnx_mode import OnnxModule, export_onnx
+from .text import model_name
 
 _HINTS = {
     "script": (

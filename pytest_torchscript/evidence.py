@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts
+from . import artifacts, files
 from .jit_warnings import RecordedWarning, import_torch
 from .report import CheckReport
 
@@ -25,11 +25,11 @@ class Evidence:
 
     def keep(self, folder: Path, report: CheckReport) -> None:
         try:
-            artifacts.write_text_atomically(folder / "failure.txt", report.failure or "")
+            files.write_text_atomically(folder / "failure.txt", report.failure or "")
             if self.artifact is not None:
                 code, graph = artifacts.describe(self.artifact)
-                artifacts.write_text_atomically(folder / f"{report.mode}.code", code)
-                artifacts.write_text_atomically(folder / f"{report.mode}.graph", graph)
+                files.write_text_atomically(folder / f"{report.mode}.code", code)
+                files.write_text_atomically(folder / f"{report.mode}.graph", graph)
                 for index, retraced in self.retraced_graphs.items():
                     diff = difflib.unified_diff(
                         graph.splitlines(keepends=True),
@@ -37,7 +37,7 @@ class Evidence:
                         "trace of input set 0",
                         f"trace of input set {index}",
                     )
-                    artifacts.write_text_atomically(
+                    files.write_text_atomically(
                         folder / f"graph-set0-vs-set{index}.diff", "".join(diff)
                     )
             for index in sorted(r.input_index for r in report.parity if not r.ok):
@@ -47,7 +47,7 @@ class Evidence:
                     import_torch().save(
                         {"eager": eager_output, "converted": converted_output}, buffer
                     )
-                    artifacts.write_bytes_atomically(
+                    files.write_bytes_atomically(
                         folder / f"outputs-set{index}.pt", buffer.getvalue()
                     )
         except Exception as error:  # evidence is a courtesy: never hide the real failure

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import first_lines
 from .inputs import InputSet
 from .jit_warnings import (
     TRANSPARENT_CODE,
@@ -24,6 +23,7 @@ from .jit_warnings import (
     display_path,
     import_torch,
 )
+from .text import first_lines
 
 _EXPORT_HINT = (
     "hint: export cannot follow a branch on tensor values; express it with "

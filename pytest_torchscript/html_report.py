@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .artifacts import write_text_atomically
+from .files import write_text_atomically
 from .parity import HISTOGRAM_DECADES
 from .summary import count_verdicts, duration, ordered
 

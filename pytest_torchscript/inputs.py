@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import UsageProblem, short_repr
+from .errors import UsageProblem
 from .jit_warnings import import_torch
+from .text import short_repr
 
 _SCALARS = (bool, int, float, str, type(None))
 

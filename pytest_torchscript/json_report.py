@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .artifacts import write_text_atomically
+from .files import write_text_atomically
 from .report import VERDICTS
 
 FORMAT = "pytest-torchscript-report"

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import UsageProblem, short_repr
+from .errors import UsageProblem
+from .text import short_repr
 
 MODES = ("trace", "script", "export", "onnx")
 ALL = "all"  # every mode of --ts-modes (default: all of MODES)
@@ -35,6 +36,9 @@ class Options:
     max_slowdown: float | None = None
     max_regression: float = 0.05
     dynamic_shapes: Any = None
+    xfail: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
+    skip: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
+    known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -117,6 +121,31 @@ def _inputs(value: Any) -> Any:
     return value
 
 
+def _mode_reasons(value: Any) -> dict[str, str]:
+    """``{"script": "why"}``: a reason for each mode it applies to."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{short_repr(value)} is not a dict of mode -> reason")
+    for mode, reason in value.items():
+        _mode(mode)
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"the reason for {mode!r} is {short_repr(reason)}, not a text")
+    return dict(value)
+
+
+def _hazard_patterns(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
+        raise ValueError(f"{short_repr(value)} is not a list of 'file.py:LINE' or library names")
+    return tuple(item.strip() for item in value)
+
+
+def _lines_text(text: str) -> Any:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _float_text(text: str) -> Any:
     try:
         return float(text)
@@ -197,6 +226,25 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             _float_text,
         ),
         OptionSpec(
+            "xfail",
+            "a dict mapping modes to the reason they are expected to fail, e.g. "
+            "{'script': 'not scriptable'} (strict: an unexpected pass fails)",
+            _mode_reasons,
+        ),
+        OptionSpec(
+            "skip",
+            "a dict mapping modes to the reason they are not checked, e.g. "
+            "{'onnx': 'not deployed with ONNX'}",
+            _mode_reasons,
+        ),
+        OptionSpec(
+            "known_hazards",
+            "a list of acknowledged trace hazards that should not warn: 'file.py:LINE' (the end "
+            "of the path is enough) or a library name such as 'torchvision'",
+            _hazard_patterns,
+            _lines_text,
+        ),
+        OptionSpec(
             "dynamic_shapes",
             "torch.export's dynamic_shapes (a dict by argument name, or a tuple); default: "
             "inferred from the input sets",
@@ -249,6 +297,13 @@ def parse_marker(marks: Iterable[Any], where: str) -> dict[str, Any]:
 def parse_check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate ``torchscript.check(**options)``: like the marker, but one mode only."""
     parsed = parse_layer(options, f"{where}: torchscript.check()")
+    for name in ("xfail", "skip"):
+        if name in parsed:
+            raise UsageProblem(
+                f"{where}: torchscript.check() does not take {name}=; put it on the marker "
+                f"(@pytest.mark.torchscript({name}={{mode: reason}})), or use pytest.{name}() "
+                f"in the test"
+            )
     if isinstance(parsed.get("mode"), tuple) or parsed.get("mode") == ALL:
         raise UsageProblem(
             f"{where}: torchscript.check() takes one mode, got {parsed['mode']!r}; "
@@ -300,6 +355,8 @@ INI_HELP = {
     "ts_time_budget": "seconds of timing per torchscript check (default: 2)",
     "ts_max_slowdown": "fail checks whose converted module is more than this many times slower "
     "than eager (default: no limit)",
-    "ts_max_regression": "fail checks whose converted/eager ratio grew by more than this "
-    "fraction over the --ts-baseline entry (default: 0.05)",
+    "ts_max_regression": "fail checks whose converted/eager ratio or probe-normalised time grew "
+    "by more than this fraction over the --ts-baseline entry (default: 0.05)",
+    "ts_known_hazards": "acknowledged trace hazards that should not warn, one per line: "
+    "'file.py:LINE' or a library name",
 }

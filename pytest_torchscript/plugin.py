@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from . import html_report, json_report
-from .benchmark_bridge import MachineInfo, timing_blocked, timing_off_reason
+from .benchmark_bridge import BenchmarkHooks, timing_blocked, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
 from .options import (
     ALL,
@@ -40,6 +40,10 @@ _CHECKER = pytest.StashKey[Any]()
 _DEVICE_HELP = "device to convert and run models on: cpu, cuda, cuda:N, mps... (default: cpu)"
 _REQUIRE_DEVICE_HELP = (
     "make an unavailable --ts-device a usage error instead of skipping every check (GPU CI jobs)"
+)
+_TABLE_HELP = (
+    "also show the checks' timings in pytest-benchmark's own table (they are always in its "
+    "JSON, autosave and compare; the torchscript section shows them either way)"
 )
 _THREADS_HELP = "torch threads while timing (recorded in reports and baselines; default: 1)"
 _ARTIFACTS_HELP = "keep every converted artifact and its .code under DIR, one folder per test"
@@ -112,8 +116,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=_REQUIRE_DEVICE_HELP,
     )
     group.addoption("--ts-threads", dest="ts_threads", metavar="N", help=_THREADS_HELP)
+    group.addoption(
+        "--ts-benchmark-table",
+        dest="ts_benchmark_table",
+        action="store_true",
+        help=_TABLE_HELP,
+    )
     parser.addini("ts_device", _DEVICE_HELP, default="cpu")
     parser.addini("ts_require_device", _REQUIRE_DEVICE_HELP, type="bool", default=False)
+    parser.addini("ts_benchmark_table", _TABLE_HELP, type="bool", default=False)
     parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
     parser.addini("ts_modes", "modes that mode='all' checks (comma-separated)", default="")
     parser.addini("ts_threads", _THREADS_HELP, default="1")
@@ -138,14 +149,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistMerge(state), "torchscript-xdist")
     if config.pluginmanager.hasplugin("benchmark"):
+        show_table = bool(config.option.ts_benchmark_table or config.getini("ts_benchmark_table"))
         config.pluginmanager.register(
-            MachineInfo(settings.perf.threads), "torchscript-benchmark-machine-info"
+            BenchmarkHooks(settings.perf.threads, show_table), "torchscript-benchmark"
         )
 
 
 def _settings(config: pytest.Config) -> Settings:
-    from .artifacts import prepare_artifact_root, prepare_output_path
+    from .artifacts import prepare_artifact_root
     from .devices import check_device_syntax
+    from .files import prepare_output_path
 
     source = str(config.inipath) if config.inipath else "the ini file"
     if config.option.ts_device:
@@ -197,7 +210,7 @@ def _settings(config: pytest.Config) -> Settings:
 
 
 def _perf_settings(config: pytest.Config, source: str) -> PerfSettings:
-    from .artifacts import prepare_output_path
+    from .files import prepare_output_path
 
     path = None
     if config.option.ts_baseline:
@@ -426,6 +439,29 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         outcome.force_exception(failure)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Under ``xfail``, a failing check is an expected failure and a passing one an
+    unexpected pass: the summary and reports count them apart from real failures."""
+    outcome = yield
+    checker = item.stash.get(_CHECKER, None)
+    if call.when == "teardown" and checker is not None:
+        del item.stash[_CHECKER]  # items live until the session ends; checks must not
+        return
+    if call.when != "call" or checker is None:
+        return
+    report = outcome.get_result()
+    if hasattr(report, "wasxfail"):
+        expected = "xfailed" if report.skipped else "xpassed"
+    elif report.failed and call.excinfo is None and item.get_closest_marker("xfail"):
+        expected = "xpassed"  # xfail(strict=True) that passed
+    else:
+        return
+    for check in checker.reports:
+        if expected == "xpassed" or not check.passed:
+            check.expected = expected
+
+
 def _finish_marked_test(item: pytest.Function, checker: Any, returned: Any) -> None:
     if returned is None:
         if not checker.used:
@@ -503,6 +539,10 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
             f"function (or in pytestmark) so the modes become test_x[trace], test_x[script]",
             pytrace=False,
         )
+    if options.mode in options.skip:
+        pytest.skip(f"mode={options.mode!r} is skipped by the marker: {options.skip[options.mode]}")
+    if options.mode in options.xfail:
+        request.applymarker(pytest.mark.xfail(reason=options.xfail[options.mode], strict=True))
     if options.fresh_process:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
     checker = TorchScriptChecker(state, request.node, options)

@@ -1,0 +1,87 @@
+"""Writing files safely where users and other runs also write: every write goes to an
+exclusively created temporary beside its target and is renamed into place (a crash never leaves
+half a file; a planted symlink is replaced, never followed); temporaries left by a killed run
+are cleaned up; and a file the run will write at its end is checked at start-up."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import UsageProblem
+
+
+def prepare_output_path(text: str, source: str) -> Path:
+    """Check a file the run writes at its end (``--ts-report``, ``--ts-html``,
+    ``--ts-baseline``) now: not a directory, in a folder that can be created and written. A
+    bad path is a usage error before any model is timed, not a traceback after the run."""
+    path = Path(text).expanduser().resolve()
+    if path.is_dir():
+        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {text}/x.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMPORARY_PREFIX):
+            pass
+    except OSError as error:
+        raise UsageProblem(
+            f"{source}={text}: cannot write there ({error.strerror or error}); choose a "
+            f"writable location"
+        ) from None
+    remove_stale_temporaries(path.parent)
+    return path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """``write_bytes_atomically`` for UTF-8 text."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to an exclusively created temporary file beside ``path`` and rename it
+    over ``path``: a reader (or a crash) never sees half a file, and a symlink at ``path`` is
+    replaced, not followed. Permissions are the usual ones (umask), not mkstemp's 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = exclusive_temporary(path)
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+TEMPORARY_PREFIX = ".ts-partial-"
+STALE_AFTER_S = 3600.0  # a temporary this old belongs to a run that was killed mid-write
+
+
+def exclusive_temporary(path: Path) -> Path:
+    """A new, empty file beside ``path`` (O_EXCL: never an existing file or link)."""
+    handle, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.stem}.", suffix=path.suffix
+    )
+    os.close(handle)
+    return Path(name)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete this plugin's temporaries left in ``folder`` (not below it) by a killed run."""
+    removed = 0
+    now = time.time()
+    try:
+        candidates = list(folder.glob(f"{TEMPORARY_PREFIX}*"))
+    except OSError:
+        return 0
+    for candidate in candidates:
+        try:
+            if candidate.is_file() and now - candidate.lstat().st_mtime > STALE_AFTER_S:
+                candidate.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

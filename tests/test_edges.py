@@ -1,0 +1,446 @@
+"""The edges a new user hits: tests the marker cannot see into, marks that are repeated or
+added late, values and devices the plugin cannot use, outputs it cannot write, files it must
+not clobber. Each ends in a clear outcome that names the test and the fix, never a silent pass,
+a frame from inside the plugin or an INTERNALERROR."""
+
+import json
+import os
+
+import pytest
+from conftest import assert_no_plugin_traceback, expect_lines
+
+
+def test_a_marked_unittest_method_is_an_error_not_a_silent_pass(suite):
+    result = suite(
+        """
+        import unittest
+        import pytest
+        import torch
+        from models import Branchy
+
+        class TestModels(unittest.TestCase):
+            @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+            def test_model(self):
+                return Branchy()
+        """
+    )
+    result.assert_outcomes(errors=1)
+    expect_lines(
+        result,
+        [
+            "*test_user.py::TestModels::test_model: @pytest.mark.torchscript cannot check a "
+            "unittest.TestCase method: *Write the check as a plain pytest test function*"
+        ],
+    )
+    assert_no_plugin_traceback(result)
+
+
+def test_a_marked_async_test_has_its_returned_model_checked(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine, Branchy
+
+        @pytest.mark.anyio
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), -torch.ones(2, 4)], roundtrip=False)
+        async def test_branchy():
+            return Branchy()
+
+        @pytest.mark.anyio
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), roundtrip=False)
+        async def test_affine():
+            return Affine().eval()
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(result, ["*torchscript check of Branchy failed at parity (mode='trace'*"])
+    expect_lines(result, ["passed*test_user.py::test_affine"])
+
+
+def test_two_marks_on_one_test_are_a_collection_error(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="script")
+        @pytest.mark.torchscript(mode="trace", inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(errors=1)
+    expect_lines(
+        result,
+        [
+            "*test_user.py::test_model: @pytest.mark.torchscript is applied 2 times to "
+            "test_user.py::test_model; merge them into one mark*"
+        ],
+    )
+    assert_no_plugin_traceback(result)
+
+
+def test_a_class_mark_is_a_default_the_test_mark_overrides(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="script", inputs=torch.randn(2, 4), roundtrip=False)
+        class TestModels:
+            @pytest.mark.torchscript(mode="trace")
+            def test_model(self):
+                return Affine().eval()
+        """
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["passed*trace*test_user.py::TestModels::test_model"])
+
+
+def test_marks_added_after_collection_are_checked_or_refused_clearly(suite, pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+        import torch
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if item.name == "test_one_mode":
+                    item.add_marker(pytest.mark.torchscript(mode="script",
+                                                            inputs=torch.randn(2, 4)))
+                if item.name == "test_mode_list":
+                    item.add_marker(pytest.mark.torchscript(mode=["trace", "script"],
+                                                            inputs=torch.randn(2, 4)))
+        """
+    )
+    result = suite(
+        """
+        from models import Affine, Branchy
+
+        def test_one_mode():
+            return Affine().eval()
+
+        def test_mode_list():
+            return Affine().eval()
+
+        def test_late_in_a_fixture(request):
+            import pytest
+            request.node.add_marker(pytest.mark.torchscript(inputs=(1,)))
+            return Branchy()
+        """,
+        "-W",
+        "ignore::pytest.PytestReturnNotNoneWarning",
+    )
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    expect_lines(result, ["passed*script*test_user.py::test_one_mode"])
+    expect_lines(
+        result,
+        [
+            "*test_user.py::test_mode_list: @pytest.mark.torchscript(mode=('trace', 'script')) "
+            "reached the test without parametrizing it: the mark was added after collection*"
+        ],
+    )
+    expect_lines(
+        result,
+        ["*test_user.py::test_late_in_a_fixture: @pytest.mark.torchscript was added while*"],
+    )
+    assert_no_plugin_traceback(result)
+
+
+def test_an_overflowing_tolerance_is_a_collection_error(suite):
+    result = suite(
+        """
+        import pytest
+
+        @pytest.mark.torchscript(rtol=10**400)
+        def test_model():
+            pass
+        """
+    )
+    result.assert_outcomes(errors=1)
+    expect_lines(result, ["*option rtol=* is invalid (* is too large); rtol accepts a number*"])
+    assert_no_plugin_traceback(result)
+
+
+def test_meta_device_is_a_usage_error_and_a_meta_model_a_failed_check(suite):
+    result = suite("def test_nothing(ts_device):\n    pass\n", "--ts-device=meta")
+    result.stderr.fnmatch_lines(["ERROR: --ts-device: 'meta' cannot check a model: *"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4, device="meta"))
+        def test_meta():
+            return torch.nn.Linear(4, 4, device="meta").eval()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "*torchscript check of Linear failed at *(mode='trace', device=cpu)",
+            "the check could not complete its * stage: *",
+            "given: Linear on cpu, input sets *",
+            "supported: models and inputs must hold values on a real device*",
+        ],
+    )
+    assert_no_plugin_traceback(result)
+
+
+def test_sparse_outputs_fail_the_check_clearly(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Sparse(torch.nn.Module):
+            def forward(self, x):
+                return (x * 2).to_sparse()
+
+        def test_sparse(torchscript):
+            torchscript.check(Sparse(), torch.eye(3), mode="script", roundtrip=False)
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(result, ["*torchscript check of Sparse failed at *"])
+    result.stdout.no_fnmatch_line("*passed*test_user.py::test_sparse*")
+
+
+@pytest.mark.parametrize("flag", ["--ts-report", "--ts-html", "--ts-baseline"])
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_start_up(suite, pytester, flag):
+    (pytester.path / "a-directory").mkdir()
+    result = suite("def test_nothing():\n    pass\n", f"{flag}=a-directory")
+    result.stderr.fnmatch_lines([f"ERROR: {flag}=a-directory: is a directory; give a file path*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = pytester.path / "locked"
+        locked.mkdir(mode=0o500)
+        result = suite("def test_nothing():\n    pass\n", f"{flag}=locked/out.json")
+        result.stderr.fnmatch_lines([f"ERROR: {flag}=locked/out.json: cannot write there (*"])
+    assert_no_plugin_traceback(result)
+
+
+def test_a_symlink_planted_in_the_artifacts_folder_is_replaced_not_written_through(suite, pytester):
+    outside = pytester.path / "precious.txt"
+    outside.write_text("keep me")
+    folder = pytester.path / "kept" / "test_user.py__test_model"
+    folder.mkdir(parents=True)
+    for name in ("trace.pt", "trace.code", "trace.graph"):
+        (folder / name).symlink_to(outside)
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+        """,
+        "--ts-artifacts=kept",
+    )
+    result.assert_outcomes(passed=1)
+    assert outside.read_text() == "keep me"
+    assert not (folder / "trace.pt").is_symlink() and (folder / "trace.pt").stat().st_size > 0
+    assert not list(folder.glob(".ts-partial-*"))
+
+
+def test_long_parametrized_ids_get_folders_of_their_own(suite, pytester):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        LONG = "x" * 200
+
+        @pytest.mark.parametrize("name", [LONG + "a", LONG + "b"])
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), roundtrip="in-process")
+        def test_model(name):
+            return Affine().eval()
+        """,
+        "--ts-artifacts=kept",
+    )
+    result.assert_outcomes(passed=2)
+    folders = [path for path in (pytester.path / "kept").iterdir() if path.is_dir()]
+    assert len(folders) == 2, folders
+    assert all(len(folder.name) <= 150 for folder in folders)
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(suite, pytester):
+    stale = pytester.path / "reports" / ".ts-partial-report.abcd.json"
+    stale.parent.mkdir()
+    stale.write_text("half a report")
+    os.utime(stale, (0, 0))
+    fresh = pytester.path / "reports" / ".ts-partial-report.efgh.json"
+    fresh.write_text("another run is writing this right now")
+    suite("def test_nothing():\n    pass\n", "--ts-report=reports/report.json")
+    assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (
+            ("-n", "2"),
+            "under xdist (-n) timings are off*run the perf job serially: add -p no:xdist (or -n 0)",
+        ),
+        (
+            ("--benchmark-disable",),
+            "--benchmark-disable turns timing off; drop it from the perf job",
+        ),
+    ],
+    ids=["xdist", "benchmark-disable"],
+)
+def test_a_perf_gate_in_a_run_that_times_nothing_is_a_usage_error(pytester, args, reason):
+    pytester.makepyfile(test_user="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--ts-baseline=base.json", *args
+    )
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --ts-baseline need timings, but this run times nothing: {reason}"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_an_unavailable_device_says_so_in_the_summary_or_fails_when_required(suite):
+    source = """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+        """
+    result = suite(source, "--ts-device=cuda:7")
+    result.assert_outcomes(skipped=1)
+    expect_lines(
+        result,
+        ["torchscript: marked tests were skipped: --ts-device asks for cuda:7, but *"],
+    )
+    result = suite(source, "--ts-device=cuda:7", "--ts-require-device")
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --ts-device asks for cuda:7, but *, and --ts-require-device * makes that an error*"
+        ]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_expected_failures_are_their_own_verdict(suite, pytester):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine, Branchy
+
+        @pytest.mark.xfail(reason="a trace freezes the branch", strict=True)
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), -torch.ones(2, 4)], roundtrip=False)
+        def test_branchy():
+            return Branchy()
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), roundtrip=False)
+        def test_affine():
+            return Affine().eval()
+        """,
+        "--ts-report=report.json",
+    )
+    result.assert_outcomes(passed=1, xfailed=1)
+    expect_lines(result, ["xfailed (parity)*test_user.py::test_branchy"])
+    expect_lines(result, ["2 check(s): 1 passed, 0 failed, 1 xfailed*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["summary"]["xfailed"] == 1 and report["summary"]["failed"] == 0
+    assert report["exit_status"] == 0
+
+
+def test_str_of_a_report_is_a_short_summary(suite):
+    result = suite(
+        """
+        import torch
+        from models import Affine
+
+        def test_print(torchscript):
+            report = torchscript.check(Affine().eval(), torch.randn(2, 4))
+            text = str(report)
+            print(text)
+            assert len(text) < 600, text
+            assert "round trip fresh process: ok" in text
+            assert repr(report).startswith("CheckReport(test_id=") and len(repr(report)) < 300
+        """,
+        "-s",
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["Affine (trace, cpu): passed*"])
+
+
+def test_one_mode_of_a_list_can_be_xfailed_or_skipped_on_the_marker(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Branchy
+
+        @pytest.mark.torchscript(
+            mode=["trace", "script", "export"],
+            inputs=[torch.ones(2, 4), -torch.ones(2, 4)],
+            roundtrip=False,
+            xfail={"trace": "a trace freezes the branch"},
+            skip={"export": "not deployed with torch.export"},
+        )
+        def test_branchy():
+            return Branchy()
+        """
+    )
+    result.assert_outcomes(passed=1, xfailed=1, skipped=1)
+    expect_lines(result, ["xfailed (parity)*test_user.py::test_branchy[trace]"])
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode=["trace", "script"], inputs=torch.randn(2, 4),
+                                 roundtrip=False, xfail={"script": "wrongly expected"})
+        def test_affine():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)  # strict: an unexpected pass is a failure
+    expect_lines(result, ["xpassed*script*test_user.py::test_affine[script]"])
+
+
+def test_an_acknowledged_hazard_does_not_warn(suite):
+    from conftest import MODELS, line_of
+
+    source = """
+        import pytest
+        import torch
+        from models import Branchy
+
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), torch.ones(3, 4)], roundtrip=False
+                                 KNOWN)
+        def test_branchy():
+            return Branchy()
+        """
+    warned = suite(
+        source.replace("KNOWN", ""), "-W", "error::pytest_torchscript.TraceHazardWarning"
+    )
+    warned.assert_outcomes(failed=1)
+    expect_lines(warned, ["*TraceHazardWarning (raised as an error by a warnings filter)*"])
+    line = line_of(MODELS, "if x.sum() > 0")
+    quiet = suite(
+        source.replace("KNOWN", f', known_hazards=["models.py:{line}"]'),
+        "-W",
+        "error::pytest_torchscript.TraceHazardWarning",
+    )
+    quiet.assert_outcomes(passed=1)

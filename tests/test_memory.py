@@ -1,0 +1,58 @@
+"""Nothing of a finished check stays alive: a suite of many checks must not grow in memory.
+
+The model carries 16 MB of weights, so a check that kept its model, its converted module or
+its outputs would grow resident memory by 16 MB or more per check; the bound is generous
+(6 MB per check, fitted over the later checks) so allocator noise cannot fail it.
+"""
+
+import json
+
+from conftest import expect_lines
+
+CHECKS = 24
+
+
+def test_resident_memory_stays_flat_over_many_checks(suite, pytester):
+    pytester.makeconftest(
+        """
+        import json
+
+        SIZES = []
+
+        def _resident_bytes():
+            with open("/proc/self/statm") as statm:
+                import os
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        def pytest_runtest_teardown(item, nextitem):
+            import gc
+            gc.collect()
+            SIZES.append(_resident_bytes())
+
+        def pytest_sessionfinish(session):
+            with open("rss.json", "w") as out:
+                json.dump(SIZES, out)
+        """
+    )
+    result = suite(
+        f"""
+        import pytest
+        import torch
+
+        @pytest.mark.parametrize("index", range({CHECKS}))
+        @pytest.mark.torchscript(inputs=[torch.randn(4, 2048), torch.randn(8, 2048)])
+        def test_big(index):
+            return torch.nn.Sequential(torch.nn.Linear(2048, 2048), torch.nn.ReLU()).eval()
+        """
+    )
+    result.assert_outcomes(passed=CHECKS)
+    expect_lines(result, [f"{CHECKS} check(s): {CHECKS} passed, 0 failed*"])
+    sizes = json.loads((pytester.path / "rss.json").read_text())
+    later = sizes[CHECKS // 3 :]  # after torch's own caches have warmed up
+    count = len(later)
+    mean_x = (count - 1) / 2
+    mean_y = sum(later) / count
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(later)) / sum(
+        (x - mean_x) ** 2 for x in range(count)
+    )
+    assert slope < 6e6, f"resident memory grows {slope / 1e6:.1f} MB per check: {sizes}"
