@@ -48,8 +48,7 @@ def build(extra: int, everywhere: bool):
             super().__init__()
             torch.manual_seed(0)
             self.blocks = torch.nn.ModuleList(
-                torch.nn.Sequential(torch.nn.Linear(96, 96), torch.nn.Tanh())
-                for _ in range(BLOCKS)
+                torch.nn.Sequential(torch.nn.Linear(96, 96), torch.nn.Tanh()) for _ in range(BLOCKS)
             )
             self.extra = extra
             self.everywhere = everywhere
@@ -231,7 +230,9 @@ def main() -> None:
             f"{counts.get('inconclusive', 0) / total:>13.1%} "
             f"{counts.get('pass', 0) / total:>6.1%}"
         )
-    print(f"timing per check: median {sorted(spent)[len(spent) // 2]:.2f} s, max {max(spent):.2f} s")
+    print(
+        f"timing per check: median {sorted(spent)[len(spent) // 2]:.2f} s, max {max(spent):.2f} s"
+    )
     print(f"({time.time() - started:.0f} s in all)")
 
 

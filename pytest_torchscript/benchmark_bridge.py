@@ -39,7 +39,7 @@ def timing_off_reason(config: pytest.Config) -> str | None:
 def timing_blocked(config: pytest.Config) -> str | None:
     """Why this run will time nothing, read from the command line alone (pytest-benchmark
     sets its session up after this plugin configures), with the fix."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("dist", "no") != "no":
+    if config.getoption("dist", "no") != "no":
         return (
             "under xdist (-n) timings are off (pytest-benchmark disables itself, and parallel "
             "workers would disturb each other's timings); run the perf job serially: add "

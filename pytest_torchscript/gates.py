@@ -14,10 +14,11 @@ with a 95% interval:
   what ships.
 
 Runs differ from each other by more than one run's interval shows, so a figure is a regression
-only when its estimate is beyond the threshold *and* its interval excludes "no change"; a pass
-needs the interval's upper end within the threshold; the rest is inconclusive, reported, and
-failed only with ``--ts-perf-strict``. When the probe shows the machine was busy (see
-``contention``), every interval is widened by that much, so a loaded machine reads as
+only when its estimate is beyond the threshold *and* its interval excludes "no change"; it is
+inconclusive when its estimate is beyond the threshold but "no change" is still possible, or
+when its interval is too wide to resolve a change of the threshold's size (reported, and
+failed only with ``--ts-perf-strict``); otherwise it passes. When the probe shows the machine
+was busy (see ``perf.contention``), every interval is widened by that much, so a loaded machine reads as
 inconclusive, never as a regression of unchanged code.
 """
 
@@ -68,9 +69,13 @@ class Figure:
     change: Interval  # now / then, widened for contention
 
     def outcome(self, threshold: float) -> str:
-        if self.change.median - 1 > threshold and self.change.low > 1.0:
-            return REGRESSION
-        if self.change.high - 1 > threshold:
+        """Regression: past the threshold and surely not "no change". Inconclusive: past the
+        threshold but possibly no change, or an interval too wide to resolve a change of the
+        threshold's size. Pass: an estimate within the threshold, measured finely enough."""
+        change = self.change
+        if change.median - 1 > threshold:
+            return REGRESSION if change.low > 1.0 else INCONCLUSIVE
+        if math.log(change.high / change.low) > 2 * math.log1p(threshold):
             return INCONCLUSIVE
         return PASS
 
@@ -135,7 +140,7 @@ def regression_gate(
             "max_regression", REGRESSION, f"{headline}\n  {details}", not_judged=not_judged
         )
     if INCONCLUSIVE in outcomes:
-        why = disagreement or busy or "an interval reaches past the threshold"
+        why = disagreement or busy or "an interval too wide to tell a change of that size"
         return GateResult(
             "max_regression",
             INCONCLUSIVE,

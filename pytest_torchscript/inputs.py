@@ -8,8 +8,9 @@ later calls see different data (torch.jit.trace's own checker reuses mutated inp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UsageProblem
 from .jit_warnings import import_torch

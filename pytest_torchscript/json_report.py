@@ -32,11 +32,21 @@ def document(checks: list[dict], exit_status: int, settings: Any) -> dict:
         "torch": getattr(torch, "__version__", None),
         "device": settings.device,
         "threads": settings.perf.threads,
-        "summary": {
-            verdict: sum(check["verdict"] == verdict for check in checks) for verdict in VERDICTS
-        },
+        "machine": machine(),
+        "summary": summary_counts(checks),
         "checks": checks,
     }
+
+
+def summary_counts(checks: list[dict]) -> dict[str, int]:
+    return {verdict: sum(check["verdict"] == verdict for check in checks) for verdict in VERDICTS}
+
+
+def machine() -> dict[str, str]:
+    """Where the checks ran, so a report merged from shards still says it per check."""
+    import platform
+
+    return {"host": platform.node(), "cpu": platform.processor() or platform.machine()}
 
 
 def write(path: Path, data: dict) -> None:

@@ -391,7 +391,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     plugins that run ``async def`` tests (anyio, pytest-asyncio) call our wrapper and the
     coroutine's result is kept too."""
     if pyfuncitem.get_closest_marker(MARKER) is None:
-        yield
+        outcome = yield
+        if outcome.excinfo is None and pyfuncitem.get_closest_marker(MARKER) is not None:
+            outcome.force_exception(_too_late(pyfuncitem))  # marked by the test itself
         return
     original = pyfuncitem.obj
     returned: list[Any] = []
@@ -423,15 +425,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         return
     checker = pyfuncitem.stash.get(_CHECKER, None)
     if checker is None:  # marked by a fixture after ours ran: nothing could be checked
-        outcome.force_exception(
-            pytest.fail.Exception(
-                f"{pyfuncitem.nodeid}: @pytest.mark.torchscript was added while the test's "
-                f"fixtures were set up, after the plugin prepared its checks, so nothing was "
-                f"checked. Put the mark on the test, or add it in "
-                f"pytest_collection_modifyitems",
-                pytrace=False,
-            )
-        )
+        outcome.force_exception(_too_late(pyfuncitem))
         return
     try:
         _finish_marked_test(pyfuncitem, checker, returned[0] if returned else None)
@@ -460,6 +454,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     for check in checker.reports:
         if expected == "xpassed" or not check.passed:
             check.expected = expected
+
+
+def _too_late(item: pytest.Item) -> BaseException:
+    return pytest.fail.Exception(
+        f"{item.nodeid}: @pytest.mark.torchscript was added after the plugin prepared its "
+        f"checks (with request.node.add_marker in a fixture or in the test itself), so "
+        f"nothing was checked. Put the mark on the test, or add it in "
+        f"pytest_collection_modifyitems",
+        pytrace=False,
+    )
 
 
 def _finish_marked_test(item: pytest.Function, checker: Any, returned: Any) -> None:

@@ -13,7 +13,8 @@ what baselines are normalised by.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .jit_warnings import import_torch
 

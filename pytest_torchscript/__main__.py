@@ -1,0 +1,7 @@
+"""``python -m pytest_torchscript merge ...``: see ``merge.py``."""
+
+import sys
+
+from .merge import main
+
+sys.exit(main())
