@@ -18,8 +18,8 @@ only when its estimate is beyond the threshold *and* its interval excludes "no c
 inconclusive when its estimate is beyond the threshold but "no change" is still possible, or
 when its interval is too wide to resolve a change of the threshold's size (reported, and
 failed only with ``--ts-perf-strict``); otherwise it passes. When the probe shows the machine
-was busy (see ``perf.contention``), every interval is widened by that much, so a loaded machine reads as
-inconclusive, never as a regression of unchanged code.
+was busy (see ``perf.contention``), every interval is widened by that much, so a loaded
+machine reads as inconclusive, never as a regression of unchanged code.
 """
 
 from __future__ import annotations
