@@ -46,7 +46,7 @@ from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
 from .session import SessionState
-from .text import first_lines, model_name, short_repr
+from .text import first_lines, model_name, short_repr, strip_ansi
 from .timing import TimingFailed
 from .train_mode import modes_that_matter
 
@@ -137,13 +137,13 @@ class TorchScriptChecker:
             report.failed_stage, report.failure = "inputs", str(problem)
             raise problem.with_traceback(None) from problem.__cause__
         except _Stop as stop:
-            report.failed_stage, report.failure = stop.stage, stop.message
+            report.failed_stage, report.failure = stop.stage, strip_ansi(stop.message)
             self._keep_evidence(report)
             header = (
                 f"torchscript check of {report.model} failed at {stop.stage} "
                 f"(mode={report.mode!r}, device={report.device})"
             )
-            raise CheckFailed(f"{header}\n{stop.message}", report) from stop.__cause__
+            raise CheckFailed(f"{header}\n{report.failure}", report) from stop.__cause__
         except Warning:
             # A warning turned error by -W error: it is the user's to see, as raised.
             report.failed_stage = report.failed_stage or self._stage
@@ -209,8 +209,10 @@ class TorchScriptChecker:
                         dynamic_shapes,
                         self.device,
                         self._session.settings.perf.threads,
+                        options.onnx_options,
                     )
             except ConversionFailed as failure:
+                self._evidence.full_error = failure.full_text
                 raise _Stop("conversion", str(failure)) from None
             report.conversion_seconds = conversion.seconds
             report.warnings.extend(conversion.warnings)
@@ -528,7 +530,9 @@ class TorchScriptChecker:
                     "\nhint: the .pt2 stores its inputs or outputs as a Python class registered "
                     "as a pytree node (by a library or your code), which a deployment without "
                     "that code cannot load; return tuples or dicts of tensors (transformers: "
-                    "return_dict=False)"
+                    "pass return_dict=False to forward, e.g. in each input set "
+                    "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
+                    "some models in transformers 5)"
                 )
             if "Unknown builtin op" in str(error):
                 hint = (

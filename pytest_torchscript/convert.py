@@ -10,7 +10,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exporting import explain_export_failure, export_program, recording_size_decisions
+from .exporting import (
+    explain_export_failure,
+    export_program,
+    recording_size_decisions,
+    without_plugin_frames,
+)
 from .jit_warnings import (
     RecordedWarning,
     display_path,
@@ -19,7 +24,7 @@ from .jit_warnings import (
     recording_warnings,
 )
 from .onnx_mode import OnnxModule, export_onnx
-from .text import model_name
+from .text import first_lines, model_name, root_cause, strip_ansi
 
 _HINTS = {
     "script": (
@@ -52,7 +57,10 @@ class Conversion:
 
 
 class ConversionFailed(Exception):
-    """The converter rejected the model; the message is ready to show the user."""
+    """The converter rejected the model; the message is ready to show the user, with long
+    lines cut; ``full_text`` (when set) is the converter's whole message, for the artifacts."""
+
+    full_text: str | None = None
 
 
 def convert(
@@ -63,6 +71,7 @@ def convert(
     dynamic_shapes: Any = None,
     device: Any = "cpu",
     threads: int = 1,
+    onnx_options: dict | None = None,
 ) -> Conversion:
     """Convert ``model`` with the example ``args``/``kwargs`` (a fresh copy the model may keep).
     ``dynamic_shapes`` is used by the export and onnx modes only."""
@@ -71,7 +80,16 @@ def convert(
     started = time.perf_counter()
     if mode in ("export", "onnx"):
         return _export(
-            model, mode, args, kwargs, dynamic_shapes, recorded, started, device, threads
+            model,
+            mode,
+            args,
+            kwargs,
+            dynamic_shapes,
+            recorded,
+            started,
+            device,
+            threads,
+            onnx_options or {},
         )
     try:
         with recording_warnings(recorded):
@@ -97,13 +115,13 @@ def convert(
 
 
 def _export(
-    model, mode, args, kwargs, dynamic_shapes, recorded, started, device, threads
+    model, mode, args, kwargs, dynamic_shapes, recorded, started, device, threads, onnx_options
 ) -> Conversion:
     guards: list[tuple[str, int, str]] = []
     try:
         with recording_warnings(recorded), recording_size_decisions(guards):
             if mode == "onnx":
-                program = export_onnx(model, args, kwargs, dynamic_shapes)
+                program = export_onnx(model, args, kwargs, dynamic_shapes, onnx_options)
                 module = OnnxModule.from_program(program, model, device, threads)
             else:
                 program = export_program(model, args, kwargs, dynamic_shapes)
@@ -116,7 +134,20 @@ def _export(
             source = linecache.getline(location[0], location[1]).strip()
             lines.append(f"  at {display_path(location[0])}:{location[1]}: {source}")
         lines.append(explain_export_failure(error, guards))
-        raise ConversionFailed("\n".join(lines)) from None
+        root = root_cause(error)
+        if root is not error:
+            text = first_lines(without_plugin_frames(strip_ansi(str(root))), 6)
+            lines.append(f"root cause: {type(root).__name__}: " + text.replace("\n", "\n  "))
+        whole = strip_ansi(f"{error}\n{root}").lower()
+        if mode == "onnx" and ("passmanager" in whole or "constant folding" in whole):
+            lines.append(
+                "hint: the ONNX exporter's optimizer failed after the model was exported; "
+                "export without it: @pytest.mark.torchscript(onnx_options={'optimize': False}) "
+                "(torch.onnx.export(..., optimize=False) in your own export code)"
+            )
+        failure = ConversionFailed(strip_ansi("\n".join(lines)))
+        failure.full_text = strip_ansi(f"{error}\n\nroot cause:\n{root}")
+        raise failure from None
     return Conversion(module, time.perf_counter() - started, recorded, program, guards)
 
 

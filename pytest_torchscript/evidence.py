@@ -22,10 +22,13 @@ class Evidence:
     artifact: Any = None
     outputs: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # set -> (eager, converted)
     retraced_graphs: dict[int, str] = field(default_factory=dict)  # diverging set -> its graph
+    full_error: str | None = None  # the converter's whole message; the failure quotes a part
 
     def keep(self, folder: Path, report: CheckReport) -> None:
         try:
             files.write_text_atomically(folder / "failure.txt", report.failure or "")
+            if self.full_error:
+                files.write_text_atomically(folder / "converter-error.txt", self.full_error)
             if self.artifact is not None:
                 code, graph = artifacts.describe(self.artifact)
                 files.write_text_atomically(folder / f"{report.mode}.code", code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import linecache
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -134,7 +135,7 @@ def export_program(model: Any, args: tuple, kwargs: dict, dynamic_shapes: Any) -
 def explain_export_failure(error: BaseException, guards: list[tuple[str, int, str]]) -> str:
     """Put an export error in the user's terms; ``guards`` are the (file, line, expression)
     of the size decisions the user's code made while exporting."""
-    message = str(error).strip()
+    message = without_plugin_frames(str(error).strip())
     lines = []
     data_dependent = "data-dependent" in message or "data dependent" in message.lower()
     narrowed = "Constraints violated" in message or "specialized" in message
@@ -160,6 +161,21 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
     return "\n".join(lines)
 
 
+# Where the last size decision was taken: torch names the innermost Python frame of a failed
+# guard ("Caused by: ..."), which is this module's wrapper; messages name this caller instead.
+LAST_SIZE_DECISION: list[tuple[str, int, str]] = []
+_PLUGIN_FRAME = re.compile(r"[^\s()\"']*pytest_torchscript[/\\]\w+\.py:\d+(?: in \w+)?")
+
+
+def without_plugin_frames(message: str) -> str:
+    """A converter's message with this plugin's own frames replaced by the code that called
+    into them: our wrappers are never the cause of a user's failure."""
+    if not LAST_SIZE_DECISION:
+        return _PLUGIN_FRAME.sub("(a frame of pytest-torchscript)", message)
+    filename, lineno, function = LAST_SIZE_DECISION[0]
+    return _PLUGIN_FRAME.sub(f"{display_path(filename)}:{lineno} in {function}", message)
+
+
 @contextlib.contextmanager
 def recording_size_decisions(into: list[tuple[str, int, str]]) -> Iterator[None]:
     """While exporting, note every decision the user's code takes on a symbolic size (a
@@ -168,6 +184,10 @@ def recording_size_decisions(into: list[tuple[str, int, str]]) -> Iterator[None]
     original = torch.SymBool.__bool__
 
     def observed(self: Any) -> bool:
+        caller = sys._getframe(1)
+        LAST_SIZE_DECISION[:] = [
+            (caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
+        ]
         result = original(self)
         where = calling_user_frame(sys._getframe(1))
         if where is not None:
@@ -204,11 +224,29 @@ def explain_rejected_input(
             seen.add((filename, lineno))
             source = linecache.getline(filename, lineno).strip()
             lines.append(f"  {display_path(filename)}:{lineno}: `{source}` ({expression})")
-    lines.append(
-        "hint: make the code hold for every size (no branch on it), or export with "
-        "dynamic_shapes=... and input sets inside the range the model supports"
-    )
+    if _assumes_not_one(requirement):
+        lines.append(
+            f"hint: torch.export assumes that a dynamic size, and every size computed from it, "
+            f"is never 0 or 1; input set {index} makes the size in `{requirement}` 1 (or 0). "
+            f"Export with the smallest input set as the example (list it first, with every "
+            f"varying dimension at least 2 where possible), or give the dimension an explicit "
+            f"range with dynamic_shapes={{'x': {{0: torch.export.Dim('batch', min=...)}}}} "
+            f"that excludes the sizes the model cannot take"
+        )
+    else:
+        lines.append(
+            "hint: make the code hold for every size (no branch on it), or export with "
+            "dynamic_shapes=... and input sets inside the range the model supports"
+        )
     return "\n".join(lines)
+
+
+def _assumes_not_one(requirement: str) -> bool:
+    """Guards that encode the 0/1 specialisation: ``!= 1``, ``> 1``, ``>= 2`` (or 0)."""
+    compact = requirement.replace(" ", "")
+    return any(token in compact for token in ("!=1", ">1)", ">=2", "!=0")) or compact.endswith(
+        (">1", ">=2")
+    )
 
 
 def save_program(program: Any, path: Any) -> None:

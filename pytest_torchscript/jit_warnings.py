@@ -1,4 +1,5 @@
-"""Run torch calls with their warnings recorded instead of raised.
+"""Run torch calls with their warnings recorded instead of raised; and the one place for the
+torch internals the plugin cannot avoid (each says why).
 
 torch 2.13+ warns on every torch.jit call (a FutureWarning or DeprecationWarning), and tracing
 raises TracerWarnings. A user suite running with ``-W error`` or ``filterwarnings = error``
@@ -156,3 +157,23 @@ def is_library_file(filename: str) -> bool:
         return True
     stdlib = os.path.dirname(os.__file__)
     return path.startswith(stdlib + os.sep)
+
+
+def flatten_registered(value: Any) -> list[Any] | None:
+    """The leaves of an object a library registered with torch's pytree (transformers' Cache
+    and ModelOutput classes, for torch.export), or None when it is not such an object.
+
+    torch's pytree module is private (``torch.utils._pytree``), but it is the only registry of
+    these flattenings and torch.export depends on it; kept here, with the other torch
+    internals, and tolerant of its absence."""
+    try:
+        from torch.utils import _pytree as pytree
+    except ImportError:
+        return None
+    if type(value) not in getattr(pytree, "SUPPORTED_NODES", {}):
+        return None
+    try:
+        leaves, _ = pytree.tree_flatten(value)
+    except Exception:  # noqa: BLE001 - a library's flattening that fails: not comparable
+        return None
+    return leaves

@@ -27,11 +27,14 @@ def missing_reason() -> str | None:
     return f"mode='onnx' needs {', '.join(missing)} (not installed): {EXTRA}"
 
 
-def export_onnx(model: Any, args: tuple, kwargs: dict, dynamic_shapes: Any) -> Any:
+def export_onnx(
+    model: Any, args: tuple, kwargs: dict, dynamic_shapes: Any, options: dict | None = None
+) -> Any:
+    """``options``: the marker's ``onnx_options``, extra keywords for torch.onnx.export."""
     torch = import_torch()
-    return torch.onnx.export(
-        model, args, kwargs=kwargs, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False
-    )
+    settings = {"dynamo": True, "dynamic_shapes": dynamic_shapes, "verbose": False}
+    settings.update(options or {})
+    return torch.onnx.export(model, args, kwargs=kwargs, **settings)
 
 
 def _importable(name: str) -> bool:

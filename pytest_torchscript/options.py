@@ -39,6 +39,7 @@ class Options:
     xfail: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
     skip: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
     known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
+    onnx_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -142,6 +143,15 @@ def _hazard_patterns(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in value)
 
 
+def _keywords(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{short_repr(value)} is not a dict of keyword arguments")
+    reserved = {"dynamo", "dynamic_shapes", "kwargs", "f"} & set(value)
+    if reserved:
+        raise ValueError(f"{sorted(reserved)[0]!r} is set by the plugin")
+    return dict(value)
+
+
 def _lines_text(text: str) -> Any:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -243,6 +253,12 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "of the path is enough) or a library name such as 'torchvision'",
             _hazard_patterns,
             _lines_text,
+        ),
+        OptionSpec(
+            "onnx_options",
+            "a dict of extra keyword arguments for torch.onnx.export in mode='onnx', e.g. "
+            "{'optimize': False}",
+            _keywords,
         ),
         OptionSpec(
             "dynamic_shapes",

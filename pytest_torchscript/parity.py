@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .jit_warnings import import_torch
+from .jit_warnings import flatten_registered, import_torch
 from .text import short_repr
 
 # (rtol, atol) per dtype name, as torch.testing.assert_close picks them; others compare exactly.
@@ -160,6 +160,16 @@ def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> N
                 )
             )
         return
+    leaves = flatten_registered(expected)
+    if leaves is not None:  # a library's own container (a transformers Cache, say)
+        actual_leaves = flatten_registered(actual)
+        if actual_leaves is None and isinstance(actual, (tuple, list)):
+            actual_leaves = _nested_leaves(actual)
+        if actual_leaves is not None:
+            _walk_sequence(leaves, actual_leaves, f"{path} (flattened)", rtol, atol, out, torch)
+            return
+        out.append(_type_problem(path, expected, actual))
+        return
     raise UncomparableOutput(
         f"{path} is a {type(expected).__module__}.{type(expected).__qualname__} "
         f"({short_repr(expected)}), which the plugin cannot compare; return tensors, tuples, "
@@ -175,7 +185,8 @@ def _walk_sequence(expected, actual, path, rtol, atol, out, torch) -> None:
         out.append(
             LeafResult(
                 path,
-                problem=f"eager returned {len(expected)} items, converted {len(actual)}",
+                problem=f"eager returned {len(expected)} items, converted {len(actual)}:\n"
+                f"  eager:     {structure(expected)}\n  converted: {structure(actual)}",
             )
         )
         return
@@ -204,10 +215,39 @@ def _walk_mapping(expected, actual, path, rtol, atol, out, torch, attribute_styl
 
 
 def _type_problem(path: str, expected: Any, actual: Any) -> LeafResult:
-    return LeafResult(
-        path,
-        problem=(f"eager returned {_kind(expected)}, converted returned {_kind(actual)}"),
-    )
+    problem = f"eager returned {_kind(expected)}, converted returned {_kind(actual)}"
+    if isinstance(expected, (tuple, list, Mapping)) or isinstance(actual, (tuple, list, Mapping)):
+        problem += f":\n  eager:     {structure(expected)}\n  converted: {structure(actual)}"
+    return LeafResult(path, problem=problem)
+
+
+def structure(value: Any, depth: int = 3, limit: int = 240) -> str:
+    """A one-line picture of a nested output: ``tuple(dict{boxes: float32[3, 4]}, list[0])``,
+    so two structures that differ can be read side by side."""
+    text = _structure(value, depth, import_torch())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _structure(value: Any, depth: int, torch: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).replace('torch.', '')}{list(value.shape)}"
+    if depth == 0:
+        return type(value).__name__ + "(...)"
+    if isinstance(value, Mapping):
+        inner = ", ".join(
+            f"{key}: {_structure(item, depth - 1, torch)}" for key, item in value.items()
+        )
+        return f"{type(value).__name__}{{{inner}}}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_structure(item, depth - 1, torch) for item in value)
+        return f"{type(value).__name__}({inner})" if isinstance(value, tuple) else f"list[{inner}]"
+    return type(value).__name__
+
+
+def _nested_leaves(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _nested_leaves(item)]
+    return [value]
 
 
 def _kind(value: Any) -> str:

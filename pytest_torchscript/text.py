@@ -3,7 +3,16 @@ converter's message, a model's name. Plain text helpers, no torch, no plugin sta
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """Terminal colour codes (the ONNX exporter's messages carry them) do not belong in a
+    failure message, a JSON report or an HTML page."""
+    return _ANSI.sub("", text)
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -12,10 +21,28 @@ def short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def first_lines(text: str, count: int = 12) -> str:
-    """The first ``count`` non-blank lines of a (converter's) message, for failure texts."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[:count]) + ("\n..." if len(lines) > count else "")
+def first_lines(text: str, count: int = 12, width: int = 400) -> str:
+    """The first ``count`` non-blank lines of a (converter's) message, each cut to ``width``
+    characters (a symbolic shape expression can run to thousands), for failure texts. The
+    full text goes to ``--ts-artifacts``."""
+    lines = [line for line in strip_ansi(text).strip().splitlines() if line.strip()]
+    shown = [
+        line if len(line) <= width else f"{line[:width]}... ({len(line)} characters)"
+        for line in lines[:count]
+    ]
+    return "\n".join(shown) + ("\n..." if len(lines) > count else "")
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of ``error``'s chain (``raise ... from``, or raised while
+    handling another): the outer ones often only say that a pass failed."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if inner is None or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner
 
 
 def model_name(model: Any) -> str:

@@ -1,0 +1,147 @@
+"""Failure messages on the shapes of problems real models have: the right cause (never one
+of the plugin's own frames), the root of an exception chain, lines bounded in length with the
+whole text kept as an artifact, structures side by side, and hints that name what to do.
+
+The pure text logic is tested in process (no torch); the rest through pytest itself."""
+
+from __future__ import annotations
+
+from conftest import assert_no_plugin_traceback, expect_lines
+
+from pytest_torchscript import exporting
+from pytest_torchscript.text import first_lines, root_cause, strip_ansi
+
+
+def test_the_plugin_s_own_frame_is_never_named_as_the_cause(monkeypatch):
+    monkeypatch.setattr(
+        exporting,
+        "LAST_SIZE_DECISION",
+        [("/venv/site-packages/torchvision/ops/boxes.py", 103, "_batched_nms_coordinate_trick")],
+    )
+    message = (
+        "Could not guard on data-dependent expression Eq(u0, 0)\n"
+        "Caused by: (/venv/site-packages/pytest_torchscript/exporting.py:171 in observed)"
+    )
+    scrubbed = exporting.without_plugin_frames(message)
+    assert "pytest_torchscript" not in scrubbed
+    assert "boxes.py:103 in _batched_nms_coordinate_trick)" in scrubbed
+
+
+def test_quoted_lines_are_bounded_in_length_and_number():
+    text = "short\n" + "s0*" * 2000 + "\n" + "\n".join(f"line {i}" for i in range(40))
+    quoted = first_lines(text, 6, width=400)
+    lines = quoted.splitlines()
+    assert len(lines) == 7 and lines[-1] == "..."
+    assert max(len(line) for line in lines) < 430
+    assert lines[1].endswith("... (6000 characters)")
+
+
+def test_the_root_of_an_exception_chain_is_found_and_colour_codes_go():
+    try:
+        try:
+            raise ValueError("\x1b[31mconstant folding for node SplitToSequence\x1b[0m")
+        except ValueError as inner:
+            raise RuntimeError("An error occurred when running the PassManager pass") from inner
+    except RuntimeError as outer:
+        root = root_cause(outer)
+    assert isinstance(root, ValueError)
+    assert strip_ansi(str(root)) == "constant folding for node SplitToSequence"
+
+
+def test_a_guard_that_assumes_size_one_never_happens_says_so():
+    message = exporting.explain_rejected_input(
+        RuntimeError("Guard failed: (x.size()[2] // 32) != 1"), 1, "(float32[1, 3, 32, 32])", []
+    )
+    assert "input set 1 (float32[1, 3, 32, 32]) does not satisfy it" in message
+    assert (
+        "torch.export assumes that a dynamic size, and every size computed from it, is "
+        "never 0 or 1" in message
+    )
+    assert "torch.export.Dim('batch', min=...)" in message
+
+
+def test_an_onnx_optimizer_failure_quotes_its_root_cause_and_the_option_past_it(suite, pytester):
+    pytester.makeconftest(
+        """
+        import pytest_torchscript.convert as convert
+
+        def failing_export(model, args, kwargs, dynamic_shapes, options=None):
+            if options and options.get("optimize") is False:
+                return REAL(model, args, kwargs, dynamic_shapes, options)
+            try:
+                raise ValueError("\\x1b[31mconstant folding for node SplitToSequence failed: "
+                                 + "s0*" * 1500 + "\\x1b[0m")
+            except ValueError as inner:
+                raise RuntimeError("An error occurred when running the PassManager pass") from inner
+
+        REAL = convert.export_onnx
+        convert.export_onnx = failing_export
+        """
+    )
+    source = """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="onnx", inputs=torch.randn(2, 4), roundtrip=False
+                                 OPTIONS)
+        def test_model():
+            return Affine().eval()
+        """
+    result = suite(source.replace("OPTIONS", ""), "--ts-artifacts=kept")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Affine failed at conversion (mode='onnx', device=cpu)",
+            "torch.onnx.export could not convert Affine (mode='onnx')",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "root cause: ValueError: constant folding for node SplitToSequence failed: s0*s0*"
+            "*... (4550 characters)",
+            "hint: the ONNX exporter's optimizer failed after the model was exported; export "
+            "without it: @pytest.mark.torchscript(onnx_options={'optimize': False})*",
+        ],
+    )
+    assert "\x1b[" not in result.stdout.str()
+    assert max(len(line) for line in result.stdout.lines) < 600
+    (kept,) = (pytester.path / "kept").rglob("converter-error.txt")
+    assert kept.read_text().count("s0*") == 1500
+    assert_no_plugin_traceback(result)
+    fixed = suite(source.replace("OPTIONS", ', onnx_options={"optimize": False}'))
+    fixed.assert_outcomes(passed=1)
+
+
+def test_different_output_structures_are_shown_side_by_side(suite):
+    result = suite(
+        """
+        from typing import Dict, List, Tuple
+
+        import torch
+
+        class Detector(torch.nn.Module):
+            \"\"\"Like torchvision's detectors: scripted, they return (losses, detections).\"\"\"
+
+            def forward(self, x):
+                detections: List[Dict[str, torch.Tensor]] = [{"boxes": x[:, :4]}]
+                if torch.jit.is_scripting():
+                    losses: Dict[str, torch.Tensor] = {}
+                    return losses, detections
+                return detections
+
+        def test_detector(torchscript):
+            torchscript.check(Detector(), torch.randn(3, 6), mode="script", roundtrip=False)
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "*eager returned 1 items, converted 2:",
+            "*  eager:     list[dict{boxes: float32[3, 4]}]",
+            "*  converted: tuple(dict{}, list[dict{boxes: float32[3, 4]}])",
+        ],
+    )
