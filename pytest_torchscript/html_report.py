@@ -13,7 +13,7 @@ from typing import Any
 
 from .files import write_text_atomically
 from .parity import HISTOGRAM_DECADES
-from .summary import count_verdicts, duration, ordered
+from .summary import count_verdicts, coverage_cell, duration, ordered
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
@@ -60,7 +60,6 @@ def _checks_table(checks: list[dict]) -> str:
         perf = check.get("perf") or {}
         medians = list((perf.get("medians") or {}).values())
         ratio = perf.get("ratio")
-        flow = check.get("control_flow") or {}
         cells = [
             f"<td class='{check['verdict']}'>{html.escape(check['verdict_text'])}</td>",
             _cell(check["test_id"]),
@@ -68,7 +67,7 @@ def _checks_table(checks: list[dict]) -> str:
             _cell(check["device"]),
             _cell(_number(check["max_abs"])),
             _cell(_number(check["max_rel"])),
-            _cell(flow.get("coverage_text", "-")),
+            _cell(coverage_cell(check)),
             _cell(
                 ", ".join(
                     f"{rt['where']}: {'ok' if rt['ok'] else 'FAIL'}" for rt in check["roundtrips"]

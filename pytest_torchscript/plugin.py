@@ -336,8 +336,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         reject_repeated_marks(metafunc.definition)
         options = parse_marker(marks, metafunc.definition.nodeid)
-    except UsageProblem as problem:
-        pytest.fail(str(problem), pytrace=False)
+        problem = None
+    except UsageProblem as error:
+        problem = str(error)
+    if problem is not None:  # outside the except: pytest would print the cause a second time
+        pytest.fail(problem, pytrace=False)
     modes = options.get("mode")
     if modes == ALL:
         modes = metafunc.config.stash[_STATE].settings.modes
@@ -526,8 +529,11 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
     try:
         reject_repeated_marks(request.node)
         marker_layer = parse_marker(request.node.iter_markers(MARKER), request.node.nodeid)
-    except UsageProblem as problem:  # a mark added after collection is validated here
-        pytest.fail(str(problem), pytrace=False)
+        problem = None
+    except UsageProblem as error:  # a mark added after collection is validated here
+        problem = str(error)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     options = options.merged(marker_layer)
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and _MODE_PARAM in callspec.params:

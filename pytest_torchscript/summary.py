@@ -63,7 +63,9 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
         [check["test_id"] for check in checks],
         red=[check["verdict"] == "failed" for check in checks],
     )
-    terminal.write_line("(round trip: reload in this process, then in a fresh process)")
+    legend = _roundtrip_legend(checks)
+    if legend:
+        terminal.write_line(legend)
     findings = [(check, control_flow_lines(check)) for check in checks]
     findings = [(check, lines) for check, lines in findings if lines]
     if findings:
@@ -230,19 +232,36 @@ def _row(check: dict) -> tuple[str, ...]:
         check["device"],
         _figure(check["max_abs"]),
         _figure(check["max_rel"]),
-        _coverage(check),
+        coverage_cell(check),
         _roundtrip(check),
         _size(check["artifact_bytes"]),
         "-" if check["conversion_seconds"] is None else f"{check['conversion_seconds']:.2f} s",
     )
 
 
-def _coverage(check: dict) -> str:
+def _roundtrip_legend(checks: list[dict]) -> str | None:
+    """What the round-trip column's words stand for, as far as these checks ran them."""
+    kinds = {tuple(rt["where"] for rt in check["roundtrips"]) for check in checks}
+    kinds.discard(())
+    if not kinds:
+        return None
+    if kinds == {("in-process",)}:
+        return "(round trip: reload in this process)"
+    if ("in-process",) in kinds:
+        return (
+            "(round trip: reload in this process, then in a fresh process where the check "
+            "asked for it)"
+        )
+    return "(round trip: reload in this process, then in a fresh process)"
+
+
+def coverage_cell(check: dict) -> str:
+    """The coverage column, in the terminal and the HTML report alike."""
     flow = check.get("control_flow")
     if not flow:
         return "-"
     if flow["coverage"] is None:
-        return "none"
+        return "no branches"
     return f"{flow['coverage']:.0%} {flow['arms_exercised']}/{flow['arms_total']}"
 
 

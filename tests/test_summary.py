@@ -25,7 +25,7 @@ def test_summary_lists_failures_first_with_figures(suite):
             "*= torchscript (device cpu) =*",
             "verdict*mode*max abs*max rel*coverage*round trip*size*convert*test",
             "failed (parity)*trace*4*0.67*100% 2/2*-*-*s*test_user.py::test_frozen",
-            "passed*trace*0*0*none*ok ok*kB*s*test_user.py::test_ok",
+            "passed*trace*0*0*no branches*ok ok*kB*s*test_user.py::test_ok",
             "(round trip: reload in this process, then in a fresh process)",
             "2 check(s): 1 passed, 1 failed; * warning(s) raised by torch during the checks "
             "were recorded, not raised",
@@ -42,3 +42,22 @@ def test_no_section_when_nothing_was_checked(suite):
     )
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*torchscript ==*")
+
+
+def test_round_trip_legend_says_what_ran(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), roundtrip="in-process")
+        def test_model():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(
+        result, ["passed*ok*test_user.py::test_model", "(round trip: reload in this process)"]
+    )
+    result.stdout.no_fnmatch_line("*fresh process*")
