@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ from .controlflow import (
     divergence_block,
 )
 from .convert import ConversionFailed, convert
+from .cpp_runner import CppRunFailed, CppUnavailable
+from .cpp_runner import run as run_in_cpp
 from .decisions import DecisionRecorder
 from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem
 from .evidence import Evidence
@@ -470,7 +473,57 @@ class TorchScriptChecker:
             )
         if options.fresh_process:
             self._fresh_process_parity(path, input_sets, eager, options, report, loaded)
+            self._cpp_parity(path, input_sets, eager, options, report)
         return loaded
+
+    def _cpp_parity(self, path, input_sets, eager, options, report: CheckReport) -> None:
+        """The artifact in a C++ process with LibTorch alone, as a C++ service loads it."""
+        setting = self._session.settings.cpp
+        if setting == "off":
+            return
+        result = RoundTripResult("C++")
+        report.roundtrips.append(result)
+        if path.suffix != ".pt":
+            result.skipped = (
+                f"the C++ round trip runs TorchScript (.pt) artifacts; a {path.suffix} file is "
+                f"loaded by other runtimes"
+            )
+            return
+        try:
+            built = self._session.cpp_runner(self.device.type)
+        except CppUnavailable as missing:
+            if setting == "require":
+                raise _Stop("cpp", f"--ts-cpp=require, and {missing}") from None
+            result.skipped = str(missing)
+            return
+        started = time.perf_counter()
+        try:
+            outputs, _ = run_in_cpp(
+                built.path,
+                path,
+                [input_set.copy_to("cpu") for input_set in input_sets],
+                str(self.device),
+                self._session.private_root() / "cpp",
+                self._session.settings.cpp_timeout,
+            )
+        except CppRunFailed as error:
+            result.error = str(error)
+            raise _Stop(
+                "cpp",
+                f"{path} could not be loaded and run by LibTorch in a C++ process, as a C++ "
+                f"service would:\n  " + str(error).replace("\n", "\n  "),
+            ) from None
+        result.seconds = time.perf_counter() - started
+        result.parity = [
+            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
+        ]
+        if not result.ok:
+            raise _Stop(
+                "cpp",
+                describe_mismatch(
+                    result.parity, len(input_sets), f"{path.name} run by LibTorch in C++"
+                ),
+            )
 
     def _time_and_gate(self, model, converted, reloaded, example, options, report) -> None:
         """Time eager, converted and reloaded interleaved; publish to pytest-benchmark; gate."""

@@ -41,6 +41,10 @@ _DEVICE_HELP = "device to convert and run models on: cpu, cuda, cuda:N, mps... (
 _REQUIRE_DEVICE_HELP = (
     "make an unavailable --ts-device a usage error instead of skipping every check (GPU CI jobs)"
 )
+_CPP_HELP = (
+    "the C++ (LibTorch) round trip of TorchScript artifacts: auto (where a C++20 compiler is "
+    "found; else skipped, saying why), off, or require (a missing toolchain fails the check)"
+)
 _TABLE_HELP = (
     "also show the checks' timings in pytest-benchmark's own table (they are always in its "
     "JSON, autosave and compare; the torchscript section shows them either way)"
@@ -116,6 +120,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=_REQUIRE_DEVICE_HELP,
     )
     group.addoption("--ts-threads", dest="ts_threads", metavar="N", help=_THREADS_HELP)
+    group.addoption("--ts-cpp", dest="ts_cpp", choices=("auto", "off", "require"), help=_CPP_HELP)
     group.addoption(
         "--ts-benchmark-table",
         dest="ts_benchmark_table",
@@ -125,6 +130,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ts_device", _DEVICE_HELP, default="cpu")
     parser.addini("ts_require_device", _REQUIRE_DEVICE_HELP, type="bool", default=False)
     parser.addini("ts_benchmark_table", _TABLE_HELP, type="bool", default=False)
+    parser.addini("ts_cpp", _CPP_HELP, default="auto")
+    parser.addini(
+        "ts_cpp_timeout",
+        "seconds after which a C++ round trip that has not finished is killed and fails its "
+        "check (default: 300)",
+        default="300",
+    )
     parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
     parser.addini("ts_modes", "modes that mode='all' checks (comma-separated)", default="")
     parser.addini("ts_threads", _THREADS_HELP, default="1")
@@ -193,6 +205,21 @@ def _settings(config: pytest.Config) -> Settings:
         modes = parse_modes_list(config.option.ts_modes, "--ts-modes")
     elif config.getini("ts_modes"):
         modes = parse_modes_list(config.getini("ts_modes"), f"ts_modes in {source}")
+    cpp = config.option.ts_cpp or (config.getini("ts_cpp") or "auto").strip()
+    if cpp not in ("auto", "off", "require"):
+        raise UsageProblem(
+            f"ini option ts_cpp = {cpp!r} in {source} is invalid; ts_cpp accepts auto, off or "
+            f"require"
+        )
+    try:
+        cpp_timeout = float(config.getini("ts_cpp_timeout"))
+        if not 0 < cpp_timeout < float("inf"):
+            raise ValueError
+    except ValueError:
+        raise UsageProblem(
+            f"ini option ts_cpp_timeout = {config.getini('ts_cpp_timeout')!r} in {source} is "
+            f"invalid; it accepts a number of seconds > 0"
+        ) from None
     require_device = config.option.ts_require_device
     if require_device is None:
         require_device = bool(config.getini("ts_require_device"))
@@ -205,6 +232,8 @@ def _settings(config: pytest.Config) -> Settings:
         modes=modes,
         require_device=require_device,
         report_path=outputs.get("ts_report"),
+        cpp=cpp,
+        cpp_timeout=cpp_timeout,
         html_path=outputs.get("ts_html"),
     )
 
@@ -280,6 +309,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput["torchscript_notes"] = {
             "device_skipped": state.device_skipped,
             "write_failures": state.write_failures,
+            "cpp_notes": state.cpp_notes(),
         }
         return
     checks = state.checks()
@@ -320,6 +350,7 @@ class _XdistMerge:
         notes = output.get("torchscript_notes", {})
         self.state.device_skipped = self.state.device_skipped or notes.get("device_skipped")
         self.state.write_failures.extend(notes.get("write_failures", []))
+        self.state.worker_cpp_notes.extend(notes.get("cpp_notes", []))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -589,6 +620,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(f"torchscript: {label} report written to {option}")
     for failure in state.write_failures:
         terminalreporter.write_line(f"torchscript: could not write {failure}", red=True)
+    for note in state.cpp_notes():
+        terminalreporter.write_line(f"torchscript: {note}")
     if state.device_skipped:
         terminalreporter.write_line(
             f"torchscript: marked tests were skipped: {state.device_skipped} "

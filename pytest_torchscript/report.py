@@ -24,9 +24,10 @@ VERDICTS = ("failed", "xpassed", "xfailed", "skipped", "passed")
 class RoundTripResult:
     """Parity of the saved-and-reloaded artifact, in this process or in a fresh one."""
 
-    where: str  # "in-process" or "fresh process"
+    where: str  # "in-process", "fresh process" or "C++"
     parity: list[ParityResult] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None  # why this round trip could not run here (no compiler...)
     seconds: float = 0.0
     user_modules: list[str] = field(default_factory=list)
     process_id: int | None = None
@@ -35,10 +36,16 @@ class RoundTripResult:
     def ok(self) -> bool:
         return self.error is None and all(result.ok for result in self.parity)
 
+    @property
+    def word(self) -> str:
+        """How the summary's round-trip column shows it."""
+        return "skip" if self.skipped else "ok" if self.ok else "FAIL"
+
     def to_dict(self) -> dict:
         return {
             "where": self.where,
             "ok": self.ok,
+            "skipped": self.skipped,
             "error": self.error,
             "seconds": self.seconds,
             "user_modules": self.user_modules,

@@ -28,6 +28,8 @@ class Settings:
     require_device: bool = False  # --ts-require-device: an unavailable device is an error
     report_path: Path | None = None  # --ts-report, checked writable at start-up
     html_path: Path | None = None  # --ts-html, likewise
+    cpp: str = "auto"  # --ts-cpp: the C++ round trip "auto" (where a compiler is), "off", "require"
+    cpp_timeout: float = 300.0  # ts_cpp_timeout: seconds before a hanging C++ runner is killed
 
 
 class SessionState:
@@ -47,6 +49,8 @@ class SessionState:
         self.worker_checks: list[dict] = []  # from xdist workers, on the controller
         self.device_skipped: str | None = None  # why marked tests skipped, for the summary
         self.write_failures: list[str] = []  # end-of-run outputs that could not be written
+        self._cpp_runners: dict[str, Any] = {}  # device type -> Runner, or why there is none
+        self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
         self.new_baseline_entries: dict[str, dict] = {}
         if settings.perf.baseline_path is not None:
@@ -90,6 +94,33 @@ class SessionState:
             return None
         baseline.update(path, self.new_baseline_entries)
         return path
+
+    def cpp_runner(self, device_type: str) -> Any:
+        """The C++ runner for this device type, built (or found in the cache) once per
+        session; raises ``CppUnavailable`` with the reason where none can be built."""
+        from .cpp_runner import CppUnavailable, runner
+
+        if device_type not in self._cpp_runners:
+            try:
+                self._cpp_runners[device_type] = runner(device_type)
+            except CppUnavailable as missing:
+                self._cpp_runners[device_type] = missing
+        found = self._cpp_runners[device_type]
+        if isinstance(found, CppUnavailable):
+            raise found
+        return found
+
+    def cpp_notes(self) -> list[str]:
+        """What the summary says of the C++ runner: built (and how long it took), or why not."""
+        notes = list(self.worker_cpp_notes)
+        for device_type, found in self._cpp_runners.items():
+            if isinstance(found, Exception):
+                notes.append(f"C++ round trip skipped ({device_type}): {found}")
+            elif found.built_seconds:
+                notes.append(
+                    f"C++ runner built in {found.built_seconds:.1f} s, cached as {found.path}"
+                )
+        return list(dict.fromkeys(notes))
 
     def close(self) -> None:
         if self._fresh is not None:

@@ -239,20 +239,25 @@ def _row(check: dict) -> tuple[str, ...]:
     )
 
 
+_PLACES = {
+    "in-process": "in this process",
+    "fresh process": "in a fresh process",
+    "C++": "in a C++ (LibTorch) process",
+}
+
+
 def _roundtrip_legend(checks: list[dict]) -> str | None:
     """What the round-trip column's words stand for, as far as these checks ran them."""
-    kinds = {tuple(rt["where"] for rt in check["roundtrips"]) for check in checks}
-    kinds.discard(())
-    if not kinds:
+    orders = {tuple(rt["where"] for rt in check["roundtrips"]) for check in checks}
+    orders.discard(())
+    if not orders:
         return None
-    if kinds == {("in-process",)}:
-        return "(round trip: reload in this process)"
-    if ("in-process",) in kinds:
-        return (
-            "(round trip: reload in this process, then in a fresh process where the check "
-            "asked for it)"
-        )
-    return "(round trip: reload in this process, then in a fresh process)"
+    longest = max(orders, key=len)
+    places = [_PLACES.get(where, where) for where in longest]
+    text = "(round trip: reload " + ", then ".join(places)
+    if len(orders) > 1:
+        text += "; fewer where a check asked for less"
+    return text + ")"
 
 
 def coverage_cell(check: dict) -> str:
@@ -273,7 +278,9 @@ def _roundtrip(check: dict) -> str:
     """``ok ok``: reloaded in process, then in a fresh process; ``ok`` alone: in process only."""
     if not check["roundtrips"]:
         return "-"
-    return " ".join("ok" if roundtrip["ok"] else "FAIL" for roundtrip in check["roundtrips"])
+    return " ".join(
+        "skip" if rt.get("skipped") else "ok" if rt["ok"] else "FAIL" for rt in check["roundtrips"]
+    )
 
 
 def _size(size: int | None) -> str:

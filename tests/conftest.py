@@ -53,8 +53,9 @@ class Masked(torch.nn.Module):
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """Write a user test file (with ``models.py`` beside it) and run it in a subprocess.
 
-    Timing is off unless ``timed=True``: it is on by default for users, but costs seconds per
-    check, and only the perf tests are about it.
+    Timing is off unless ``timed=True``, and the C++ round trip unless ``cpp=True``: both are
+    on by default for users, but cost seconds per check, and only their own tests are about
+    them.
     """
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)  # the user's run is not under our xdist
@@ -65,12 +66,15 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         name: str = "test_user",
         ini: str | None = None,
         timed: bool = False,
+        cpp: bool = False,
     ):
         pytester.makepyfile(models=MODELS)
         pytester.makepyfile(**{name: textwrap.dedent(source)})
         if ini is not None:
             pytester.makeini(textwrap.dedent(ini))
         extra = () if timed else ("--benchmark-disable",)
+        if not cpp:  # the C++ round trip has tests of its own; elsewhere it only costs time
+            extra += ("--ts-cpp=off",)
         return pytester.runpytest_subprocess("-p", "no:cacheprovider", *extra, *args)
 
     return run

@@ -79,6 +79,7 @@ def test_built_wheel_installs_into_a_fresh_venv_and_checks_a_model(tmp_path):
         "-p",
         "no:cacheprovider",
         "--benchmark-disable",
+        "--ts-cpp=off",
         cwd=project,
         env=env,
     )

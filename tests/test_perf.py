@@ -242,6 +242,7 @@ def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite
         "-q",
         "--ts-baseline=shared.json",
         "--ts-update-baseline",
+        "--ts-cpp=off",
     ]
     logs = [pytester.path / f"{name}.log" for name in ("test_fast", "test_slow")]
     workers = []

@@ -1,0 +1,221 @@
+"""The C++ round trip: the artifact loaded by LibTorch in a C++ process, as a C++ service
+deploys it, with every input set run and the outputs handed back for parity.
+
+The runner (``cpp/runner.cpp``, shipped with the package) is built on first use against the
+LibTorch that the installed torch wheel contains (its headers and libraries, found through
+``torch.utils.cpp_extension``), with the system's C++20 compiler, and cached per torch build,
+compiler and ABI in the user's cache directory; a file lock makes concurrent sessions (xdist
+workers, parallel CI jobs) build it once. Where no compiler or no headers exist, the round
+trip is skipped with the reason, or fails with ``--ts-cpp=require``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .files import exclusive_temporary
+from .jit_warnings import import_torch
+from .text import first_lines
+
+SOURCE = Path(__file__).with_name("cpp") / "runner.cpp"
+COMPILERS = ("c++", "g++", "clang++")
+BUILD_TIMEOUT_S = 600.0
+RUN_TIMEOUT_S = 300.0
+
+
+class CppUnavailable(Exception):
+    """No runner can be built here; the message says what is missing."""
+
+
+class CppRunFailed(Exception):
+    """The runner ran and failed: it rejected the artifact, crashed or hung."""
+
+
+@dataclass(frozen=True)
+class Runner:
+    path: Path
+    built_seconds: float  # 0 when the cached binary was reused
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(
+        os.environ.get("PYTEST_TORCHSCRIPT_CACHE", os.path.join(base, "pytest-torchscript"))
+    )
+
+
+def _toolchain(device_type: str) -> tuple[str, list[str], list[str], list[str]]:
+    """(compiler, include dirs, library dirs, libraries), or CppUnavailable saying why."""
+    torch = import_torch()
+    compiler = os.environ.get("CXX") or next(filter(shutil.which, COMPILERS), None)
+    if compiler is None or shutil.which(compiler) is None:
+        raise CppUnavailable(
+            f"no C++ compiler found ({', '.join(COMPILERS)} or $CXX); install one with C++20 "
+            f"support (g++ 10+, clang 12+) to run the C++ round trip"
+        )
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it logs a warning about CUDA_HOME on CPU-only machines
+    try:
+        from torch.utils import cpp_extension
+
+        includes, libraries = cpp_extension.include_paths(), cpp_extension.library_paths()
+    finally:
+        quiet.setLevel(level)
+    if not any(Path(folder, "torch", "script.h").exists() for folder in includes):
+        raise CppUnavailable(
+            f"torch {torch.__version__} ships no LibTorch C++ headers (torch/script.h) in "
+            f"{includes[0] if includes else 'its include folder'}"
+        )
+    names = ["torch", "torch_cpu", "c10"]
+    if device_type == "cuda":
+        names += ["torch_cuda", "c10_cuda"]
+    return compiler, includes, libraries, names
+
+
+def runner(device_type: str = "cpu") -> Runner:
+    """The built runner for this torch, compiler and device type: cached, or built now.
+
+    ``PYTEST_TORCHSCRIPT_CPP_RUNNER`` names a runner to use instead (same command line): your
+    own C++ service's harness, or a prebuilt binary on machines without a compiler."""
+    given = os.environ.get("PYTEST_TORCHSCRIPT_CPP_RUNNER")
+    if given:
+        if not os.access(given, os.X_OK):
+            raise CppUnavailable(f"PYTEST_TORCHSCRIPT_CPP_RUNNER={given} is not an executable")
+        return Runner(Path(given), 0.0)
+    torch = import_torch()
+    compiler, includes, libraries, names = _toolchain(device_type)
+    version = subprocess.run(
+        [compiler, "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    abi = int(bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True)))
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                torch.__version__,
+                str(Path(torch.__file__).parent),
+                *version,
+                str(abi),
+                device_type,
+                SOURCE.read_text(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = folder / f"runner-{key}"
+    if binary.exists():
+        return Runner(binary, 0.0)
+    with _locked(folder / f"runner-{key}.lock"):
+        if binary.exists():  # another session built it while this one waited
+            return Runner(binary, 0.0)
+        started = time.perf_counter()
+        temporary = exclusive_temporary(binary)
+        command = [
+            compiler, "-std=c++20", "-O1", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+            *[f"-I{path}" for path in includes], str(SOURCE), "-o", str(temporary),
+            *[f"-L{path}" for path in libraries],
+            *[f"-Wl,-rpath,{path}" for path in libraries],
+            "-Wl,--no-as-needed", *[f"-l{name}" for name in names],
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            temporary.unlink(missing_ok=True)
+            raise CppUnavailable(
+                f"building the C++ runner took over {BUILD_TIMEOUT_S:.0f} s"
+            ) from None
+        if result.returncode != 0:
+            temporary.unlink(missing_ok=True)
+            raise CppUnavailable(
+                f"{compiler} could not build the C++ runner against torch {torch.__version__}'s "
+                f"LibTorch:\n  " + first_lines(result.stderr, 8).replace("\n", "\n  ")
+            )
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, binary)
+        return Runner(binary, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: two sessions may both build; the rename keeps one
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run(
+    binary: Path,
+    artifact: Path,
+    input_sets: list[Any],
+    device: str,
+    workdir: Path,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> tuple[list[Any], str]:
+    """Run ``artifact`` on ``input_sets`` (CPU (args, kwargs) pairs) in the C++ runner; return
+    its outputs (on the CPU) and its stderr, or raise CppRunFailed with what it said."""
+    torch = import_torch()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+        inputs, outputs = Path(scratch, "inputs.pt"), Path(scratch, "outputs.pt")
+        torch.save([(tuple(args), dict(kwargs)) for args, kwargs in input_sets], inputs)
+        command = [str(binary), str(artifact), str(inputs), str(outputs), device]
+        # Its own process group, so a hang is killed with everything it started.
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        )
+        try:
+            _, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
+            raise CppRunFailed(
+                f"the C++ runner did not finish within {timeout_s:.0f} s (killed)"
+                + (f":\n  {first_lines(stderr, 8)}" if stderr.strip() else "")
+            ) from None
+        result = subprocess.CompletedProcess(command, process.returncode, "", stderr)
+        if result.returncode < 0:
+            name = signal.Signals(-result.returncode).name
+            raise CppRunFailed(
+                f"the C++ runner crashed ({name}) on {artifact.name}"
+                + (f":\n  {first_lines(result.stderr, 8)}" if result.stderr.strip() else "")
+            )
+        if result.returncode != 0:
+            raise CppRunFailed(
+                f"LibTorch rejected {artifact.name}:\n  "
+                + first_lines(result.stderr, 10).replace("\n", "\n  ")
+            )
+        # weights_only: tensors and containers only. LibTorch tags typed lists and dicts with
+        # torch.jit._pickle.restore_type_tag, a function that only sets that tag.
+        from torch.jit._pickle import restore_type_tag
+
+        with torch.serialization.safe_globals([restore_type_tag]):
+            loaded = torch.load(outputs, weights_only=True, map_location=device)
+        return loaded, result.stderr

@@ -1,0 +1,151 @@
+"""The C++ round trip: the artifact run by LibTorch in a C++ process, compared with eager.
+
+The runner is built once into a cache shared by these tests (about 20 s of CPU), then reused;
+the fault cases (a runtime that rejects the artifact, a crash, a hang) use small scripts in
+place of the runner, through PYTEST_TORCHSCRIPT_CPP_RUNNER, so they are deterministic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import assert_no_plugin_traceback, expect_lines
+
+pytestmark = pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="no C++ compiler here"
+)
+
+MODELS_SUITE = """
+import pytest
+import torch
+from models import Affine, Masked
+
+@pytest.mark.torchscript(mode=["trace", "script"], inputs=[torch.randn(2, 4), torch.randn(5, 4)])
+def test_affine():
+    return Affine().eval()
+
+@pytest.mark.torchscript(
+    mode="script",
+    inputs=[{"x": torch.randn(2, 3, 8), "mask": torch.ones(2, 3)},
+            {"x": torch.randn(1, 5, 8), "mask": torch.ones(1, 5)}],
+)
+def test_nested_outputs():
+    return Masked().eval()
+"""
+
+
+@pytest.fixture(scope="session")
+def runner_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cpp-cache")
+
+
+def test_traced_scripted_and_nested_models_round_trip_through_cpp(
+    suite, pytester, monkeypatch, runner_cache
+):
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(runner_cache))
+    result = suite(MODELS_SUITE, "--ts-report=report.json", cpp=True)
+    result.assert_outcomes(passed=3)
+    expect_lines(result, ["passed*ok ok ok*test_user.py::test_affine[trace]"])
+    expect_lines(
+        result,
+        [
+            "(round trip: reload in this process, then in a fresh process, then in a C++ "
+            "(LibTorch) process)"
+        ],
+    )
+    report = json.loads((pytester.path / "report.json").read_text())
+    for check in report["checks"]:
+        (cpp,) = [rt for rt in check["roundtrips"] if rt["where"] == "C++"]
+        assert cpp["ok"] and cpp["skipped"] is None and len(cpp["parity"]) == 2
+        assert all(result["max_abs"] == 0 for result in cpp["parity"])
+    nested = [c for c in report["checks"] if c["test_id"].endswith("test_nested_outputs")][0]
+    (cpp,) = [rt for rt in nested["roundtrips"] if rt["where"] == "C++"]
+    assert {leaf["path"] for leaf in cpp["parity"][0]["leaves"]} == {
+        "output['logits']",
+        "output['hidden']",
+    }
+    # A second session reuses the cached runner: no build line, the same verdicts.
+    again = suite(MODELS_SUITE, cpp=True)
+    again.assert_outcomes(passed=3)
+    again.stdout.no_fnmatch_line("*C++ runner built in*")
+
+
+FAKE_RUNNERS = {
+    "rejects": (
+        "#!/bin/sh\necho 'Unknown builtin op: my_ops::fused_gelu.' >&2\nexit 2\n",
+        [
+            "*could not be loaded and run by LibTorch in a C++ process, as a C++ service would:",
+            "*LibTorch rejected trace.pt:",
+            "*Unknown builtin op: my_ops::fused_gelu.*",
+        ],
+    ),
+    "crashes": (
+        "#!/bin/sh\necho 'loading...' >&2\nkill -SEGV $$\n",
+        ["*the C++ runner crashed (SIGSEGV) on trace.pt:*", "*loading...*"],
+    ),
+    "hangs": (
+        "#!/bin/sh\nsleep 60\n",
+        ["*the C++ runner did not finish within 2 s (killed)*"],
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAKE_RUNNERS))
+def test_a_cpp_runtime_fault_fails_that_check_and_keeps_the_others(
+    suite, pytester, monkeypatch, fault
+):
+    script, expected = FAKE_RUNNERS[fault]
+    fake = pytester.path / "fake-runner"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CPP_RUNNER", str(fake))
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_cpp_fault():
+            return Affine().eval()
+
+        @pytest.mark.torchscript(mode="export", inputs=torch.randn(2, 4))
+        def test_not_torchscript():
+            return Affine().eval()
+        """,
+        ini="[pytest]\nts_cpp_timeout = 2\n",
+        cpp=True,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(result, ["torchscript check of Affine failed at cpp (mode='trace', device=cpu)"])
+    expect_lines(result, expected)
+    expect_lines(result, ["passed*export*ok ok skip*test_user.py::test_not_torchscript"])
+    assert_no_plugin_traceback(result)
+
+
+def test_no_compiler_skips_the_cpp_round_trip_or_fails_when_required(suite, pytester, monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(pytester.path / "cache"))
+    source = """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+        """
+    result = suite(source, cpp=True)
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["passed*ok ok skip*test_user.py::test_model"])
+    expect_lines(
+        result,
+        [
+            "torchscript: C++ round trip skipped (cpu): no C++ compiler found (c++, g++, clang++ "
+            "or $CXX)*"
+        ],
+    )
+    required = suite(source, "--ts-cpp=require", cpp=True)
+    required.assert_outcomes(failed=1)
+    expect_lines(required, ["--ts-cpp=require, and no C++ compiler found*"])
