@@ -116,12 +116,23 @@ def child(args) -> None:
                 "condition": name,
                 "outcome": gate.outcome,
                 "seconds": report.timing.seconds_spent,
-                "eager": report.normalised["eager"].median,
-                "converted": report.normalised["converted"].median,
+                "changes": _changes(report, path),
                 "message": gate.message,
             }
         )
     print(json.dumps(results))
+
+
+def _changes(report, path: Path) -> dict[str, float]:
+    """Each gated figure now / in the baseline (medians), for the noise table."""
+    entry = json.loads(path.read_text())[KEY]
+    return {
+        "ratio": report.ratio.median / entry["ratio"]["median"] - 1,
+        "eager": report.normalised["eager"].median / entry["normalised"]["eager"]["median"] - 1,
+        "converted": report.normalised["converted"].median
+        / entry["normalised"]["converted"]["median"]
+        - 1,
+    }
 
 
 def calibrate(budget: float) -> dict[str, dict[str, int]]:
@@ -188,6 +199,7 @@ def main() -> None:
     print(f"extra steps per slowdown (calibrated): {steps}", flush=True)
     machines = ["quiet"] + (["one core busy"] if args.load else [])
     tally: dict[tuple[str, str], dict[str, int]] = {}
+    spread: dict[tuple[str, str], list[dict[str, float]]] = {}
     spent: list[float] = []
     script = [sys.executable, os.path.abspath(__file__)]
     with tempfile.TemporaryDirectory() as folder:
@@ -213,11 +225,12 @@ def main() -> None:
                 if neighbour is not None:
                     neighbour.join()
             for result in json.loads(output.strip().splitlines()[-1]):
+                spread.setdefault((machine, result["condition"]), []).append(result["changes"])
                 counts = tally.setdefault((machine, result["condition"]), {})
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
                 spent.append(result["seconds"])
-                if result["condition"] == "unchanged" and result["outcome"] == "regression":
-                    print(f"false alarm ({machine}): {result['message']}", flush=True)
+                if result["condition"] == "unchanged" and result["outcome"] != "pass":
+                    print(f"{result['outcome']} ({machine}): {result['message']}", flush=True)
     print(
         f"{'machine':<14} {'condition':<16} {'gates':>6} {'regression':>11} "
         f"{'inconclusive':>13} {'pass':>6}"
@@ -230,6 +243,14 @@ def main() -> None:
             f"{counts.get('inconclusive', 0) / total:>13.1%} "
             f"{counts.get('pass', 0) / total:>6.1%}"
         )
+    print("measured change per figure (median [min, max] over the gates), now vs baseline:")
+    print(f"{'machine':<14} {'condition':<16} {'ratio':>22} {'eager/probe':>22} {'conv/probe':>22}")
+    for (machine, condition), rows in spread.items():
+        cells = []
+        for figure in ("ratio", "eager", "converted"):
+            values = sorted(row[figure] for row in rows)
+            cells.append(f"{values[len(values) // 2]:+.1%} [{values[0]:+.1%}, {values[-1]:+.1%}]")
+        print(f"{machine:<14} {condition:<16} " + " ".join(f"{c:>22}" for c in cells))
     print(
         f"timing per check: median {sorted(spent)[len(spent) // 2]:.2f} s, max {max(spent):.2f} s"
     )
