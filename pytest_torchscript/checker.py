@@ -29,6 +29,7 @@ from .controlflow import (
 from .convert import ConversionFailed, convert
 from .cpp_runner import CppRunFailed, CppUnavailable
 from .cpp_runner import run as run_in_cpp
+from .deadline import CheckTimedOut, deadline
 from .decisions import DecisionRecorder
 from .errors import CheckFailed, TraceHazardWarning, TrainModeWarning, UsageProblem
 from .evidence import Evidence
@@ -37,10 +38,7 @@ from .fresh_process import FreshProcessError
 from .graphs import first_difference, script_decisions, trace_steps
 from .hazards import hazards_from, tracer_hint
 from .inputs import InputSet, normalize_inputs, tensor_leaves
-from .jit_warnings import (
-    import_torch,
-    recording_warnings,
-)
+from .jit_warnings import import_torch, recording_warnings, torchscript_missing_reason
 from .onnx_mode import TOLERANCES as ONNX_TOLERANCES
 from .onnx_mode import OnnxModule, flat_inputs
 from .onnx_mode import missing_reason as onnx_missing_reason
@@ -107,14 +105,16 @@ class TorchScriptChecker:
         if inputs is not None:
             layer["inputs"] = inputs
         resolved = self._options.merged(layer)
+        missing = {"onnx": onnx_missing_reason, "trace": torchscript_missing_reason,
+                   "script": torchscript_missing_reason}.get(resolved.mode)  # fmt: skip
+        reason = missing() if missing else None
+        if reason:  # a mode this installation cannot run: a skip that says why, in the matrix
+            skipped = CheckReport(
+                self._test_id, resolved.mode, str(self.device), model_name(model), skipped=reason
+            )
+            self._session.reports.append(skipped)
+            raise skip_at_test(reason)
         if resolved.mode == "onnx":
-            reason = onnx_missing_reason()
-            if reason:
-                skipped = CheckReport(
-                    self._test_id, "onnx", str(self.device), model_name(model), skipped=reason
-                )
-                self._session.reports.append(skipped)
-                raise skip_at_test(reason)
             resolved = resolved.merged(
                 {
                     name: value
@@ -135,7 +135,21 @@ class TorchScriptChecker:
         self._pending_warnings: list[tuple[str, type[Warning]]] = []
         try:
             self._warn_if_training(model, report)
-            self._run(model, resolved, report)
+            with deadline(resolved.timeout):
+                self._run(model, resolved, report)
+        except CheckTimedOut:
+            report.failed_stage = self._stage
+            report.failure = (
+                f"the check did not finish within timeout={resolved.timeout:g} s; it was in "
+                f"its {self._stage} stage (raise timeout=, or use smaller input sets or "
+                f"time_budget=)"
+            )
+            self._keep_evidence(report)
+            raise CheckFailed(
+                f"torchscript check of {report.model} failed at {self._stage} "
+                f"(mode={report.mode!r}, device={report.device})\n{report.failure}",
+                report,
+            ) from None
         except UsageProblem as problem:
             report.failed_stage, report.failure = "inputs", str(problem)
             raise problem.with_traceback(None) from problem.__cause__

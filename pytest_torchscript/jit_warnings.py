@@ -177,3 +177,31 @@ def flatten_registered(value: Any) -> list[Any] | None:
     except Exception:  # noqa: BLE001 - a library's flattening that fails: not comparable
         return None
     return leaves
+
+
+_TORCHSCRIPT_PROBE: list[str | None] = []
+
+
+def torchscript_missing_reason() -> str | None:
+    """Why this torch cannot run TorchScript (it was removed, or ``torch.jit`` raises unless
+    an opt-in is set, as an open PyTorch change proposes), or None. Asked once per process,
+    by scripting a one-line function."""
+    if not _TORCHSCRIPT_PROBE:
+        torch = import_torch()
+        reason = None
+        try:
+            with recording_warnings([]):
+                torch.jit.script(_probe_function)
+        except Exception as error:  # noqa: BLE001 - any failure here means no TorchScript
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reason = (
+                f"this torch {torch.__version__} does not run TorchScript (torch.jit.script "
+                f"raised {type(error).__name__}: {text}); check the model with mode='export' "
+                f"(or 'onnx') instead"
+            )
+        _TORCHSCRIPT_PROBE.append(reason)
+    return _TORCHSCRIPT_PROBE[0]
+
+
+def _probe_function(x: int) -> int:
+    return x + 1

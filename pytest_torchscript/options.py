@@ -40,6 +40,7 @@ class Options:
     skip: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
     known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
     onnx_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timeout: float | None = None  # seconds for the whole check; None: no limit
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
@@ -255,6 +256,13 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             _lines_text,
         ),
         OptionSpec(
+            "timeout",
+            "seconds (> 0) the whole check may take; past it the check fails, naming the "
+            "stage it was in, and the session goes on",
+            _positive,
+            _float_text,
+        ),
+        OptionSpec(
             "onnx_options",
             "a dict of extra keyword arguments for torch.onnx.export in mode='onnx', e.g. "
             "{'optimize': False}",
@@ -373,6 +381,8 @@ INI_HELP = {
     "than eager (default: no limit)",
     "ts_max_regression": "fail checks whose converted/eager ratio or probe-normalised time grew "
     "by more than this fraction over the --ts-baseline entry (default: 0.05)",
+    "ts_timeout": "seconds a torchscript check may take before it fails, naming its stage "
+    "(default: no limit)",
     "ts_known_hazards": "acknowledged trace hazards that should not warn, one per line: "
     "'file.py:LINE' or a library name",
 }

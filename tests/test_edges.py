@@ -450,3 +450,77 @@ def test_an_acknowledged_hazard_does_not_warn(suite):
         "error::pytest_torchscript.TraceHazardWarning",
     )
     quiet.assert_outcomes(passed=1)
+
+
+def test_a_torch_whose_torchscript_raises_skips_trace_and_script_and_says_why(suite, pytester):
+    pytester.makeconftest(
+        """
+        import torch
+
+        def _removed(*args, **kwargs):
+            raise RuntimeError(
+                "TorchScript is deprecated and disabled; set TORCH_JIT_OPT_IN=1 to use it"
+            )
+
+        torch.jit.script = _removed
+        torch.jit.trace = _removed
+        """
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="all", inputs=torch.randn(2, 4), roundtrip="in-process")
+        def test_model():
+            return Affine().eval()
+        """,
+        "--ts-modes=trace,script,export",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=2)
+    expect_lines(
+        result,
+        [
+            "SKIPPED*this torch * does not run TorchScript (torch.jit.script raised "
+            "RuntimeError: TorchScript is deprecated and disabled; set TORCH_JIT_OPT_IN=1 to "
+            "use it); check the model with mode='export' (or 'onnx') instead"
+        ],
+    )
+    expect_lines(result, ["  skipped*skipped*pass*Affine (test_user.py)"])
+    assert_no_plugin_traceback(result)
+
+
+def test_a_check_past_its_timeout_fails_naming_the_stage_and_the_session_goes_on(suite):
+    result = suite(
+        """
+        import time
+        import pytest
+        import torch
+        from models import Affine
+
+        class Slow(torch.nn.Module):
+            def forward(self, x):
+                time.sleep(3)
+                return x * 2
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), timeout=0.5)
+        def test_slow():
+            return Slow()
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), timeout=60)
+        def test_fine():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Slow failed at eager (mode='trace', device=cpu)",
+            "the check did not finish within timeout=0.5 s; it was in its eager stage*",
+        ],
+    )
+    expect_lines(result, ["failed (eager)*test_user.py::test_slow"])
+    assert_no_plugin_traceback(result)
