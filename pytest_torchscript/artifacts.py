@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .aoti import AotiPackage, is_package, load_package
 from .errors import UsageProblem
 from .exporting import load_program, program_code, save_program
 from .files import (
@@ -68,12 +69,15 @@ def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) ->
     folder.mkdir(parents=True, exist_ok=True)
     exported = isinstance(artifact, torch.export.ExportedProgram)
     is_onnx = type(artifact).__name__ == "ONNXProgram"
-    suffix = ".onnx" if is_onnx else ".pt2" if exported else ".pt"
+    compiled = isinstance(artifact, AotiPackage)
+    suffix = ".onnx" if is_onnx else ".pt2" if exported or compiled else ".pt"
     path = folder / f"{stem}{suffix}"
     temporary = exclusive_temporary(path)
     try:
         with recording_warnings(into):
-            if is_onnx:
+            if compiled:
+                temporary.write_bytes(artifact.path.read_bytes())
+            elif is_onnx:
                 save_onnx(artifact, temporary)
             elif exported:
                 save_program(artifact, temporary)
@@ -106,6 +110,8 @@ def describe(artifact: Any) -> tuple[str, str]:
     """The code and graph text of a converted artifact (ScriptModule, ExportedProgram or
     ONNXProgram)."""
     torch = import_torch()
+    if isinstance(artifact, AotiPackage):
+        return program_code(artifact.program)
     if isinstance(artifact, torch.export.ExportedProgram):
         return program_code(artifact)
     if type(artifact).__name__ == "ONNXProgram":
@@ -121,5 +127,5 @@ def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None)
         if path.suffix == ".onnx":
             return like.like(path)
         if path.suffix == ".pt2":
-            return load_program(path)
+            return load_package(path, device) if is_package(path) else load_program(path)
         return torch.jit.load(str(path), map_location=device)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from . import artifacts, baseline, perf
+from .aoti import is_package as is_aoti_package
 from .benchmark_bridge import publish_report
 from .controlflow import (
     ControlFlowReport,
@@ -38,11 +39,16 @@ from .fresh_process import FreshProcessError
 from .graphs import first_difference, script_decisions, trace_steps
 from .hazards import hazards_from, tracer_hint
 from .inputs import InputSet, normalize_inputs, tensor_leaves
-from .jit_warnings import import_torch, recording_warnings, torchscript_missing_reason
+from .jit_warnings import (
+    flat_tensors,
+    import_torch,
+    recording_warnings,
+    torchscript_missing_reason,
+)
 from .onnx_mode import TOLERANCES as ONNX_TOLERANCES
 from .onnx_mode import OnnxModule, flat_inputs
 from .onnx_mode import missing_reason as onnx_missing_reason
-from .options import Options, parse_check_options
+from .options import EXPORTED_MODES, Options, parse_check_options
 from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .perf import PerfReport
 from .report import CheckReport, RoundTripResult, describe_mismatch
@@ -207,7 +213,7 @@ class TorchScriptChecker:
             self._require_deterministic(first, self._eager(model, input_sets[0], 0), options)
             example = input_sets[0]
             dynamic_shapes = options.dynamic_shapes
-            if options.mode in ("export", "onnx") and dynamic_shapes is None:
+            if options.mode in EXPORTED_MODES and dynamic_shapes is None:
                 dynamic_shapes = infer_dynamic_shapes(model, input_sets)
                 example = input_sets[export_example(input_sets, dynamic_shapes)]
             self._stage = "conversion"
@@ -245,7 +251,7 @@ class TorchScriptChecker:
                 eager,
                 options,
                 report.warnings,
-                conversion.size_decisions if options.mode in ("export", "onnx") else None,
+                conversion.size_decisions if options.mode in EXPORTED_MODES else None,
             )
             self._stage = "control-flow"
             report.control_flow = self._control_flow(
@@ -344,7 +350,7 @@ class TorchScriptChecker:
         noting its decisions and its graph, to prove where another input leaves the path."""
         if mode == "script":
             return analyse_script(script_decisions(conversion.module), recorder.by_set)
-        if mode in ("export", "onnx"):  # export refuses data-dependent branches: coverage only
+        if mode in EXPORTED_MODES:  # export refuses data-dependent branches: coverage only
             return analyse_coverage(mode, recorder.by_set)
         example_steps = trace_steps(conversion.module)
         differences = {}
@@ -497,12 +503,19 @@ class TorchScriptChecker:
             return
         result = RoundTripResult("C++")
         report.roundtrips.append(result)
-        if path.suffix != ".pt":
+        package = path.suffix == ".pt2" and is_aoti_package(path)
+        if path.suffix != ".pt" and not package:
             result.skipped = (
-                f"the C++ round trip runs TorchScript (.pt) artifacts; a {path.suffix} file is "
-                f"loaded by other runtimes"
+                f"the C++ round trip runs TorchScript (.pt) and AOTInductor (mode='aoti') "
+                f"artifacts; a {path.suffix} file from mode={report.mode!r} is loaded by "
+                f"another runtime"
             )
             return
+        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+        expected = [output for output, _ in eager]
+        if package:  # the loader takes and returns flat lists of tensors
+            cpu_sets = [(tuple(flat_tensors((args, kwargs))), {}) for args, kwargs in cpu_sets]
+            expected = [flat_tensors(output) for output in expected]
         try:
             built = self._session.cpp_runner(self.device.type)
         except CppUnavailable as missing:
@@ -515,7 +528,7 @@ class TorchScriptChecker:
             outputs, _ = run_in_cpp(
                 built.path,
                 path,
-                [input_set.copy_to("cpu") for input_set in input_sets],
+                cpu_sets,
                 str(self.device),
                 self._session.private_root() / "cpp",
                 self._session.settings.cpp_timeout,
@@ -529,7 +542,7 @@ class TorchScriptChecker:
             ) from None
         result.seconds = time.perf_counter() - started
         result.parity = [
-            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
+            self._compare(expected[i], output, i, options) for i, output in enumerate(outputs)
         ]
         if not result.ok:
             raise _Stop(

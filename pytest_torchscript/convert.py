@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aoti import AotiPackage, compile_package, load_package
 from .exporting import (
     explain_export_failure,
     export_program,
@@ -24,6 +25,7 @@ from .jit_warnings import (
     recording_warnings,
 )
 from .onnx_mode import OnnxModule, export_onnx
+from .options import EXPORTED_MODES
 from .text import first_lines, model_name, root_cause, strip_ansi
 
 _HINTS = {
@@ -78,7 +80,7 @@ def convert(
     torch = import_torch()
     recorded: list[RecordedWarning] = []
     started = time.perf_counter()
-    if mode in ("export", "onnx"):
+    if mode in EXPORTED_MODES:
         return _export(
             model,
             mode,
@@ -123,11 +125,17 @@ def _export(
             if mode == "onnx":
                 program = export_onnx(model, args, kwargs, dynamic_shapes, onnx_options)
                 module = OnnxModule.from_program(program, model, device, threads)
+            elif mode == "aoti":
+                exported = export_program(model, args, kwargs, dynamic_shapes)
+                program = AotiPackage(compile_package(exported), exported)
+                module = load_package(program.path, device)
             else:
                 program = export_program(model, args, kwargs, dynamic_shapes)
                 module = program.module()
     except Exception as error:
-        converter = "torch.onnx.export" if mode == "onnx" else "torch.export"
+        converter = {"onnx": "torch.onnx.export", "aoti": "torch.export + AOTInductor"}.get(
+            mode, "torch.export"
+        )
         lines = [f"{converter} could not convert {model_name(model)} (mode={mode!r})"]
         location = user_location(error)
         if location is not None:

@@ -28,6 +28,13 @@ def _plain(value):
     return value
 
 
+def _is_aoti_package(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return any("/data/aotinductor/" in name for name in archive.namelist())
+
+
 def _to(value, device, torch):
     if isinstance(value, torch.Tensor):
         return value.to(device)
@@ -77,7 +84,9 @@ def _handle(request, torch):
         if artifact.endswith(".onnx"):
             outputs = _run_onnx(artifact, input_sets, request["device"], torch)
         else:
-            if artifact.endswith(".pt2"):
+            if artifact.endswith(".pt2") and _is_aoti_package(artifact):
+                module = torch._inductor.aoti_load_package(artifact)
+            elif artifact.endswith(".pt2"):
                 module = torch.export.load(artifact).module()
             else:
                 module = torch.jit.load(artifact, map_location=request["device"])

@@ -205,3 +205,11 @@ def torchscript_missing_reason() -> str | None:
 
 def _probe_function(x: int) -> int:
     return x + 1
+
+
+def flat_tensors(value: Any) -> list[Any]:
+    """The leaves of a nested output or input set in torch.export's order (its pytree), as
+    AOTInductor's C++ loader takes and returns them."""
+    from torch.utils import _pytree as pytree
+
+    return pytree.tree_flatten(value)[0]

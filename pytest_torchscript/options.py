@@ -17,7 +17,8 @@ from typing import Any
 from .errors import UsageProblem
 from .text import short_repr
 
-MODES = ("trace", "script", "export", "onnx")
+MODES = ("trace", "script", "export", "onnx", "aoti")
+EXPORTED_MODES = ("export", "onnx", "aoti")  # modes that go through torch.export
 ALL = "all"  # every mode of --ts-modes (default: all of MODES)
 
 
@@ -188,7 +189,9 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     spec.name: spec
     for spec in (
         OptionSpec(
-            "mode", "'trace', 'script', 'export' or 'onnx', a list of them, or 'all'", _modes
+            "mode",
+            "'trace', 'script', 'export', 'onnx' or 'aoti', a list of them, or 'all'",
+            _modes,
         ),
         OptionSpec(
             "inputs",

@@ -46,7 +46,7 @@ def test_onnx_dict(torchscript):
 
 def test_all_modes_give_a_migration_matrix_with_one_line_reasons(suite):
     result = suite(MODEL, "-W", "ignore::pytest_torchscript.TraceHazardWarning")
-    result.assert_outcomes(passed=2, failed=3)  # script and the onnx dict model pass
+    result.assert_outcomes(passed=2, failed=4)  # script and the onnx dict model pass
     expect_lines(
         result,
         [
@@ -78,7 +78,7 @@ def test_bad_ts_modes_is_a_usage_error(suite):
     result.stderr.fnmatch_lines(
         [
             "ERROR: --ts-modes='trace,tflite': unknown mode 'tflite'; give a comma-separated list "
-            "of trace, script, export, onnx"
+            "of trace, script, export, onnx, aoti"
         ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR

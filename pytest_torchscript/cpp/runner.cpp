@@ -1,12 +1,15 @@
 // pytest-torchscript's C++ round trip: load an artifact with LibTorch alone, as a C++ service
 // deploys it (no Python anywhere in this process), run every input set, write the outputs.
 //
-//   runner ARTIFACT.pt INPUTS OUTPUTS DEVICE
+//   runner ARTIFACT.pt INPUTS OUTPUTS DEVICE      a TorchScript module (torch::jit::load)
+//   runner PACKAGE.pt2 INPUTS OUTPUTS DEVICE      an AOTInductor package (AOTIModelPackageLoader)
 //
-// INPUTS is a torch.save'd list of (args tuple, kwargs dict) of CPU tensors; OUTPUTS is written
+// INPUTS is a torch.save'd list of (args tuple, kwargs dict) of CPU tensors (for a package: the
+// flattened input tensors as args, in the exported program's order); OUTPUTS is written
 // with torch::jit::pickle_save, a list with one entry per input set, readable by torch.load. Named
 // tuples become plain tuples (their Python classes do not exist here). Exit status: 0 ok, 2 an
 // error (its message on stderr); a crash is the caller's to report.
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <fstream>
@@ -62,7 +65,25 @@ int main(int argc, char** argv) {
   try {
     const c10::Device device(argv[4]);
     const c10::Device cpu(c10::kCPU);
-    torch::jit::Module module = torch::jit::load(argv[1], device);
+    const std::string artifact(argv[1]);
+    if (artifact.size() > 4 && artifact.compare(artifact.size() - 4, 4, ".pt2") == 0) {
+      torch::inductor::AOTIModelPackageLoader loader(artifact);
+      torch::NoGradGuard no_grad;
+      const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));
+      c10::impl::GenericList outputs(c10::AnyType::get());
+      for (const auto& set : sets.toListRef()) {
+        std::vector<at::Tensor> inputs;
+        for (const auto& arg : set.toTupleRef().elements().at(0).toTupleRef().elements()) {
+          inputs.push_back(arg.toTensor().to(device));
+        }
+        c10::impl::GenericList flat(c10::AnyType::get());
+        for (const auto& output : loader.run(inputs)) flat.push_back(output.to(cpu));
+        outputs.push_back(flat);
+      }
+      write_file(argv[3], torch::jit::pickle_save(outputs));
+      return 0;
+    }
+    torch::jit::Module module = torch::jit::load(artifact, device);
     module.eval();
     torch::NoGradGuard no_grad;
     const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));

@@ -1,0 +1,80 @@
+"""mode="aoti": torch.export, then AOTInductor compiles the exported program into a package (a
+``.pt2`` holding a shared library and the weights) that Python loads with
+``torch._inductor.aoti_load_package`` and a C++ service with
+``torch::inductor::AOTIModelPackageLoader``: the deployment path PyTorch recommends now that
+TorchScript is deprecated.
+
+``aoti_compile_and_package`` and ``aoti_load_package`` are AOTInductor's documented entry
+points, though they live under ``torch._inductor``. Compiling takes seconds to minutes, so a
+package is reused within the process when the same program (graph, input specs and weights)
+comes back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .jit_warnings import import_torch
+
+_CACHE: dict[str, Path] = {}
+_FOLDER: list[Path] = []
+
+
+@dataclass
+class AotiPackage:
+    """What a check saves in mode="aoti": the compiled package, and the program it came from
+    (whose code and graph go beside it under --ts-artifacts)."""
+
+    path: Path
+    program: Any
+
+
+def is_package(path: Path) -> bool:
+    """A .pt2 that holds an AOTInductor-compiled model (not only an exported program)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/data/aotinductor/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def compile_package(program: Any) -> Path:
+    """The package for ``program``: compiled now, or the one compiled earlier in this process
+    for the same graph, input specs and weights."""
+    torch = import_torch()
+    key = _fingerprint(program)
+    if key in _CACHE and _CACHE[key].exists():
+        return _CACHE[key]
+    if not _FOLDER:
+        _FOLDER.append(Path(tempfile.mkdtemp(prefix="pytest-torchscript-aoti-")))
+        atexit.register(shutil.rmtree, _FOLDER[0], True)
+    path = _FOLDER[0] / f"{key}.pt2"
+    torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    _CACHE[key] = path
+    return path
+
+
+def load_package(path: Path, device: Any = None) -> Any:
+    """The package as a callable module (on the device it was compiled for)."""
+    torch = import_torch()
+    index = getattr(device, "index", None)
+    return torch._inductor.aoti_load_package(str(path), device_index=-1 if index is None else index)
+
+
+def _fingerprint(program: Any) -> str:
+    digest = hashlib.sha256(program.graph_module.code.encode())
+    digest.update(repr(program.call_spec).encode())
+    placeholders = [node for node in program.graph.nodes if node.op == "placeholder"]
+    digest.update(repr([(node.name, str(node.meta.get("val"))) for node in placeholders]).encode())
+    for name, tensor in sorted(program.state_dict.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
+        digest.update(repr((tuple(tensor.shape), float(tensor.detach().double().sum()))).encode())
+    return digest.hexdigest()[:20]

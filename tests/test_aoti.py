@@ -1,0 +1,48 @@
+"""mode="aoti": torch.export, AOTInductor compiles a package, parity in Python, the fresh
+process and the C++ runner; dynamic batches; a session-wide package cache. Each compile costs
+tens of seconds of CPU, so there are two."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import expect_lines
+
+pytestmark = pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("c++", "g++", "clang++")), reason="no C++ compiler here"
+)
+
+
+def test_aoti_checks_a_clean_model_and_a_dynamic_batch_everywhere(
+    suite, pytester, monkeypatch, tmp_path_factory
+):
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(tmp_path_factory.mktemp("cpp-cache")))
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="aoti", inputs=[torch.randn(3, 4), torch.randn(7, 4)])
+        def test_dynamic_batch():
+            return Affine().eval()
+
+        def test_same_model_twice(torchscript):
+            model = Affine().eval()
+            first = torchscript.check(model, torch.randn(2, 4), mode="aoti", roundtrip=False)
+            again = torchscript.check(model, torch.randn(2, 4), mode="aoti", roundtrip=False)
+            assert again.conversion_seconds < first.conversion_seconds / 3  # cached package
+        """,
+        "--ts-report=report.json",
+        cpp=True,
+    )
+    result.assert_outcomes(passed=2)
+    expect_lines(result, ["passed*aoti*ok ok ok*test_user.py::test_dynamic_batch"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    dynamic = [c for c in report["checks"] if c["test_id"].endswith("test_dynamic_batch")][0]
+    assert dynamic["artifact_path"].endswith("aoti.pt2")
+    assert [rt["where"] for rt in dynamic["roundtrips"]] == ["in-process", "fresh process", "C++"]
+    assert all(rt["ok"] and len(rt["parity"]) == 2 for rt in dynamic["roundtrips"])
+    assert dynamic["conversion_seconds"] > 0
