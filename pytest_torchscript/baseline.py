@@ -106,7 +106,9 @@ def _entry_problem(entry: Any) -> str | None:
                 return problem
         probe = entry.get("probe")
         problem = _interval_problem(
-            {k: v for k, v in probe.items() if k != "spread"} if isinstance(probe, dict) else probe,
+            {k: v for k, v in probe.items() if k not in ("spread", "components")}
+            if isinstance(probe, dict)
+            else probe,
             "probe",
         )
         if problem:
@@ -114,6 +116,11 @@ def _entry_problem(entry: Any) -> str | None:
         spread = probe.get("spread")
         if not _positive(spread) and spread != 0:
             return f"has probe.spread = {short_repr(spread)}, not a number >= 0"
+        components = probe.get("components", {})
+        if not isinstance(components, dict) or not all(
+            _positive(value) for value in components.values()
+        ):
+            return f"has probe.components = {short_repr(components)}, not positive seconds"
     return None
 
 

@@ -137,12 +137,12 @@ class BenchmarkHooks:
 def publish_report(item: pytest.Item, report: Any) -> None:
     """Publish every timed series of a check (eager, converted, reloaded), each with the
     check's mode, device, ratio, parity figures and gates in ``extra_info``."""
-    from .probe import PROBE
+    from .probe import is_probe
     from .timing import WARMUP_CALLS
 
     timing = report.perf.timing
     for name, samples in timing.samples.items():
-        if name == PROBE:  # the machine-speed probe is not a result of the user's model
+        if is_probe(name):  # the machine-speed probe is not a result of the user's model
             continue
         role = "eager" if name == "eager" else "converted" if name == report.mode else "reloaded"
         ratio = None if role == "eager" else timing.ratio(name)

@@ -21,12 +21,12 @@ from .gates import (
     max_slowdown_gate,
     regression_gate,
 )
-from .perfstats import Interval, ratio_of
-from .probe import PROBE, reference_workload
+from .perfstats import Interval, median_interval, ratio_of
+from .probe import COMPONENTS, reference_workloads, series_name
 from .timing import TimingResult, measure
 
 SPREAD_FLOOR = 0.02  # a probe's rounds spread this much on a quiet machine (measured: 0.5-2%)
-SHIFT_ALLOWANCE = 0.05  # the probe's median moves this much between quiet runs of one machine
+UNEVEN_ALLOWANCE = 0.10  # probe components drift apart up to ~8% between quiet processes
 
 
 @dataclass
@@ -95,18 +95,19 @@ def run(
     Returns the report and, with --ts-update-baseline, the new baseline entry."""
     names = list(calls)
     if settings.baseline_path is not None:  # absolute times are judged: measure the machine
-        calls = {**calls, PROBE: reference_workload(device)}
+        calls = {**calls, **reference_workloads(device)}
     timing = measure(calls, device, budget_s, settings.threads)
     report = PerfReport(timing=timing, baseline_key=key)
     report.medians = {name: timing.median(name) for name in names}
     report.ratio = timing.ratio(names[1], names[0])
     if len(names) > 2:
         report.reloaded_ratio = timing.ratio(names[2], names[0])
-    if PROBE in timing.samples:
-        report.probe = timing.median(PROBE)
+    probe = probe_totals(timing)
+    if probe:
+        report.probe = median_interval(probe)
         report.normalised = {
-            "eager": timing.ratio(names[0], PROBE),
-            "converted": timing.ratio(names[1], PROBE),
+            role: median_interval([t / p for t, p in zip(timing.samples[name], probe)])
+            for role, name in (("eager", names[0]), ("converted", names[1]))
         }
     if max_slowdown is not None:
         report.gates.append(max_slowdown_gate(report.ratio, max_slowdown))
@@ -118,7 +119,11 @@ def run(
             "eager_median": report.medians[names[0]].median,
             "converted_median": report.medians[names[1]].median,
             "normalised": {name: value.to_dict() for name, value in report.normalised.items()},
-            "probe": {**report.probe.to_dict(), "spread": spread(timing.samples[PROBE])},
+            "probe": {
+                **report.probe.to_dict(),
+                "spread": spread(probe),
+                "components": component_medians(timing),
+            },
             "rounds": timing.rounds,
             "fingerprint": fingerprint,
         }
@@ -126,7 +131,7 @@ def run(
         report.gates.append(
             against_baseline(
                 report,
-                timing.samples[PROBE],
+                timing,
                 baseline_entries.get(key),
                 fingerprint,
                 max_regression,
@@ -138,9 +143,27 @@ def run(
     return report, new_entry
 
 
+def probe_totals(timing: TimingResult) -> list[float]:
+    """The probe's time per round ([] without a probe): the geometric mean of its components'
+    times, so each kind of work weighs the same whatever it costs in seconds (a sum would be
+    the memory stream's time alone)."""
+    parts = [timing.samples[series_name(c)] for c in COMPONENTS if series_name(c) in timing.samples]
+    if not parts:
+        return []
+    return [math.exp(sum(map(math.log, values)) / len(values)) for values in zip(*parts)]
+
+
+def component_medians(timing: TimingResult) -> dict[str, float]:
+    return {
+        component: timing.median(series_name(component)).median
+        for component in COMPONENTS
+        if series_name(component) in timing.samples
+    }
+
+
 def against_baseline(
     report: PerfReport,
-    probe_samples: list[float],
+    timing: TimingResult,
     entry: Any,
     fingerprint: dict,
     threshold: float,
@@ -181,7 +204,9 @@ def against_baseline(
             f"converted/eager ratio carries across machines"
         )
     else:
-        widen, busy = contention(report.probe, spread(probe_samples), entry["probe"])
+        widen, busy = contention(
+            report.probe, spread(probe_totals(timing)), component_medians(timing), entry["probe"]
+        )
         then = entry["normalised"]
         eager = figure(
             "eager / probe", report.normalised["eager"], Interval(**then["eager"]), widen
@@ -208,23 +233,32 @@ def spread(samples: list[float]) -> float:
 
 
 def contention(
-    probe_now: Interval, spread_now: float, probe_then: dict
+    probe_now: Interval, spread_now: float, components_now: dict[str, float], probe_then: dict
 ) -> tuple[float, str | None]:
-    """How much (in log units) to widen every interval because the machine was busier than
-    when the baseline was recorded, and the sentence that says so (None when it was not).
+    """How much (in log units) to widen every interval because the machine is not in the
+    state it was in when the baseline was recorded, and the sentence that says so (None when
+    it is).
 
-    Two signs, both from the probe: its rounds spread more than they did then (other work
-    interleaves with ours), or its median moved by more than quiet runs move (a busy core, a
-    throttled clock). A machine that is uniformly slower still judges fairly after
-    normalising, but contention hits kernels unevenly, so it costs precision."""
+    Two signs, both from the probe. Its components moved unevenly against the baseline (a
+    neighbour thrashing the shared cache slows streaming more than compute): normalising by
+    their sum is then off by up to that much. Or its rounds spread more than they did (other
+    work interleaves with ours). A machine that is uniformly slower or faster moves every
+    component alike and costs nothing: normalising divides it out."""
     spread_then = max(probe_then.get("spread", 0.0), SPREAD_FLOOR)
-    shift = abs(math.log(probe_now.median / probe_then["median"]))
-    widen = max(0.0, spread_now - spread_then) + 0.5 * max(0.0, shift - SHIFT_ALLOWANCE)
+    then = probe_then.get("components") or {}
+    shifts = {
+        name: math.log(components_now[name] / then[name])
+        for name in components_now
+        if isinstance(then.get(name), (int, float)) and then[name] > 0
+    }
+    uneven = max(shifts.values()) - min(shifts.values()) if len(shifts) > 1 else 0.0
+    widen = max(0.0, spread_now - spread_then) + max(0.0, uneven - UNEVEN_ALLOWANCE)
     if widen < 0.005:
         return 0.0, None
+    moved = ", ".join(f"{name} {math.exp(shift) - 1:+.0%}" for name, shift in shifts.items())
     return widen, (
-        f"the machine was busier than when the baseline was recorded: the probe took "
-        f"{probe_now.median / probe_then['median'] - 1:+.0%} and its rounds spread "
-        f"{spread_now:.1%} (then {probe_then.get('spread', 0.0):.1%}), so every interval was "
-        f"widened by {math.exp(widen) - 1:.0%}"
+        f"the machine is not in the state it was in for the baseline: the probe's components "
+        f"moved {moved or 'unknown'} and its rounds spread {spread_now:.1%} (then "
+        f"{probe_then.get('spread', 0.0):.1%}), so every interval was widened by "
+        f"{math.exp(widen) - 1:.0%}"
     )
