@@ -96,6 +96,12 @@ def _entry_problem(entry: Any) -> str | None:
             return f"has {name} = {short_repr(entry.get(name))}, not a positive number of seconds"
     if not isinstance(entry.get("fingerprint"), dict):
         return 'has no "fingerprint" object'
+    loops = entry.get("loops", {})
+    if not isinstance(loops, dict) or not all(
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9
+        for value in loops.values()
+    ):
+        return f"has loops = {short_repr(loops)}, not whole numbers of calls per series"
     if "normalised" in entry or "probe" in entry:  # format 2
         normalised = entry.get("normalised")
         if not isinstance(normalised, dict):

@@ -74,8 +74,10 @@ class Figure:
         change = self.change
         if change.median - 1 > threshold:
             return REGRESSION if change.low > 1.0 else INCONCLUSIVE
-        if math.log(change.high / change.low) > 2 * math.log1p(threshold):
-            return INCONCLUSIVE
+        if change.high - 1 > threshold and math.log(change.high / change.low) > 2 * math.log1p(
+            threshold
+        ):
+            return INCONCLUSIVE  # it may be past the threshold, and the run cannot say
         return PASS
 
     def describe(self) -> str:

@@ -81,9 +81,17 @@ class TimingFailed(Exception):
 
 
 def measure(
-    calls: dict[str, Callable[[], Any]], device: Any, budget_s: float, threads: int
+    calls: dict[str, Callable[[], Any]],
+    device: Any,
+    budget_s: float,
+    threads: int,
+    loops: dict[str, int] | None = None,
 ) -> TimingResult:
-    """Time each of ``calls`` (no arguments; the first is the reference) within ``budget_s``."""
+    """Time each of ``calls`` (no arguments; the first is the reference) within ``budget_s``.
+
+    ``loops`` fixes the calls per sample of the series it names (a baseline's): what a call
+    costs depends a little on how many run back to back (the first after another series
+    refills caches), so runs compared with each other must use the same counts."""
     torch = import_torch()
     is_cuda = getattr(device, "type", str(device)).startswith("cuda")
     synchronize = (lambda: torch.cuda.synchronize(device)) if is_cuda else (lambda: None)
@@ -104,8 +112,9 @@ def measure(
                 )
                 if is_cuda:
                     peak_memory[name] = int(torch.cuda.max_memory_allocated(device))
+            fixed = loops or {}
             loops = {
-                name: max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
+                name: fixed.get(name) or max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
                 for name, seconds in single.items()
             }
             per_round = sum(loops[name] * single[name] for name in names)

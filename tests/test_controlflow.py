@@ -218,7 +218,7 @@ def test_shape_branch_with_different_batch_sizes_is_named(flow_suite):
         ],
     )
     # Script keeps the branch, and a branch on a size is not a data-dependent decision.
-    expect_lines(result, ["passed*script*none*test_user.py::test_shape[script]"])
+    expect_lines(result, ["passed*script*no branches*test_user.py::test_shape[script]"])
 
 
 def test_clean_model_has_no_hazards_and_no_decisions(flow_suite):

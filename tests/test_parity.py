@@ -207,7 +207,7 @@ def test_structure_shape_dtype_and_key_differences_are_reported_as_such(suite):
             "E * output['c']:",
             "E *   shape differs: eager (1, 2), converted (2, 2)",
             "E * output['d']:",
-            "E *   eager returned 2 items, converted 1",
+            "E *   eager returned 2 items, converted 1:",
             "E * output['e']:",
             "E *   missing in eager, present in converted",
         ],

@@ -149,7 +149,7 @@ def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_clai
             "  NotImplementedError: Deserializing transformers.modeling_outputs.*in pytree is "
             "not registered.",
             "hint: the .pt2 stores its inputs or outputs as a Python class registered as a "
-            "pytree node*(transformers: return_dict=False)",
+            "pytree node*(transformers: pass return_dict=False to forward*",
         ],
     )
     expect_lines(result, ["passed*export*ok ok*MB*test_user.py::test_resnet18"])

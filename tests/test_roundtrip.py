@@ -51,7 +51,7 @@ def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suit
         result,
         [
             "failed (fresh-process)*ok FAIL*test_custom_op",
-            "passed*trace*0*0*none*ok  *test_custom_op_in_process_only",
+            "passed*trace*0*0*no branches*ok  *test_custom_op_in_process_only",
         ],
     )
 
