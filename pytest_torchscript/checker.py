@@ -352,6 +352,16 @@ class TorchScriptChecker:
             return analyse_script(script_decisions(conversion.module), recorder.by_set)
         if mode in EXPORTED_MODES:  # export refuses data-dependent branches: coverage only
             return analyse_coverage(mode, recorder.by_set)
+        hazards = hazards_from(conversion.warnings)
+        if (
+            not hazards
+            and not any(recorder.by_set.values())
+            and not any(trace_recorder.by_set.values())
+        ):
+            # Nothing in the user's code turned a tensor (or, while tracing, a size) into a
+            # Python value, and the tracer warned of nothing: there is no path a re-trace
+            # could find another way through. Parity on every input set still runs.
+            return analyse_trace(recorder.by_set, trace_recorder.by_set, {}, hazards)
         example_steps = trace_steps(conversion.module)
         differences = {}
         for index, input_set in enumerate(input_sets[1:], start=1):
@@ -365,9 +375,7 @@ class TorchScriptChecker:
             if difference is not None:
                 differences[index] = difference
                 self._evidence.retraced_graphs[index] = str(retraced.inlined_graph)
-        return analyse_trace(
-            recorder.by_set, trace_recorder.by_set, differences, hazards_from(conversion.warnings)
-        )
+        return analyse_trace(recorder.by_set, trace_recorder.by_set, differences, hazards)
 
     def _judge_parity_and_control_flow(
         self, report: CheckReport, options: Options, total_sets: int

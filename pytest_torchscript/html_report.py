@@ -1,27 +1,33 @@
 """``--ts-html=PATH.html``: one self-contained page for CI artifact upload.
 
-No scripts, fonts or styles are fetched: the page is HTML with inline CSS and SVG, so it opens
-from a CI artifact with no network. It shows the checks table, eager vs converted latency per
-model and mode, and for failing parity checks the distribution of their errors.
+Nothing is fetched: the page is HTML with inline CSS, SVG and a few lines of inline script (to
+sort and filter the checks table; without it the table still reads), so it opens from a CI
+artifact with no network. It shows the checks table (with links to each check's artifacts),
+eager vs converted latency per model and mode, and for failing parity checks the distribution
+of their errors.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
 from .files import write_text_atomically
 from .parity import HISTOGRAM_DECADES
-from .summary import count_verdicts, coverage_cell, duration, ordered
+from .summary import count_verdicts, coverage_cell, duration, ordered, roundtrip_cell
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
-table { border-collapse: collapse; display: block; overflow-x: auto; }
-td, th { padding: 4px 10px; border-bottom: 1px solid #e3e6ea; text-align: left;
+table { border-collapse: collapse; width: 100%; }
+td, th { padding: 3px 6px; border-bottom: 1px solid #e3e6ea; text-align: left;
   white-space: nowrap; }
-th { background: #f4f6f8; }
+td.test { white-space: normal; overflow-wrap: anywhere; max-width: 380px; }
+th { background: #f4f6f8; cursor: pointer; user-select: none; }
+#filter { margin: 4px 0 8px; padding: 4px 8px; width: 320px; }
+.xfailed, .xpassed { color: #8a6d00; }
 .failed { color: #b42318; font-weight: 600; } .passed { color: #067647; }
 .skipped { color: #8a6d00; }
 pre { background: #f7f7f8; padding: 8px; white-space: pre-wrap; max-width: 1100px; }
@@ -45,7 +51,7 @@ def render(checks: list[dict], settings: Any) -> str:
         f"<p>{len(checks)} checks: {html.escape(count_verdicts(checks))} &middot; "
         f"device {html.escape(settings.device)} &middot; "
         f"{settings.perf.threads} timing thread(s)</p>",
-        _checks_table(checks),
+        _checks_table(checks, getattr(settings, "html_path", None)),
         _latency_chart(checks),
         _parity_errors(checks),
         _failures(checks),
@@ -54,7 +60,34 @@ def render(checks: list[dict], settings: Any) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def _checks_table(checks: list[dict]) -> str:
+# Sort by a column (click its header, again to reverse) and filter rows by text: inline, no
+# network, and the table reads the same without it.
+_SCRIPT = """
+const table = document.getElementById('checks');
+document.getElementById('filter').addEventListener('input', (event) => {
+  const text = event.target.value.toLowerCase();
+  for (const row of table.tBodies[0].rows) {
+    row.hidden = text && !row.textContent.toLowerCase().includes(text);
+  }
+});
+table.tHead.addEventListener('click', (event) => {
+  const column = event.target.cellIndex;
+  if (column === undefined) return;
+  const rows = Array.from(table.tBodies[0].rows);
+  const up = table.dataset.sorted !== String(column);
+  const key = (row) => row.cells[column].dataset.sort ?? row.cells[column].textContent;
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+    const order = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+    return up ? order : -order;
+  });
+  table.dataset.sorted = up ? String(column) : '';
+  rows.forEach((row) => table.tBodies[0].appendChild(row));
+});
+"""
+
+
+def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
     rows = []
     for check in checks:
         perf = check.get("perf") or {}
@@ -62,18 +95,14 @@ def _checks_table(checks: list[dict]) -> str:
         ratio = perf.get("ratio")
         cells = [
             f"<td class='{check['verdict']}'>{html.escape(check['verdict_text'])}</td>",
-            _cell(check["test_id"]),
+            f"<td class='test'>{html.escape(check['test_id'])}"
+            f"{_artifacts_link(check, html_path)}</td>",
             _cell(check["mode"]),
             _cell(check["device"]),
             _cell(_number(check["max_abs"])),
             _cell(_number(check["max_rel"])),
             _cell(coverage_cell(check)),
-            _cell(
-                ", ".join(
-                    f"{rt['where']}: {'ok' if rt['ok'] else 'FAIL'}" for rt in check["roundtrips"]
-                )
-                or "-"
-            ),
+            _cell(roundtrip_cell(check)),
             _cell(duration(medians[0]["median"]) if medians else "-"),
             _cell(duration(medians[1]["median"]) if len(medians) > 1 else "-"),
             _cell(
@@ -101,7 +130,28 @@ def _checks_table(checks: list[dict]) -> str:
             "gates",
         )
     )
-    return f"<h2>Checks</h2><table><tr>{header}</tr>{''.join(rows)}</table>"
+    return (
+        "<h2>Checks</h2><input id='filter' type='search' placeholder='filter: test, mode, "
+        "verdict...' aria-label='filter the checks'>"
+        f"<table id='checks'><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        f"</table><script>{_SCRIPT}</script>"
+    )
+
+
+def _artifacts_link(check: dict, html_path: Path | None) -> str:
+    """A link to the folder holding the check's artifact, relative to the page when both sit
+    in one tree (a CI artifact upload keeps it working)."""
+    artifact = check.get("artifact_path")
+    if not artifact:
+        return ""
+    folder = Path(artifact).parent
+    target = folder.as_uri()
+    if html_path is not None:
+        try:
+            target = os.path.relpath(folder, Path(html_path).parent)
+        except ValueError:  # another drive (Windows)
+            pass
+    return f" <a href='{html.escape(target)}'>artifacts</a>"
 
 
 def _latency_chart(checks: list[dict]) -> str:

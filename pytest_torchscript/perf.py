@@ -23,6 +23,7 @@ from .gates import (
 )
 from .perfstats import Interval, median_interval, ratio_of
 from .probe import COMPONENTS, reference_workloads, series_name
+from .settings import PerfSettings
 from .timing import TimingResult, measure
 
 SPREAD_FLOOR = 0.02  # a probe's rounds spread this much on a quiet machine (measured: 0.5-2%)
@@ -68,16 +69,6 @@ class PerfReport:
             "baseline_key": self.baseline_key,
             "timing": self.timing.to_dict() if self.timing else None,
         }
-
-
-@dataclass(frozen=True)
-class PerfSettings:
-    """Run-wide perf settings (command line > ini)."""
-
-    baseline_path: Any = None  # Path
-    update_baseline: bool = False
-    strict: bool = False
-    threads: int = 1
 
 
 def run(

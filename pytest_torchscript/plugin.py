@@ -17,18 +17,10 @@ import pytest
 from . import html_report, json_report
 from .benchmark_bridge import BenchmarkHooks, timing_blocked, timing_off_reason
 from .errors import CheckFailed, TorchScriptWarning, UsageProblem
-from .options import (
-    ALL,
-    INI_HELP,
-    MODES,
-    Options,
-    parse_ini,
-    parse_layer,
-    parse_marker,
-    parse_modes_list,
-)
-from .perf import PerfSettings
-from .session import SessionState, Settings
+from .options import ALL, Options, parse_marker
+from .session import SessionState
+from .settings import Settings, add_options
+from .settings import resolve as resolve_settings
 from .summary import write_matrix, write_regressions, write_summary
 
 MARKER = "torchscript"
@@ -37,20 +29,6 @@ _MODE_PARAM = "_torchscript_mode"
 _STATE = pytest.StashKey[SessionState]()
 _CHECKER = pytest.StashKey[Any]()
 
-_DEVICE_HELP = "device to convert and run models on: cpu, cuda, cuda:N, mps... (default: cpu)"
-_REQUIRE_DEVICE_HELP = (
-    "make an unavailable --ts-device a usage error instead of skipping every check (GPU CI jobs)"
-)
-_CPP_HELP = (
-    "the C++ (LibTorch) round trip of TorchScript artifacts: auto (where a C++20 compiler is "
-    "found; else skipped, saying why), off, or require (a missing toolchain fails the check)"
-)
-_TABLE_HELP = (
-    "also show the checks' timings in pytest-benchmark's own table (they are always in its "
-    "JSON, autosave and compare; the torchscript section shows them either way)"
-)
-_THREADS_HELP = "torch threads while timing (recorded in reports and baselines; default: 1)"
-_ARTIFACTS_HELP = "keep every converted artifact and its .code under DIR, one folder per test"
 _MARKER_DOC = (
     "torchscript(mode='trace', *, inputs=None, rtol=None, atol=None, roundtrip=True, ...): "
     "check that the test's model converts (mode 'trace', 'script', 'export' or 'onnx', a list "
@@ -66,88 +44,13 @@ _HOW_TO = (
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("torchscript", "model conversion checks (pytest-torchscript)")
-    group.addoption("--ts-device", dest="ts_device", metavar="DEVICE", help=_DEVICE_HELP)
-    group.addoption("--ts-artifacts", dest="ts_artifacts", metavar="DIR", help=_ARTIFACTS_HELP)
-    group.addoption(
-        "--ts-report",
-        dest="ts_report",
-        metavar="PATH",
-        help="write every figure of every check to PATH (JSON, schema in docs/report-schema.md)",
-    )
-    group.addoption(
-        "--ts-html",
-        dest="ts_html",
-        metavar="PATH",
-        help="write a self-contained HTML report (table, latency chart, parity errors) to PATH",
-    )
-    group.addoption(
-        "--ts-modes",
-        dest="ts_modes",
-        metavar="MODES",
-        help="comma-separated modes that mode='all' checks in this run (default: "
-        "trace,script,export,onnx)",
-    )
-    group.addoption(
-        "--ts-baseline",
-        dest="ts_baseline",
-        metavar="PATH",
-        help="JSON perf baseline to gate converted/eager ratios against (see --ts-update-baseline)",
-    )
-    group.addoption(
-        "--ts-update-baseline",
-        dest="ts_update_baseline",
-        action="store_true",
-        help="write this run's timings into --ts-baseline, keeping the entries of other tests",
-    )
-    group.addoption(
-        "--ts-perf-strict",
-        dest="ts_perf_strict",
-        action="store_true",
-        help="fail checks whose perf gate is inconclusive (too noisy) or has no baseline entry",
-    )
-    group.addoption(
-        "--ts-max-regression",
-        dest="ts_max_regression",
-        metavar="FRACTION",
-        help="default max_regression for this run (overrides ini ts_max_regression)",
-    )
-    group.addoption(
-        "--ts-require-device",
-        dest="ts_require_device",
-        action="store_true",
-        default=None,
-        help=_REQUIRE_DEVICE_HELP,
-    )
-    group.addoption("--ts-threads", dest="ts_threads", metavar="N", help=_THREADS_HELP)
-    group.addoption("--ts-cpp", dest="ts_cpp", choices=("auto", "off", "require"), help=_CPP_HELP)
-    group.addoption(
-        "--ts-benchmark-table",
-        dest="ts_benchmark_table",
-        action="store_true",
-        help=_TABLE_HELP,
-    )
-    parser.addini("ts_device", _DEVICE_HELP, default="cpu")
-    parser.addini("ts_require_device", _REQUIRE_DEVICE_HELP, type="bool", default=False)
-    parser.addini("ts_benchmark_table", _TABLE_HELP, type="bool", default=False)
-    parser.addini("ts_cpp", _CPP_HELP, default="auto")
-    parser.addini(
-        "ts_cpp_timeout",
-        "seconds after which a C++ round trip that has not finished is killed and fails its "
-        "check (default: 300)",
-        default="300",
-    )
-    parser.addini("ts_artifacts", _ARTIFACTS_HELP + " (relative to the ini file)", default="")
-    parser.addini("ts_modes", "modes that mode='all' checks (comma-separated)", default="")
-    parser.addini("ts_threads", _THREADS_HELP, default="1")
-    for key, help_text in INI_HELP.items():
-        parser.addini(key, help_text, default="")
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_DOC)
     try:
-        settings = _settings(config)
+        settings = resolve_settings(config)
         _require_timing_for_gates(config, settings)
     except UsageProblem as problem:
         raise pytest.UsageError(str(problem)) from None
@@ -161,107 +64,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistMerge(state), "torchscript-xdist")
     if config.pluginmanager.hasplugin("benchmark"):
-        show_table = bool(config.option.ts_benchmark_table or config.getini("ts_benchmark_table"))
         config.pluginmanager.register(
-            BenchmarkHooks(settings.perf.threads, show_table), "torchscript-benchmark"
+            BenchmarkHooks(settings.perf.threads, settings.benchmark_table), "torchscript-benchmark"
         )
-
-
-def _settings(config: pytest.Config) -> Settings:
-    from .artifacts import prepare_artifact_root
-    from .devices import check_device_syntax
-    from .files import prepare_output_path
-
-    source = str(config.inipath) if config.inipath else "the ini file"
-    if config.option.ts_device:
-        device = check_device_syntax(config.option.ts_device, "--ts-device")
-        device_source = "--ts-device"
-    else:
-        device = check_device_syntax(config.getini("ts_device") or "cpu", f"ts_device in {source}")
-        device_source = "ts_device"
-    artifact_root = None
-    if config.option.ts_artifacts:
-        artifact_root = prepare_artifact_root(config.option.ts_artifacts, "--ts-artifacts")
-    elif config.getini("ts_artifacts"):
-        base = config.inipath.parent if config.inipath else Path.cwd()
-        artifact_root = prepare_artifact_root(
-            str(base / config.getini("ts_artifacts")), f"ts_artifacts in {source}"
-        )
-    option_defaults = parse_ini(config.getini, source)
-    if config.option.ts_max_regression is not None:
-        option_defaults.update(
-            parse_layer(
-                {"max_regression": _number(config.option.ts_max_regression)},
-                "--ts-max-regression",
-            )
-        )
-    outputs = {
-        flag: prepare_output_path(getattr(config.option, flag), "--" + flag.replace("_", "-"))
-        for flag in ("ts_report", "ts_html")
-        if getattr(config.option, flag)
-    }
-    modes = MODES
-    if config.option.ts_modes:
-        modes = parse_modes_list(config.option.ts_modes, "--ts-modes")
-    elif config.getini("ts_modes"):
-        modes = parse_modes_list(config.getini("ts_modes"), f"ts_modes in {source}")
-    cpp = config.option.ts_cpp or (config.getini("ts_cpp") or "auto").strip()
-    if cpp not in ("auto", "off", "require"):
-        raise UsageProblem(
-            f"ini option ts_cpp = {cpp!r} in {source} is invalid; ts_cpp accepts auto, off or "
-            f"require"
-        )
-    try:
-        cpp_timeout = float(config.getini("ts_cpp_timeout"))
-        if not 0 < cpp_timeout < float("inf"):
-            raise ValueError
-    except ValueError:
-        raise UsageProblem(
-            f"ini option ts_cpp_timeout = {config.getini('ts_cpp_timeout')!r} in {source} is "
-            f"invalid; it accepts a number of seconds > 0"
-        ) from None
-    require_device = config.option.ts_require_device
-    if require_device is None:
-        require_device = bool(config.getini("ts_require_device"))
-    return Settings(
-        device,
-        device_source,
-        artifact_root,
-        option_defaults,
-        perf=_perf_settings(config, source),
-        modes=modes,
-        require_device=require_device,
-        report_path=outputs.get("ts_report"),
-        cpp=cpp,
-        cpp_timeout=cpp_timeout,
-        html_path=outputs.get("ts_html"),
-    )
-
-
-def _perf_settings(config: pytest.Config, source: str) -> PerfSettings:
-    from .files import prepare_output_path
-
-    path = None
-    if config.option.ts_baseline:
-        path = prepare_output_path(config.option.ts_baseline, "--ts-baseline")
-    if config.option.ts_update_baseline and path is None:
-        raise UsageProblem(
-            "--ts-update-baseline needs --ts-baseline=PATH: the file to write the timings into"
-        )
-    text, where = config.option.ts_threads, "--ts-threads"
-    if text is None:
-        text, where = config.getini("ts_threads"), f"ini option ts_threads in {source}"
-    try:
-        threads = int(text)
-        if threads < 1:
-            raise ValueError
-    except ValueError:
-        raise UsageProblem(
-            f"{where} = {text!r} is invalid; it accepts a whole number >= 1"
-        ) from None
-    return PerfSettings(
-        path, bool(config.option.ts_update_baseline), bool(config.option.ts_perf_strict), threads
-    )
 
 
 def _require_timing_for_gates(config: pytest.Config, settings: Settings) -> None:
@@ -283,13 +88,6 @@ def _require_timing_for_gates(config: pytest.Config, settings: Settings) -> None
         raise UsageProblem(
             f"{' and '.join(asked)} need timings, but this run times nothing: {reason}"
         )
-
-
-def _number(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

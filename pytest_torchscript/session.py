@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import baseline
 from .devices import ResolvedDevice, resolve_device
 from .fresh_process import FreshProcess
-from .options import MODES
-from .perf import PerfSettings
 from .report import CheckReport
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Run-wide settings, resolved once from the command line > ini > defaults."""
-
-    device: str = "cpu"
-    device_source: str = "--ts-device"
-    artifact_root: Path | None = None
-    option_defaults: dict[str, Any] = field(default_factory=dict)
-    perf: PerfSettings = field(default_factory=PerfSettings)
-    modes: tuple[str, ...] = MODES  # what mode="all" stands for (--ts-modes)
-    require_device: bool = False  # --ts-require-device: an unavailable device is an error
-    report_path: Path | None = None  # --ts-report, checked writable at start-up
-    html_path: Path | None = None  # --ts-html, likewise
-    cpp: str = "auto"  # --ts-cpp: the C++ round trip "auto" (where a compiler is), "off", "require"
-    cpp_timeout: float = 300.0  # ts_cpp_timeout: seconds before a hanging C++ runner is killed
+from .settings import Settings
 
 
 class SessionState:

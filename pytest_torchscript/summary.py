@@ -233,7 +233,7 @@ def _row(check: dict) -> tuple[str, ...]:
         _figure(check["max_abs"]),
         _figure(check["max_rel"]),
         coverage_cell(check),
-        _roundtrip(check),
+        roundtrip_cell(check),
         _size(check["artifact_bytes"]),
         "-" if check["conversion_seconds"] is None else f"{check['conversion_seconds']:.2f} s",
     )
@@ -274,7 +274,7 @@ def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.2g}"
 
 
-def _roundtrip(check: dict) -> str:
+def roundtrip_cell(check: dict) -> str:
     """``ok ok``: reloaded in process, then in a fresh process; ``ok`` alone: in process only."""
     if not check["roundtrips"]:
         return "-"

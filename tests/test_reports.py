@@ -125,6 +125,8 @@ def test_timed():
         "<h2>Failures</h2>",
     ):
         assert needle in page, needle
-    for remote in ("http://", "https://", "<script", "<link"):
+    for remote in ("http://", "https://", "<script src", "<link", "@import"):
         assert remote not in page, remote  # opens offline from a CI artifact
+    assert "<input id='filter'" in page and "table.tHead.addEventListener('click'" in page
+    assert "width: 100%" in page and "overflow-x: auto" not in page  # fits, no side scroll
     expect_lines(result, ["torchscript: HTML report written to reports/report.html"])

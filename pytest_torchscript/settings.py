@@ -1,0 +1,284 @@
+"""Run-wide settings: one table of every ``--ts-*`` flag and ``ts_*`` ini key, resolved once at
+configure time (command line > ini > default) into a frozen, picklable ``Settings`` that the
+plugin keeps in ``config.stash``. A bad value names where it came from (the flag, or the key
+and the ini file) and what it accepts.
+
+Per-check options (``rtol``, ``max_regression``...) live in ``options.py``; their ini keys are
+registered here with the rest, from that table. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import UsageProblem
+from .options import INI_HELP, MODES, parse_ini, parse_layer, parse_modes_list
+
+
+@dataclass(frozen=True)
+class PerfSettings:
+    """Run-wide perf settings."""
+
+    baseline_path: Path | None = None
+    update_baseline: bool = False
+    strict: bool = False
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the table below resolves to."""
+
+    device: str = "cpu"
+    device_source: str = "--ts-device"
+    artifact_root: Path | None = None
+    option_defaults: dict[str, Any] = field(default_factory=dict)
+    perf: PerfSettings = field(default_factory=PerfSettings)
+    modes: tuple[str, ...] = MODES  # what mode="all" stands for (--ts-modes)
+    require_device: bool = False  # an unavailable device is an error, not a skip
+    report_path: Path | None = None  # --ts-report, checked writable at start-up
+    html_path: Path | None = None  # --ts-html, likewise
+    cpp: str = "auto"  # the C++ round trip: "auto" (where a compiler is), "off", "require"
+    cpp_timeout: float = 300.0  # seconds before a hanging C++ runner is killed
+    benchmark_table: bool = False  # our rows in pytest-benchmark's own table too
+
+
+@dataclass(frozen=True)
+class RunSetting:
+    """One setting: its flag ``--ts-<name>`` and/or ini key ``ts_<name>``, sharing one help."""
+
+    name: str
+    help: str
+    metavar: str | None = None  # None: a switch (store_true; ini type bool)
+    flag: bool = True
+    ini: bool = True
+    default: str = ""
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def option(self) -> str:
+        return "--ts-" + self.name.replace("_", "-")
+
+    @property
+    def key(self) -> str:
+        return "ts_" + self.name
+
+
+RUN_SETTINGS = (
+    RunSetting(
+        "device",
+        "device to convert and run models on: cpu, cuda, cuda:N, mps... (default: cpu)",
+        "DEVICE",
+        default="cpu",
+    ),
+    RunSetting(
+        "require_device",
+        "make an unavailable --ts-device a usage error instead of skipping every check (GPU "
+        "CI jobs)",
+    ),
+    RunSetting(
+        "artifacts",
+        "keep every converted artifact and its .code under DIR, one folder per test (an ini "
+        "value is relative to the ini file)",
+        "DIR",
+    ),
+    RunSetting(
+        "report",
+        "write every figure of every check to PATH (JSON, schema in docs/report-schema.md)",
+        "PATH",
+        ini=False,
+    ),
+    RunSetting(
+        "html",
+        "write a self-contained HTML report (table, latency chart, parity errors) to PATH",
+        "PATH",
+        ini=False,
+    ),
+    RunSetting(
+        "modes",
+        "comma-separated modes that mode='all' checks (default: trace,script,export,onnx,aoti)",
+        "MODES",
+    ),
+    RunSetting(
+        "baseline",
+        "JSON perf baseline to gate timings against (see --ts-update-baseline)",
+        "PATH",
+        ini=False,
+    ),
+    RunSetting(
+        "update_baseline",
+        "write this run's timings into --ts-baseline, keeping the entries of other tests",
+        ini=False,
+    ),
+    RunSetting(
+        "perf_strict",
+        "fail checks whose perf gate is inconclusive (too noisy) or has no baseline entry",
+        ini=False,
+    ),
+    RunSetting(
+        "max_regression",
+        "default max_regression for this run (overrides ini ts_max_regression)",
+        "FRACTION",
+        ini=False,  # the ini key is the per-check option's, in options.py
+    ),
+    RunSetting(
+        "threads",
+        "torch threads while timing (recorded in reports and baselines; default: 1)",
+        "N",
+        default="1",
+    ),
+    RunSetting(
+        "cpp",
+        "the C++ (LibTorch) round trip of TorchScript and AOTInductor artifacts: auto (where a "
+        "C++20 compiler is found; else skipped, saying why), off, or require (a missing "
+        "toolchain fails the check)",
+        "MODE",
+        default="auto",
+        choices=("auto", "off", "require"),
+    ),
+    RunSetting(
+        "cpp_timeout",
+        "seconds after which a C++ round trip that has not finished is killed and fails its "
+        "check (default: 300)",
+        "SECONDS",
+        default="300",
+    ),
+    RunSetting(
+        "benchmark_table",
+        "also show the checks' timings in pytest-benchmark's own table (they are always in its "
+        "JSON, autosave and compare; the torchscript section shows them either way)",
+    ),
+)
+_BY_NAME = {setting.name: setting for setting in RUN_SETTINGS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every flag and ini key of the table, and the per-check options' ini keys."""
+    group = parser.getgroup("torchscript", "model conversion checks (pytest-torchscript)")
+    for setting in RUN_SETTINGS:
+        if setting.flag:
+            if setting.metavar is None:
+                group.addoption(
+                    setting.option, dest=setting.key, action="store_true", default=None,
+                    help=setting.help,
+                )  # fmt: skip
+            else:
+                group.addoption(
+                    setting.option, dest=setting.key, metavar=setting.metavar, help=setting.help
+                )
+        if setting.ini:
+            kind = "bool" if setting.metavar is None else "string"
+            default: Any = False if setting.metavar is None else setting.default
+            parser.addini(setting.key, setting.help, type=kind, default=default)
+    for key, help_text in INI_HELP.items():
+        parser.addini(key, help_text, default="")
+
+
+class _Reader:
+    """Values of the table's settings, command line first, then ini, then default, each with
+    the words that name where it came from."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.ini_file = str(config.inipath) if config.inipath else "the ini file"
+
+    def get(self, name: str) -> tuple[Any, str]:
+        setting = _BY_NAME[name]
+        if setting.flag:
+            value = getattr(self.config.option, setting.key, None)
+            if value is not None:
+                return value, setting.option
+        if setting.ini:
+            value = self.config.getini(setting.key)
+            if value not in ("", None):
+                return value, f"ini option {setting.key} in {self.ini_file}"
+        return (False if setting.metavar is None else setting.default), setting.option
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Every run-wide setting, validated; ``UsageProblem`` names the bad one."""
+    from .artifacts import prepare_artifact_root
+    from .devices import check_device_syntax
+    from .files import prepare_output_path
+
+    read = _Reader(config)
+    text, where = read.get("device")
+    device = check_device_syntax(text or "cpu", where)
+    artifact_root = None
+    text, where = read.get("artifacts")
+    if text:
+        if where.startswith("ini") and config.inipath:
+            text = str(config.inipath.parent / text)
+        artifact_root = prepare_artifact_root(text, where)
+    option_defaults = parse_ini(config.getini, read.ini_file)
+    text, where = read.get("max_regression")
+    if text:
+        option_defaults.update(parse_layer({"max_regression": _number(text)}, where))
+    outputs = {}
+    for name in ("report", "html", "baseline"):
+        text, where = read.get(name)
+        outputs[name] = prepare_output_path(text, where) if text else None
+    text, where = read.get("modes")
+    modes = parse_modes_list(text, where) if text else MODES
+    update_baseline = bool(read.get("update_baseline")[0])
+    if update_baseline and outputs["baseline"] is None:
+        raise UsageProblem(
+            "--ts-update-baseline needs --ts-baseline=PATH: the file to write the timings into"
+        )
+    perf = PerfSettings(
+        outputs["baseline"],
+        update_baseline,
+        bool(read.get("perf_strict")[0]),
+        _parsed(read, "threads", int, lambda n: n >= 1, "a whole number >= 1"),
+    )
+    cpp, where = read.get("cpp")
+    cpp = str(cpp).strip()
+    if cpp not in _BY_NAME["cpp"].choices:
+        raise UsageProblem(f"{where} = {cpp!r} is invalid; it accepts auto, off or require")
+    return Settings(
+        device=device,
+        device_source=where_device(read),
+        artifact_root=artifact_root,
+        option_defaults=option_defaults,
+        perf=perf,
+        modes=modes,
+        require_device=bool(read.get("require_device")[0]),
+        report_path=outputs["report"],
+        html_path=outputs["html"],
+        cpp=cpp,
+        cpp_timeout=_parsed(
+            read, "cpp_timeout", float, lambda s: 0 < s < float("inf"), "a number of seconds > 0"
+        ),
+        benchmark_table=bool(read.get("benchmark_table")[0]),
+    )
+
+
+def where_device(read: _Reader) -> str:
+    """How messages about the device name its source: ``--ts-device`` or ``ts_device``."""
+    _, where = read.get("device")
+    return "--ts-device" if where == "--ts-device" else "ts_device"
+
+
+def _parsed(
+    read: _Reader, name: str, kind: Callable[[str], Any], valid: Callable[[Any], bool], what: str
+) -> Any:
+    text, where = read.get(name)
+    try:
+        value = kind(str(text).strip())
+        if not valid(value):
+            raise ValueError
+    except ValueError:
+        raise UsageProblem(f"{where} = {text!r} is invalid; it accepts {what}") from None
+    return value
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # parse_layer names it as not a number
