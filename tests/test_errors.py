@@ -2,7 +2,7 @@
 from inside the plugin, never a silent pass."""
 
 import pytest
-from conftest import expect_lines
+from conftest import assert_no_plugin_traceback, expect_lines
 
 
 def test_unscriptable_model_names_the_source_line_and_suggests_trace(suite):
@@ -33,6 +33,7 @@ def test_unscriptable_model_names_the_source_line_and_suggests_trace(suite):
         ],
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+    assert_no_plugin_traceback(result)
 
 
 def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
@@ -60,6 +61,7 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
     )
     # The user's own frame is shown as the cause, so they can debug their forward.
     expect_lines(result, ["*return x @ torch.ones(7, 2)*"])
+    assert_no_plugin_traceback(result)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +124,7 @@ def test_bad_input_is_a_clear_error_naming_the_test(suite, call, expected):
     )
     result.assert_outcomes(failed=1)
     expect_lines(result, [f"E *UsageProblem: test_user.py::test_bad: {expected}"])
-    result.stdout.no_fnmatch_line("*pytest_torchscript/*.py:*")  # no plugin frames shown
+    assert_no_plugin_traceback(result)
 
 
 def test_output_the_plugin_cannot_compare_is_named(suite):
@@ -149,6 +151,7 @@ def test_output_the_plugin_cannot_compare_is_named(suite):
             "dicts, dataclasses, None or Python scalars from the model",
         ],
     )
+    assert_no_plugin_traceback(result)
 
 
 def test_suite_running_with_warnings_as_errors_still_passes(suite):
@@ -202,3 +205,4 @@ def test_train_mode_warning_under_warnings_as_errors_says_how_to_fix(suite):
     )
     # The warning comes once the check is complete: the round trip still ran.
     expect_lines(result, ["failed (warning)*ok ok*test_user.py::test_train_mode"])
+    assert_no_plugin_traceback(result)

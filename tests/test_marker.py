@@ -1,6 +1,7 @@
 """The marker's contract: registration, validation at collection, mode parametrization."""
 
 import pytest
+from conftest import assert_no_plugin_traceback
 
 
 def test_marker_is_registered_for_strict_markers_and_listed(suite):
@@ -67,7 +68,9 @@ def test_bad_marker_is_a_collection_error_naming_test_option_and_accepted_values
     )
     result.stdout.fnmatch_lines(["*ERROR collecting test_user.py*", expected])
     result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")  # said once
     assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert_no_plugin_traceback(result)
 
 
 def test_mode_list_parametrizes_and_composes_with_user_parametrize(suite):

@@ -20,3 +20,10 @@ def test_resnet18_converts():
 @pytest.mark.torchscript(mode="all", inputs=images)
 def test_mobilenet_converts():
     return build_classifier("mobilenet_v3_small").eval()
+
+
+@pytest.mark.torchscript(mode="aoti", inputs=images)
+def test_resnet18_deploys_with_aoti():
+    """The C++ deployment PyTorch recommends now: an AOTInductor package, checked in Python, in
+    a fresh process and in a C++ process. It compiles for about a minute, so one model here."""
+    return build_classifier("resnet18").eval()
