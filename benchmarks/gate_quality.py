@@ -17,7 +17,7 @@ Reported: how often the gate says regression, inconclusive or pass, per conditio
 Targets (issue 10): at most 1% false alarms on the unchanged model, quiet or loaded; at least
 90% detection of 10%, 99% of 25%, 100% of 50%; at most 3 s of timing per model and mode.
 
-Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--load]
+Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--load | --load-only]
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30, help="trials per machine condition")
     parser.add_argument("--budget", type=float, default=2.0, help="time_budget per check")
     parser.add_argument("--load", action="store_true", help="also gate beside a CPU hog")
+    parser.add_argument("--load-only", action="store_true", help="gate beside a CPU hog only")
     parser.add_argument("--role", choices=["record", "gate"], help=argparse.SUPPRESS)
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     parser.add_argument("--steps", help=argparse.SUPPRESS)
@@ -198,6 +199,8 @@ def main() -> None:
     )
     print(f"extra steps per slowdown (calibrated): {steps}", flush=True)
     machines = ["quiet"] + (["one core busy"] if args.load else [])
+    if args.load_only:
+        machines = ["one core busy"]
     tally: dict[tuple[str, str], dict[str, int]] = {}
     spread: dict[tuple[str, str], list[dict[str, float]]] = {}
     spent: list[float] = []

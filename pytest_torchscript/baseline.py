@@ -8,16 +8,14 @@ replaces the old one by rename, so a crash never leaves half a baseline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import platform
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageProblem
-from .files import write_text_atomically
+from .files import locked, write_text_atomically
 from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
@@ -165,7 +163,7 @@ def fingerprint_difference(then: dict, now: dict) -> str | None:
 def update(path: Path, new_entries: dict[str, dict]) -> None:
     """Merge ``new_entries`` into the baseline at ``path``, keeping every other entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    with locked(path.with_name(f".{path.name}.lock")):
         entries = {
             key: entry.raw if isinstance(entry, InvalidEntry) else entry
             for key, entry in load(path).items()
@@ -173,22 +171,6 @@ def update(path: Path, new_entries: dict[str, dict]) -> None:
         entries.update(new_entries)
         document = {"format": FORMAT, "version": VERSION, "entries": dict(sorted(entries.items()))}
         write_text_atomically(path, json.dumps(document, indent=2) + "\n")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a") as lock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: updates are atomic but not serialised
-            yield
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def fingerprint(device: Any, threads: int) -> dict[str, Any]:

@@ -20,12 +20,11 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import exclusive_temporary
+from .files import exclusive_temporary, locked
 from .jit_warnings import import_torch
 from .text import first_lines
 
@@ -118,7 +117,7 @@ def runner(device_type: str = "cpu") -> Runner:
     binary = folder / f"runner-{key}"
     if binary.exists():
         return Runner(binary, 0.0)
-    with _locked(folder / f"runner-{key}.lock"):
+    with locked(folder / f"runner-{key}.lock"):
         if binary.exists():  # another session built it while this one waited
             return Runner(binary, 0.0)
         started = time.perf_counter()
@@ -148,21 +147,6 @@ def runner(device_type: str = "cpu") -> Runner:
         os.chmod(temporary, 0o755)
         os.replace(temporary, binary)
         return Runner(binary, time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as lock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: two sessions may both build; the rename keeps one
-            yield
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def run(

@@ -5,9 +5,11 @@ are cleaned up; and a file the run will write at its end is checked at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UsageProblem
@@ -85,3 +87,21 @@ def remove_stale_temporaries(folder: Path) -> int:
         except OSError:
             continue
     return removed
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing): two processes updating
+    one baseline, or building one C++ runner, take turns. Where fcntl is missing (Windows)
+    there is no lock; every write is still atomic."""
+    with open(lock_path, "a") as lock:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -286,37 +286,76 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
     if expected.numel() == 0:
         return result
     wide = torch.complex128 if expected.is_complex() else torch.float64
-    left = _dense(expected, torch).detach().to("cpu", wide)
-    right = _dense(actual, torch).detach().to("cpu", wide)
+    left_all = _dense(expected, torch).detach().reshape(-1)
+    right_all = _dense(actual, torch).detach().reshape(-1)
+    # In chunks: the float64 temporaries of a whole 50M-element output would take gigabytes.
+    worst_excess = -math.inf
+    result.max_abs = result.max_rel = result.needed_atol = 0.0
+    for start in range(0, left_all.numel(), _CHUNK):
+        chunk = _chunk_figures(
+            left_all[start : start + _CHUNK].to("cpu", wide),
+            right_all[start : start + _CHUNK].to("cpu", wide),
+            rtol,
+            atol,
+            torch,
+        )
+        result.mismatched += chunk["mismatched"]
+        result.nan_mismatches += chunk["nan_mismatches"]
+        result.max_abs = max(result.max_abs, chunk["max_abs"])
+        result.max_rel = max(result.max_rel, chunk["max_rel"])
+        result.needed_atol = max(result.needed_atol, chunk["needed_atol"])
+        if chunk["needed_rtol"] is not None:
+            result.needed_rtol = max(result.needed_rtol or 0.0, chunk["needed_rtol"])
+        if chunk["worst_excess"] > worst_excess:
+            worst_excess, flat_worst = chunk["worst_excess"], start + chunk["worst_index"]
+    if result.mismatched:  # a second pass, only for failures: where the errors lie
+        result.error_histogram = [0] * (HISTOGRAM_DECADES[1] - HISTOGRAM_DECADES[0])
+        for start in range(0, left_all.numel(), _CHUNK):
+            left = left_all[start : start + _CHUNK].to("cpu", wide)
+            right = right_all[start : start + _CHUNK].to("cpu", wide)
+            counts = _decade_histogram(_abs_diff(left, right, torch), torch)
+            result.error_histogram = [a + b for a, b in zip(result.error_histogram, counts)]
+    result.worst_index = _unravel(flat_worst, tuple(expected.shape))
+    result.worst_expected = left_all[flat_worst].item()
+    result.worst_actual = right_all[flat_worst].item()
+    return result
+
+
+_CHUNK = 1 << 20  # elements compared at a time
+
+
+def _abs_diff(left, right, torch):
+    """|left - right|, 0 where both are equal or both NaN, inf where only one is NaN."""
     same = (left == right) | (torch.isnan(left) & torch.isnan(right))
-    if expected.is_complex():
+    if left.is_complex():
         same |= torch.isnan(left.real) & torch.isnan(right.real)
     diff = torch.where(same, torch.zeros((), dtype=torch.float64), (left - right).abs())
-    diff = diff.nan_to_num(
-        nan=math.inf, posinf=math.inf
-    )  # NaN on one side only: never within tolerance
+    return diff.nan_to_num(nan=math.inf, posinf=math.inf)  # NaN on one side: never within
+
+
+def _chunk_figures(left, right, rtol: float, atol: float, torch) -> dict:
+    """The figures of one chunk of a comparison, to be combined over the chunks."""
+    diff = _abs_diff(left, right, torch)
     magnitude = left.abs().nan_to_num(nan=0.0, posinf=math.inf)
     allowed = atol + rtol * magnitude
-    mismatch = diff > allowed
-    result.mismatched = int(mismatch.sum())
-    result.nan_mismatches = int((torch.isnan(left) ^ torch.isnan(right)).sum())
-    result.max_abs = float(diff.max())
     relative = torch.where(diff == 0, torch.zeros((), dtype=torch.float64), diff / magnitude)
-    result.max_rel = float(relative.nan_to_num(nan=math.inf, posinf=math.inf).max())
-    if result.mismatched:
-        result.error_histogram = _decade_histogram(diff, torch)
     excess = (diff - allowed).nan_to_num(nan=math.inf, posinf=math.inf)
-    flat_worst = int(excess.flatten().argmax())
-    result.worst_index = _unravel(flat_worst, tuple(expected.shape))
-    result.worst_expected = expected.reshape(-1)[flat_worst].item()
-    result.worst_actual = actual.reshape(-1)[flat_worst].item()
-    result.needed_atol = max(0.0, float((diff - rtol * magnitude).max()))
+    worst = int(excess.argmax())
     over_atol = diff > atol
+    needed_rtol = None
     if bool(over_atol.any()):
         needed = ((diff - atol) / magnitude)[over_atol]
-        needed = needed.nan_to_num(nan=math.inf, posinf=math.inf)
-        result.needed_rtol = float(needed.max())
-    return result
+        needed_rtol = float(needed.nan_to_num(nan=math.inf, posinf=math.inf).max())
+    return {
+        "mismatched": int((diff > allowed).sum()),
+        "nan_mismatches": int((torch.isnan(left) ^ torch.isnan(right)).sum()),
+        "max_abs": float(diff.max()),
+        "max_rel": float(relative.nan_to_num(nan=math.inf, posinf=math.inf).max()),
+        "needed_atol": max(0.0, float((diff - rtol * magnitude).max())),
+        "needed_rtol": needed_rtol,
+        "worst_excess": float(excess[worst]),
+        "worst_index": worst,
+    }
 
 
 HISTOGRAM_DECADES = (-12, 4)  # 10**-12 .. 10**4

@@ -106,3 +106,12 @@ def assert_no_plugin_traceback(result: pytest.RunResult) -> None:
     assert "INTERNALERROR" not in output, output
     frames = _PLUGIN_FRAME.findall(output)
     assert not frames, f"plugin frames in the output: {frames}\n{output}"
+
+
+@pytest.fixture(scope="session")
+def cpp_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One C++ runner cache for the whole run, shared by xdist workers (their temporary
+    folders are siblings): the runner is built once (its file lock serialises the builders)."""
+    folder = tmp_path_factory.getbasetemp().parent / "cpp-runner-cache"
+    folder.mkdir(exist_ok=True)
+    return folder

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_aoti_checks_a_clean_model_and_a_dynamic_batch_everywhere(
-    suite, pytester, monkeypatch, tmp_path_factory
+    suite, pytester, monkeypatch, cpp_cache
 ):
-    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(tmp_path_factory.mktemp("cpp-cache")))
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(cpp_cache))
     result = suite(
         """
         import pytest

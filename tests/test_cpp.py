@@ -35,15 +35,10 @@ def test_nested_outputs():
 """
 
 
-@pytest.fixture(scope="session")
-def runner_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cpp-cache")
-
-
 def test_traced_scripted_and_nested_models_round_trip_through_cpp(
-    suite, pytester, monkeypatch, runner_cache
+    suite, pytester, monkeypatch, cpp_cache
 ):
-    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(runner_cache))
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(cpp_cache))
     result = suite(MODELS_SUITE, "--ts-report=report.json", cpp=True)
     result.assert_outcomes(passed=3)
     expect_lines(result, ["passed*ok ok ok*test_user.py::test_affine[trace]"])
