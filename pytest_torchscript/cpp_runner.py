@@ -113,10 +113,28 @@ def runner(device_type: str = "cpu") -> Runner:
         ).encode()
     ).hexdigest()[:16]
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CppUnavailable(
+            f"cannot create the C++ runner cache {folder} ({error.strerror or error}); set "
+            f"PYTEST_TORCHSCRIPT_CACHE to a writable folder"
+        ) from None
     binary = folder / f"runner-{key}"
     if binary.exists():
         return Runner(binary, 0.0)
+    try:
+        return _build(binary, key, folder, compiler, includes, libraries, names, abi)
+    except OSError as error:  # a read-only cache, a full disk
+        raise CppUnavailable(
+            f"cannot write the C++ runner into {folder} ({error.strerror or error}); set "
+            f"PYTEST_TORCHSCRIPT_CACHE to a writable folder"
+        ) from None
+
+
+def _build(binary, key, folder, compiler, includes, libraries, names, abi) -> Runner:
+    """Compile the runner into ``binary`` under the cache's lock (once across sessions)."""
+    torch = import_torch()
     with locked(folder / f"runner-{key}.lock"):
         if binary.exists():  # another session built it while this one waited
             return Runner(binary, 0.0)

@@ -58,6 +58,15 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def readable_input_path(text: str, source: str) -> Path:
+    """A file the run only reads (``--ts-baseline`` without an update): it may be missing (a
+    missing baseline is reported per check), but it must not be a directory."""
+    path = Path(text).expanduser().resolve()
+    if path.is_dir():
+        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {text}/x.json")
+    return path
+
+
 TEMPORARY_PREFIX = ".ts-partial-"
 STALE_AFTER_S = 3600.0  # a temporary this old belongs to a run that was killed mid-write
 

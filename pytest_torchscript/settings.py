@@ -204,7 +204,7 @@ def resolve(config: pytest.Config) -> Settings:
     """Every run-wide setting, validated; ``UsageProblem`` names the bad one."""
     from .artifacts import prepare_artifact_root
     from .devices import check_device_syntax
-    from .files import prepare_output_path
+    from .files import prepare_output_path, readable_input_path
 
     read = _Reader(config)
     text, where = read.get("device")
@@ -220,9 +220,16 @@ def resolve(config: pytest.Config) -> Settings:
     if text:
         option_defaults.update(parse_layer({"max_regression": _number(text)}, where))
     outputs = {}
-    for name in ("report", "html", "baseline"):
+    for name in ("report", "html"):
         text, where = read.get(name)
         outputs[name] = prepare_output_path(text, where) if text else None
+    text, where = read.get("baseline")
+    outputs["baseline"] = None
+    if text:  # only written with --ts-update-baseline: a read-only checkout may gate
+        if read.get("update_baseline")[0]:
+            outputs["baseline"] = prepare_output_path(text, where)
+        else:
+            outputs["baseline"] = readable_input_path(text, where)
     text, where = read.get("modes")
     modes = parse_modes_list(text, where) if text else MODES
     update_baseline = bool(read.get("update_baseline")[0])

@@ -144,3 +144,31 @@ def test_no_compiler_skips_the_cpp_round_trip_or_fails_when_required(suite, pyte
     required = suite(source, "--ts-cpp=require", cpp=True)
     required.assert_outcomes(failed=1)
     expect_lines(required, ["--ts-cpp=require, and no C++ compiler found*"])
+
+
+def test_a_runner_cache_that_cannot_be_written_skips_with_the_fix(suite, pytester, monkeypatch):
+    blocked = pytester.path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(blocked / "cache"))
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4))
+        def test_model():
+            return Affine().eval()
+        """,
+        cpp=True,
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["passed*ok ok skip*test_user.py::test_model"])
+    expect_lines(
+        result,
+        [
+            "torchscript: C++ round trip skipped (cpu): cannot create the C++ runner cache * set "
+            "PYTEST_TORCHSCRIPT_CACHE to a writable folder"
+        ],
+    )
+    assert_no_plugin_traceback(result)

@@ -534,3 +534,25 @@ def test_a_check_past_its_timeout_fails_naming_the_stage_and_the_session_goes_on
     )
     expect_lines(result, ["failed (eager)*test_user.py::test_slow"])
     assert_no_plugin_traceback(result)
+
+
+def test_gating_reads_a_baseline_it_may_not_write(suite, pytester):
+    # A directory where the baseline should be is a usage error; a missing baseline file in a
+    # folder that does not exist is fine for a gate run (each check reports the entry missing),
+    # since only --ts-update-baseline writes it.
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 4), roundtrip=False, time_budget=0.2)
+        def test_model():
+            return Affine().eval()
+        """,
+        "--ts-baseline=nowhere/base.json",
+        timed=True,
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["*max_regression missing baseline*test_user.py::test_model"])
+    assert not (pytester.path / "nowhere").exists()  # a gate run creates nothing
