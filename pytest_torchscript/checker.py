@@ -26,6 +26,7 @@ from .evidence import Evidence
 from .exporting import export_example, infer_dynamic_shapes
 from .inputs import normalize_inputs
 from .jit_warnings import (
+    RecordedWarning,
     import_torch,
     torchscript_missing_reason,
 )
@@ -115,7 +116,18 @@ class TorchScriptChecker(CheckStages, TimingStage, RoundTripStages):
         self._pending_warnings: list[tuple[str, type[Warning]]] = []
         try:
             self._warn_if_training(model, report)
-            with deadline(resolved.timeout):
+            with deadline(resolved.timeout) as armed:
+                if resolved.timeout is not None and not armed:  # said, never silently ignored
+                    report.warnings.append(
+                        RecordedWarning(
+                            "TimeoutNotArmed",
+                            f"timeout={resolved.timeout:g} was not armed: no SIGALRM here (a "
+                            f"thread other than the main one, Windows, or pytest-timeout's own "
+                            f"timer already running)",
+                            "",
+                            0,
+                        )
+                    )
                 self._run(model, resolved, report)
         except CheckTimedOut:
             report.failed_stage = self._stage

@@ -40,6 +40,7 @@ class PerfReport:
     reloaded_ratio: Interval | None = None
     medians: dict[str, Interval] = field(default_factory=dict)  # the model's series only
     probe: Interval | None = None  # the machine-speed probe's per-call time
+    probe_spread: float = 0.0  # the relative spread of its rounds (contention shows here)
     normalised: dict[str, Interval] = field(default_factory=dict)  # "eager"/"converted" / probe
     gates: list[GateResult] = field(default_factory=list)
     baseline_key: str | None = None
@@ -101,6 +102,7 @@ def run(
     probe = probe_totals(timing)
     if probe:
         report.probe = median_interval(probe)
+        report.probe_spread = spread(probe)
         report.normalised = {
             role: median_interval([t / p for t, p in zip(timing.samples[name], probe)])
             for role, name in (("eager", names[0]), ("converted", names[1]))
@@ -116,7 +118,7 @@ def run(
             "normalised": {name: value.to_dict() for name, value in report.normalised.items()},
             "probe": {
                 **report.probe.to_dict(),
-                "spread": spread(probe),
+                "spread": report.probe_spread,
                 "components": component_medians(timing),
             },
             "rounds": timing.rounds,
@@ -201,7 +203,7 @@ def against_baseline(
         )
     else:
         widen, busy = contention(
-            report.probe, spread(probe_totals(timing)), component_medians(timing), entry["probe"]
+            report.probe, report.probe_spread, component_medians(timing), entry["probe"]
         )
         then = entry["normalised"]
         eager = figure(

@@ -36,11 +36,6 @@ class RoundTripResult:
     def ok(self) -> bool:
         return self.error is None and all(result.ok for result in self.parity)
 
-    @property
-    def word(self) -> str:
-        """How the summary's round-trip column shows it."""
-        return "skip" if self.skipped else "ok" if self.ok else "FAIL"
-
     def to_dict(self) -> dict:
         return {
             "where": self.where,

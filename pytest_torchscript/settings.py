@@ -209,6 +209,7 @@ def resolve(config: pytest.Config) -> Settings:
     read = _Reader(config)
     text, where = read.get("device")
     device = check_device_syntax(text or "cpu", where)
+    device_source = "--ts-device" if where == "--ts-device" else "ts_device"
     artifact_root = None
     text, where = read.get("artifacts")
     if text:
@@ -249,7 +250,7 @@ def resolve(config: pytest.Config) -> Settings:
         raise UsageProblem(f"{where} = {cpp!r} is invalid; it accepts auto, off or require")
     return Settings(
         device=device,
-        device_source=where_device(read),
+        device_source=device_source,
         artifact_root=artifact_root,
         option_defaults=option_defaults,
         perf=perf,
@@ -263,12 +264,6 @@ def resolve(config: pytest.Config) -> Settings:
         ),
         benchmark_table=bool(read.get("benchmark_table")[0]),
     )
-
-
-def where_device(read: _Reader) -> str:
-    """How messages about the device name its source: ``--ts-device`` or ``ts_device``."""
-    _, where = read.get("device")
-    return "--ts-device" if where == "--ts-device" else "ts_device"
 
 
 def _parsed(
