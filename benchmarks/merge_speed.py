@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_torchscript import merge
+from pytest_torchscript.reporting import merge
 
 
 def check(index: int) -> dict:

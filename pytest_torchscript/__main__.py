@@ -2,6 +2,6 @@
 
 import sys
 
-from .merge import main
+from .reporting.merge import main
 
 sys.exit(main())

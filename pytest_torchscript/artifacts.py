@@ -14,9 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .aoti import AotiPackage, is_package, load_package
 from .errors import UsageProblem
-from .exporting import load_program, program_code, save_program
 from .files import (
     TEMPORARY_PREFIX,
     exclusive_temporary,
@@ -24,8 +22,8 @@ from .files import (
     write_bytes_atomically,
     write_text_atomically,
 )
-from .jit_warnings import RecordedWarning, import_torch, recording_warnings
-from .onnx_mode import save_onnx
+from .jit_warnings import RecordedWarning, recording_warnings
+from .modes import Backend, backend_for_artifact
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=\[\]-]+")
 _NAME_LIMIT = 150
@@ -59,31 +57,20 @@ def folder_for(root: Path, test_id: str) -> Path:
     return root / name
 
 
-def save(artifact: Any, folder: Path, stem: str, into: list[RecordedWarning]) -> Path:
-    """Write a ScriptModule as ``stem.pt`` (an ExportedProgram as ``stem.pt2``, an ONNX
-    program as ``stem.onnx``) plus ``stem.code``/``stem.graph``. Each file is written to a
-    fresh, exclusively created temporary name and renamed into place: a crash never leaves a
-    truncated artifact, and nothing already at a name (a file, a planted symlink) is written
-    through."""
-    torch = import_torch()
+def save(
+    artifact: Any, folder: Path, stem: str, into: list[RecordedWarning], backend: Backend
+) -> Path:
+    """Write the artifact as ``stem`` plus its mode's suffix (``.pt``, ``.pt2``, ``.onnx``)
+    beside ``stem.code``/``stem.graph``. Each file is written to a fresh, exclusively created
+    temporary name and renamed into place: a crash never leaves a truncated artifact, and
+    nothing already at a name (a file, a planted symlink) is written through."""
     folder.mkdir(parents=True, exist_ok=True)
-    exported = isinstance(artifact, torch.export.ExportedProgram)
-    is_onnx = type(artifact).__name__ == "ONNXProgram"
-    compiled = isinstance(artifact, AotiPackage)
-    suffix = ".onnx" if is_onnx else ".pt2" if exported or compiled else ".pt"
-    path = folder / f"{stem}{suffix}"
+    path = folder / f"{stem}{backend.suffix}"
     temporary = exclusive_temporary(path)
     try:
         with recording_warnings(into):
-            if compiled:
-                temporary.write_bytes(artifact.path.read_bytes())
-            elif is_onnx:
-                save_onnx(artifact, temporary)
-            elif exported:
-                save_program(artifact, temporary)
-            else:
-                torch.jit.save(artifact, str(temporary))
-            code, graph = describe(artifact)
+            backend.save(artifact, temporary)
+            code, graph = backend.describe(artifact)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -107,25 +94,14 @@ def publish(path: Path, folder: Path) -> Path:
 
 
 def describe(artifact: Any) -> tuple[str, str]:
-    """The code and graph text of a converted artifact (ScriptModule, ExportedProgram or
-    ONNXProgram)."""
-    torch = import_torch()
-    if isinstance(artifact, AotiPackage):
-        return program_code(artifact.program)
-    if isinstance(artifact, torch.export.ExportedProgram):
-        return program_code(artifact)
-    if type(artifact).__name__ == "ONNXProgram":
-        return str(artifact.model), str(getattr(artifact.exported_program, "graph", ""))
-    graph = getattr(artifact, "inlined_graph", getattr(artifact, "graph", ""))
-    return getattr(artifact, "code", ""), str(graph)
+    """The code and graph text of a converted artifact of any mode."""
+    return backend_for_artifact(artifact).describe(artifact)
 
 
-def load(path: Path, device: Any, into: list[RecordedWarning], like: Any = None) -> Any:
-    """Load an artifact back; an ``.onnx`` file is called like ``like`` (its OnnxModule)."""
-    torch = import_torch()
+def load(
+    path: Path, device: Any, into: list[RecordedWarning], backend: Backend, like: Any = None
+) -> Any:
+    """Load an artifact back; ``like`` is the converted module it came from (an ``.onnx``
+    file is called the way its onnxruntime module was)."""
     with recording_warnings(into):
-        if path.suffix == ".onnx":
-            return like.like(path)
-        if path.suffix == ".pt2":
-            return load_package(path, device) if is_package(path) else load_program(path)
-        return torch.jit.load(str(path), map_location=device)
+        return backend.load(path, device, like)

@@ -99,7 +99,7 @@ def runner(device_type: str = "cpu") -> Runner:
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
-    abi = int(bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True)))
+    abi = int(torch.compiled_with_cxx11_abi())
     key = hashlib.sha256(
         "\n".join(
             [

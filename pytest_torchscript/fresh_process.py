@@ -68,8 +68,11 @@ class FreshProcess:
     def _inside_user_roots(self, path: str) -> bool:
         return any(path == root or path.startswith(root + os.sep) for root in self._user_roots)
 
-    def run(self, artifact: Path, input_sets: list[Any], device: str) -> tuple[list[Any], dict]:
-        """Load ``artifact`` in the worker, run it on ``input_sets`` and return its outputs."""
+    def run(
+        self, artifact: Path, loader: str, input_sets: list[Any], device: str
+    ) -> tuple[list[Any], dict]:
+        """Load ``artifact`` in the worker with its mode's ``loader`` (a backend's
+        ``fresh_loader``), run it on ``input_sets`` and return its outputs."""
         from .jit_warnings import import_torch
 
         torch = import_torch()
@@ -84,6 +87,7 @@ class FreshProcess:
                 self._ready = True
             request = {
                 "artifact": str(artifact),
+                "loader": loader,
                 "inputs": str(inputs_path),
                 "outputs": str(outputs_path),
                 "device": device,

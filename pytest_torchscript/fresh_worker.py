@@ -28,13 +28,6 @@ def _plain(value):
     return value
 
 
-def _is_aoti_package(path):
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        return any("/data/aotinductor/" in name for name in archive.namelist())
-
-
 def _to(value, device, torch):
     if isinstance(value, torch.Tensor):
         return value.to(device)
@@ -65,6 +58,14 @@ def _run_onnx(path, input_sets, device, torch):
     return results
 
 
+# How each mode's artifact is loaded, as a deployment would (a backend's ``fresh_loader``).
+_LOADERS = {
+    "torchscript": lambda path, device, torch: torch.jit.load(path, map_location=device),
+    "exported": lambda path, device, torch: torch.export.load(path).module(),
+    "aoti": lambda path, device, torch: torch._inductor.aoti_load_package(path),
+}
+
+
 def _user_modules(roots):
     found = []
     for name, module in list(sys.modules.items()):
@@ -81,15 +82,11 @@ def _handle(request, torch):
         artifact = request["artifact"]
         input_sets = torch.load(request["inputs"], weights_only=True)
         outputs = []
-        if artifact.endswith(".onnx"):
+        loader = request["loader"]
+        if loader == "onnx":
             outputs = _run_onnx(artifact, input_sets, request["device"], torch)
         else:
-            if artifact.endswith(".pt2") and _is_aoti_package(artifact):
-                module = torch._inductor.aoti_load_package(artifact)
-            elif artifact.endswith(".pt2"):
-                module = torch.export.load(artifact).module()
-            else:
-                module = torch.jit.load(artifact, map_location=request["device"])
+            module = _LOADERS[loader](artifact, request["device"], torch)
             with torch.no_grad():
                 for args, kwargs in input_sets:
                     args = _to(args, request["device"], torch)

@@ -117,7 +117,7 @@ def _depends_on_tensor_data(value: Any, depth: int = 0) -> bool:
 
 def _is_tensor(value: Any) -> bool:
     torch = import_torch()
-    return isinstance(value.type(), torch._C.TensorType)
+    return isinstance(value.type(), torch.TensorType)
 
 
 def _inlined_graph(module: Any) -> Any:

@@ -179,6 +179,21 @@ def flatten_registered(value: Any) -> list[Any] | None:
     return leaves
 
 
+def tree_flatten(value: Any) -> tuple[list[Any], Any]:
+    """torch's pytree flattening (private, see ``flatten_registered``): the leaves of nested
+    inputs or outputs in torch.export's order, and the spec that rebuilds them."""
+    from torch.utils import _pytree as pytree
+
+    return pytree.tree_flatten(value)
+
+
+def tree_unflatten(leaves: list[Any], spec: Any) -> Any:
+    """The structure ``spec`` (from ``tree_flatten`` or an exported program) rebuilt."""
+    from torch.utils import _pytree as pytree
+
+    return pytree.tree_unflatten(leaves, spec)
+
+
 _TORCHSCRIPT_PROBE: list[str | None] = []
 
 
@@ -210,6 +225,4 @@ def _probe_function(x: int) -> int:
 def flat_tensors(value: Any) -> list[Any]:
     """The leaves of a nested output or input set in torch.export's order (its pytree), as
     AOTInductor's C++ loader takes and returns them."""
-    from torch.utils import _pytree as pytree
-
-    return pytree.tree_flatten(value)[0]
+    return tree_flatten(value)[0]

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageProblem
+from .modes import MODES
 from .text import short_repr
 
-MODES = ("trace", "script", "export", "onnx", "aoti")
-EXPORTED_MODES = ("export", "onnx", "aoti")  # modes that go through torch.export
 ALL = "all"  # every mode of --ts-modes (default: all of MODES)
 
 

@@ -1,17 +1,17 @@
 """The round trips of a check: the artifact saved (privately, then published to
 ``--ts-artifacts``), reloaded in this process, loaded in a fresh Python process that never
 imported the user's code, and run by LibTorch in a C++ process; each compared with eager.
-
-A mixin of ``TorchScriptChecker`` (``checker.py``), which holds the state it uses.
+What differs between modes (how the artifact is saved and loaded, what the fresh process and
+C++ feed it) is asked of the check's backend.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from . import artifacts
-from .aoti import is_package as is_aoti_package
 from .cpp_runner import CppRunFailed, CppUnavailable
 from .cpp_runner import run as run_in_cpp
 from .fresh_process import FreshProcessError
@@ -19,172 +19,178 @@ from .jit_warnings import (
     flat_tensors,
     recording_warnings,
 )
-from .onnx_mode import OnnxModule, flat_inputs
-from .report import CheckReport, RoundTripResult, describe_mismatch
-from .stages import Stop
+from .report import RoundTripResult, describe_mismatch
+from .stages import Stop, compare
 from .text import first_lines
 
 
-class RoundTripStages:
-    """Save, reload, fresh process, C++ (see the module docstring)."""
-
-    def _roundtrip_all(self, conversion, input_sets, eager, options, report: CheckReport) -> Any:
-        path = self._save(conversion.artifact, report)
-        in_process = RoundTripResult("in-process")
-        report.roundtrips.append(in_process)
+def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> Any:
+    """Save, reload and compare; then the fresh process and C++. Returns the reloaded module
+    (timed beside the converted one)."""
+    report, options, backend = ctx.report, ctx.options, ctx.backend
+    path = save(ctx, conversion.artifact, backend)
+    in_process = RoundTripResult("in-process")
+    report.roundtrips.append(in_process)
+    try:
+        loaded = artifacts.load(path, ctx.device, report.warnings, backend, conversion.module)
+    except Exception as error:
+        in_process.error = f"{type(error).__name__}: {first_lines(str(error))}"
+        raise Stop("roundtrip", f"{path} does not load back: {in_process.error}") from None
+    outputs = []
+    for index, input_set in enumerate(input_sets):
+        args, kwargs = input_set.copy_to(ctx.device)
         try:
-            loaded = artifacts.load(path, self.device, report.warnings, like=conversion.module)
+            with recording_warnings(report.warnings):
+                outputs.append(loaded(*args, **kwargs))
         except Exception as error:
             in_process.error = f"{type(error).__name__}: {first_lines(str(error))}"
-            raise Stop("roundtrip", f"{path} does not load back: {in_process.error}") from None
-        outputs = []
-        for index, input_set in enumerate(input_sets):
-            args, kwargs = input_set.copy_to(self.device)
-            try:
-                with recording_warnings(report.warnings):
-                    outputs.append(loaded(*args, **kwargs))
-            except Exception as error:
-                in_process.error = f"{type(error).__name__}: {first_lines(str(error))}"
-                raise Stop(
-                    "roundtrip",
-                    f"the reloaded {path.name} raised on input set {index} "
-                    f"{input_set.describe()}, where the converted module did not: "
-                    f"{in_process.error}",
-                ) from None
-        in_process.parity = [
-            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
-        ]
-        if not in_process.ok:
             raise Stop(
                 "roundtrip",
-                describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
-            )
-        if options.fresh_process:
-            self._fresh_process_parity(path, input_sets, eager, options, report, loaded)
-            self._cpp_parity(path, input_sets, eager, options, report)
-        return loaded
-
-    def _fresh_process_parity(self, path, input_sets, eager, options, report, loaded) -> None:
-        fresh = RoundTripResult("fresh process")
-        report.roundtrips.append(fresh)
-        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
-        if isinstance(loaded, OnnxModule):  # the worker feeds flat tensors, by position
-            cpu_sets = [(flat_inputs(loaded.parameters, *set_), {}) for set_ in cpu_sets]
-        try:
-            outputs, reply = self._session.fresh_process().run(path, cpu_sets, str(self.device))
-        except FreshProcessError as error:
-            fresh.error = str(error)
-            hint = ""
-            if "in pytree is not registered" in str(error):
-                hint = (
-                    "\nhint: the .pt2 stores its inputs or outputs as a Python class registered "
-                    "as a pytree node (by a library or your code), which a deployment without "
-                    "that code cannot load; return tuples or dicts of tensors (transformers: "
-                    "pass return_dict=False to forward, e.g. in each input set "
-                    "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
-                    "some models in transformers 5)"
-                )
-            if "Unknown builtin op" in str(error):
-                hint = (
-                    "\nhint: the artifact calls an operator that your Python code registers "
-                    "(torch.library, or an extension loaded on import); a deployment must load "
-                    "that library too (torch.ops.load_library) or the runtime will not find it"
-                )
-            raise Stop(
-                "fresh-process",
-                f"{path} could not be loaded and run in a fresh Python process that never "
-                f"imported your code:\n  " + first_lines(str(error)).replace("\n", "\n  ") + hint,
+                f"the reloaded {path.name} raised on input set {index} "
+                f"{input_set.describe()}, where the converted module did not: "
+                f"{in_process.error}",
             ) from None
-        if isinstance(loaded, OnnxModule):
-            outputs = [loaded.rebuild(list(flat)) for flat in outputs]
-        fresh.seconds = reply.get("seconds", 0.0)
-        fresh.user_modules = reply.get("user_modules", [])
-        fresh.process_id = reply.get("pid")
-        fresh.parity = [
-            self._compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
-        ]
-        if not fresh.ok:
-            raise Stop(
-                "fresh-process",
-                describe_mismatch(
-                    fresh.parity, len(input_sets), f"{path.name} loaded in a fresh process"
-                ),
-            )
+    in_process.parity = [
+        compare(eager[i][0], output, i, options) for i, output in enumerate(outputs)
+    ]
+    if not in_process.ok:
+        raise Stop(
+            "roundtrip",
+            describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
+        )
+    if options.fresh_process:
+        fresh_process_parity(ctx, path, input_sets, eager, loaded)
+        cpp_parity(ctx, path, input_sets, eager)
+    return loaded
 
-    def _cpp_parity(self, path, input_sets, eager, options, report: CheckReport) -> None:
-        """The artifact in a C++ process with LibTorch alone, as a C++ service loads it."""
-        setting = self._session.settings.cpp
-        if setting == "off":
-            return
-        result = RoundTripResult("C++")
-        report.roundtrips.append(result)
-        package = path.suffix == ".pt2" and is_aoti_package(path)
-        if path.suffix != ".pt" and not package:
-            result.skipped = (
-                f"the C++ round trip runs TorchScript (.pt) and AOTInductor (mode='aoti') "
-                f"artifacts; a {path.suffix} file from mode={report.mode!r} is loaded by "
-                f"another runtime"
-            )
-            return
-        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
-        expected = [output for output, _ in eager]
-        if package:  # the loader takes and returns flat lists of tensors
-            cpu_sets = [(tuple(flat_tensors((args, kwargs))), {}) for args, kwargs in cpu_sets]
-            expected = [flat_tensors(output) for output in expected]
-        try:
-            built = self._session.cpp_runner(self.device.type)
-        except CppUnavailable as missing:
-            if setting == "require":
-                raise Stop("cpp", f"--ts-cpp=require, and {missing}") from None
-            result.skipped = str(missing)
-            return
-        started = time.perf_counter()
-        try:
-            outputs, _ = run_in_cpp(
-                built.path,
-                path,
-                cpu_sets,
-                str(self.device),
-                self._session.private_root() / "cpp",
-                self._session.settings.cpp_timeout,
-            )
-        except CppRunFailed as error:
-            result.error = str(error)
-            raise Stop(
-                "cpp",
-                f"{path} could not be loaded and run by LibTorch in a C++ process, as a C++ "
-                f"service would:\n  " + str(error).replace("\n", "\n  "),
-            ) from None
-        result.seconds = time.perf_counter() - started
-        result.parity = [
-            self._compare(expected[i], output, i, options) for i, output in enumerate(outputs)
-        ]
-        if not result.ok:
-            raise Stop(
-                "cpp",
-                describe_mismatch(
-                    result.parity, len(input_sets), f"{path.name} run by LibTorch in C++"
-                ),
-            )
 
-    def _save(self, module: Any, report: CheckReport):
-        folder = artifacts.folder_for(self._session.private_root(), self._test_id)
-        count = self._artifact_counts.get(report.mode, 0) + 1
-        self._artifact_counts[report.mode] = count
-        stem = report.mode if count == 1 else f"{report.mode}-{count}"
-        published_root = self._session.settings.artifact_root
-        try:
-            path = artifacts.save(module, folder, stem, report.warnings)
-            published = path
-            if published_root is not None:
-                folder = artifacts.folder_for(published_root, self._test_id)
-                published = artifacts.publish(path, folder)
-        except Exception as error:
-            raise Stop(
-                "roundtrip",
-                f"saving the converted module to {folder} failed: {type(error).__name__}: "
-                f"{first_lines(str(error))}",
-            ) from None
-        report.artifact_path = str(published)
-        report.artifact_bytes = path.stat().st_size
-        return path
+def fresh_process_parity(ctx: Any, path: Path, input_sets: list, eager: list, loaded: Any) -> None:
+    """The artifact in a fresh Python process that never imported the user's code."""
+    report, backend = ctx.report, ctx.backend
+    fresh = RoundTripResult("fresh process")
+    report.roundtrips.append(fresh)
+    cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+    cpu_sets = backend.fresh_inputs(loaded, cpu_sets)
+    try:
+        outputs, reply = ctx.session.fresh_process().run(
+            path, backend.fresh_loader, cpu_sets, str(ctx.device)
+        )
+    except FreshProcessError as error:
+        fresh.error = str(error)
+        hint = ""
+        if "in pytree is not registered" in str(error):
+            hint = (
+                "\nhint: the .pt2 stores its inputs or outputs as a Python class registered "
+                "as a pytree node (by a library or your code), which a deployment without "
+                "that code cannot load; return tuples or dicts of tensors (transformers: "
+                "pass return_dict=False to forward, e.g. in each input set "
+                "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
+                "some models in transformers 5)"
+            )
+        if "Unknown builtin op" in str(error):
+            hint = (
+                "\nhint: the artifact calls an operator that your Python code registers "
+                "(torch.library, or an extension loaded on import); a deployment must load "
+                "that library too (torch.ops.load_library) or the runtime will not find it"
+            )
+        raise Stop(
+            "fresh-process",
+            f"{path} could not be loaded and run in a fresh Python process that never "
+            f"imported your code:\n  " + first_lines(str(error)).replace("\n", "\n  ") + hint,
+        ) from None
+    outputs = backend.fresh_outputs(loaded, outputs)
+    fresh.seconds = reply.get("seconds", 0.0)
+    fresh.user_modules = reply.get("user_modules", [])
+    fresh.process_id = reply.get("pid")
+    fresh.parity = [
+        compare(eager[i][0], output, i, ctx.options) for i, output in enumerate(outputs)
+    ]
+    if not fresh.ok:
+        raise Stop(
+            "fresh-process",
+            describe_mismatch(
+                fresh.parity, len(input_sets), f"{path.name} loaded in a fresh process"
+            ),
+        )
+
+
+def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
+    """The artifact in a C++ process with LibTorch alone, as a C++ service loads it."""
+    report, session = ctx.report, ctx.session
+    setting = session.settings.cpp
+    if setting == "off":
+        return
+    result = RoundTripResult("C++")
+    report.roundtrips.append(result)
+    if ctx.backend.cpp_inputs is None:
+        result.skipped = (
+            f"the C++ round trip runs TorchScript (.pt) and AOTInductor (mode='aoti') "
+            f"artifacts; a {path.suffix} file from mode={report.mode!r} is loaded by "
+            f"another runtime"
+        )
+        return
+    cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+    expected = [output for output, _ in eager]
+    if ctx.backend.cpp_inputs == "flat":  # the loader takes and returns lists of tensors
+        cpu_sets = [(tuple(flat_tensors((args, kwargs))), {}) for args, kwargs in cpu_sets]
+        expected = [flat_tensors(output) for output in expected]
+    try:
+        built = session.cpp_runner(ctx.device.type)
+    except CppUnavailable as missing:
+        if setting == "require":
+            raise Stop("cpp", f"--ts-cpp=require, and {missing}") from None
+        result.skipped = str(missing)
+        return
+    started = time.perf_counter()
+    try:
+        outputs, _ = run_in_cpp(
+            built.path,
+            path,
+            cpu_sets,
+            str(ctx.device),
+            session.private_root() / "cpp",
+            session.settings.cpp_timeout,
+        )
+    except CppRunFailed as error:
+        result.error = str(error)
+        raise Stop(
+            "cpp",
+            f"{path} could not be loaded and run by LibTorch in a C++ process, as a C++ "
+            f"service would:\n  " + str(error).replace("\n", "\n  "),
+        ) from None
+    result.seconds = time.perf_counter() - started
+    result.parity = [
+        compare(expected[i], output, i, ctx.options) for i, output in enumerate(outputs)
+    ]
+    if not result.ok:
+        raise Stop(
+            "cpp",
+            describe_mismatch(
+                result.parity, len(input_sets), f"{path.name} run by LibTorch in C++"
+            ),
+        )
+
+
+def save(ctx: Any, artifact: Any, backend: Any) -> Path:
+    """Save privately (the only copy this run loads), then publish to ``--ts-artifacts``."""
+    report = ctx.report
+    folder = artifacts.folder_for(ctx.session.private_root(), ctx.test_id)
+    count = ctx.artifact_counts.get(report.mode, 0) + 1
+    ctx.artifact_counts[report.mode] = count
+    stem = report.mode if count == 1 else f"{report.mode}-{count}"
+    published_root = ctx.session.settings.artifact_root
+    try:
+        path = artifacts.save(artifact, folder, stem, report.warnings, backend)
+        published = path
+        if published_root is not None:
+            folder = artifacts.folder_for(published_root, ctx.test_id)
+            published = artifacts.publish(path, folder)
+    except Exception as error:
+        raise Stop(
+            "roundtrip",
+            f"saving the converted module to {folder} failed: {type(error).__name__}: "
+            f"{first_lines(str(error))}",
+        ) from None
+    report.artifact_path = str(published)
+    report.artifact_bytes = path.stat().st_size
+    return path

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pytest_torchscript import merge
+from pytest_torchscript.reporting import merge
 
 SUITE = """
 import pytest

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from conftest import assert_no_plugin_traceback, expect_lines
 
-from pytest_torchscript import exporting
+from pytest_torchscript.modes import export as exporting
 from pytest_torchscript.text import first_lines, root_cause, strip_ansi
 
 
@@ -63,7 +63,7 @@ def test_a_guard_that_assumes_size_one_never_happens_says_so():
 def test_an_onnx_optimizer_failure_quotes_its_root_cause_and_the_option_past_it(suite, pytester):
     pytester.makeconftest(
         """
-        import pytest_torchscript.convert as convert
+        import pytest_torchscript.modes.onnx as convert
 
         def failing_export(model, args, kwargs, dynamic_shapes, options=None):
             if options and options.get("optimize") is False:

@@ -45,8 +45,13 @@ def test_built_wheel_installs_into_a_fresh_venv_and_checks_a_model(tmp_path):
         names = archive.namelist()
     assert "pytest_torchscript/py.typed" in names and "pytest_torchscript/plugin.py" in names
     assert any(name.endswith("entry_points.txt") for name in names)
+    # Every subpackage ships (a package list that forgets one builds a wheel that cannot import).
+    for module in ("modes/jit.py", "modes/onnx.py", "reporting/merge.py", "cpp/runner.cpp"):
+        assert f"pytest_torchscript/{module}" in names, module
     with tarfile.open(sdist) as archive:
-        assert any(name.endswith("pytest_torchscript/merge.py") for name in archive.getnames())
+        assert any(
+            name.endswith("pytest_torchscript/reporting/merge.py") for name in archive.getnames()
+        )
 
     # Everything this environment has, except our own package: torch, pytest, their deps.
     deps = tmp_path / "deps"

@@ -21,9 +21,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-from . import baseline, html_report, json_report
-from .errors import UsageProblem
-from .files import write_text_atomically
+from .. import baseline
+from ..errors import UsageProblem
+from ..files import write_text_atomically
+from . import html_page, json_file
+from .cells import summary_counts
 
 
 @dataclass
@@ -46,15 +48,15 @@ def read_report(path: Path) -> dict:
         ) from None
     except (UnicodeDecodeError, ValueError, RecursionError, OSError) as error:
         raise UsageProblem(f"{path}: cannot read it as a report ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != json_report.FORMAT:
+    if not isinstance(data, dict) or data.get("format") != json_file.FORMAT:
         raise UsageProblem(
-            f'{path}: not a pytest-torchscript report (no "format": "{json_report.FORMAT}"); '
+            f'{path}: not a pytest-torchscript report (no "format": "{json_file.FORMAT}"); '
             f"pass files written by --ts-report"
         )
-    if data.get("version") != json_report.VERSION:
+    if data.get("version") != json_file.VERSION:
         raise UsageProblem(
             f"{path}: report schema version {data.get('version')!r}, and this "
-            f"pytest-torchscript reads version {json_report.VERSION}; re-run that shard with "
+            f"pytest-torchscript reads version {json_file.VERSION}; re-run that shard with "
             f"this version"
         )
     checks = data.get("checks")
@@ -106,15 +108,15 @@ def merge_reports(paths: list[Path]) -> MergedReport:
     devices = sorted({check["device"] for check in checks}) or ["cpu"]
     threads = sorted({document.get("threads") for _, document in documents} - {None})
     merged = {
-        "format": json_report.FORMAT,
-        "version": json_report.VERSION,
+        "format": json_file.FORMAT,
+        "version": json_file.VERSION,
         "created": newest,
         "exit_status": max((int(d.get("exit_status") or 0) for _, d in documents), default=0),
         "torch": ", ".join(sorted({str(d.get("torch")) for _, d in documents})),
         "device": ", ".join(devices),
         "threads": threads[0] if len(threads) == 1 else threads,
         "merged_from": [str(path) for path in paths],
-        "summary": json_report.summary_counts(checks),
+        "summary": summary_counts(checks),
         "checks": checks,
     }
     return MergedReport(merged, conflicts)
@@ -134,7 +136,7 @@ class _Terminal:
 
 
 def print_summary(merged: MergedReport, stream: TextIO) -> None:
-    from .summary import write_matrix, write_regressions, write_summary
+    from .terminal import write_matrix, write_regressions, write_summary
 
     checks = merged.document["checks"]
     terminal = _Terminal(stream)
@@ -193,14 +195,14 @@ def main(argv: list[str] | None = None, stream: TextIO = sys.stdout) -> int:
             merged = merge_reports(args.reports)
             print_summary(merged, stream)
             if args.json:
-                json_report.write(args.json, merged.document)
+                json_file.write(args.json, merged.document)
                 stream.write(f"torchscript: JSON report written to {args.json}\n")
             if args.html:
                 settings = SimpleNamespace(
                     device=merged.document["device"],
                     perf=SimpleNamespace(threads=merged.document["threads"]),
                 )
-                html_report.write(args.html, merged.document["checks"], settings)
+                html_page.write(args.html, merged.document["checks"], settings)
                 stream.write(f"torchscript: HTML report written to {args.html}\n")
             return 1 if merged.document["exit_status"] else 0
         entries = merge_baselines(args.baselines, args.prefer)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .files import write_text_atomically
-from .report import VERDICTS
+from ..files import write_text_atomically
+from .cells import summary_counts
 
 FORMAT = "pytest-torchscript-report"
 VERSION = 1
@@ -36,10 +36,6 @@ def document(checks: list[dict], exit_status: int, settings: Any) -> dict:
         "summary": summary_counts(checks),
         "checks": checks,
     }
-
-
-def summary_counts(checks: list[dict]) -> dict[str, int]:
-    return {verdict: sum(check["verdict"] == verdict for check in checks) for verdict in VERDICTS}
 
 
 def machine() -> dict[str, str]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+from pathlib import Path
 from typing import Any
 
-from .jit_warnings import import_torch
+from ..jit_warnings import import_torch, tree_flatten, tree_unflatten
+from .base import Target
+from .export import ExportedBackend
 
 EXTRA = "pip install 'pytest-torchscript[onnx]'"
 # onnxruntime's kernels round differently from PyTorch's: float tolerances for this mode.
@@ -94,8 +97,7 @@ class OnnxModule:
         return self.rebuild(outputs)
 
     def rebuild(self, outputs: list[Any]) -> Any:
-        torch = import_torch()
-        return torch.utils._pytree.tree_unflatten(outputs, self.out_spec)
+        return tree_unflatten(outputs, self.out_spec)
 
 
 def parameter_names(model: Any) -> list[str]:
@@ -110,9 +112,50 @@ def flat_inputs(parameters: list[str], args: tuple, kwargs: dict) -> list[Any]:
     ordered = dict(zip(parameters, args))
     ordered.update(kwargs)
     values = [ordered[name] for name in parameters if name in ordered]
-    leaves, _ = torch.utils._pytree.tree_flatten(values)
+    leaves, _ = tree_flatten(values)
     return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
 
 
-def save_onnx(program: Any, path: Any) -> None:
-    program.save(str(path))
+class OnnxBackend(ExportedBackend):
+    """The ``.onnx`` file, run by onnxruntime here, in the fresh process, and in deployment."""
+
+    name = "onnx"
+    converter = "torch.onnx.export"
+    suffix = ".onnx"
+    fresh_loader = "onnx"
+    tolerances = TOLERANCES
+
+    def missing_reason(self) -> str | None:
+        return missing_reason()
+
+    def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
+        program = export_onnx(model, args, kwargs, target.dynamic_shapes, dict(target.onnx_options))
+        return program, OnnxModule.from_program(program, model, target.device, target.threads)
+
+    def extra_hints(self, text: str) -> list[str]:
+        if "passmanager" in text or "constant folding" in text:
+            return [
+                "hint: the ONNX exporter's optimizer failed after the model was exported; "
+                "export without it: @pytest.mark.torchscript(onnx_options={'optimize': False}) "
+                "(torch.onnx.export(..., optimize=False) in your own export code)"
+            ]
+        return []
+
+    def owns(self, artifact: Any) -> bool:
+        return type(artifact).__name__ == "ONNXProgram"
+
+    def save(self, artifact: Any, path: Path) -> None:
+        artifact.save(str(path))
+
+    def describe(self, artifact: Any) -> tuple[str, str]:
+        return str(artifact.model), str(getattr(artifact.exported_program, "graph", ""))
+
+    def load(self, path: Path, device: Any, like: Any = None) -> Any:
+        return like.like(path)
+
+    def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
+        """The fresh process feeds onnxruntime flat tensors, by position."""
+        return [(flat_inputs(converted.parameters, *input_set), {}) for input_set in cpu_sets]
+
+    def fresh_outputs(self, converted: Any, outputs: list[Any]) -> list[Any]:
+        return [converted.rebuild(list(flat)) for flat in outputs]

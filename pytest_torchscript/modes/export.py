@@ -14,17 +14,22 @@ import inspect
 import linecache
 import re
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from .inputs import InputSet
-from .jit_warnings import (
+from ..inputs import InputSet
+from ..jit_warnings import (
     TRANSPARENT_CODE,
+    RecordedWarning,
     calling_user_frame,
     display_path,
     import_torch,
+    recording_warnings,
 )
-from .text import first_lines
+from ..text import first_lines, root_cause, strip_ansi
+from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 
 _EXPORT_HINT = (
     "hint: export cannot follow a branch on tensor values; express it with "
@@ -249,17 +254,70 @@ def _assumes_not_one(requirement: str) -> bool:
     )
 
 
-def save_program(program: Any, path: Any) -> None:
-    torch = import_torch()
-    torch.export.save(program, str(path))
-
-
-def load_program(path: Any) -> Any:
-    torch = import_torch()
-    return torch.export.load(str(path)).module()
-
-
 def program_code(program: Any) -> tuple[str, str]:
     """The exported program's Python code and graph, for the artifacts folder."""
     module = program.graph_module
     return module.code, str(program.graph)
+
+
+class ExportedBackend(Backend):
+    """What every mode that goes through torch.export shares: the size decisions of the user's
+    code are recorded while exporting, and a failure is explained by them."""
+
+    exported = True
+
+    def convert(self, model: Any, args: tuple, kwargs: dict, target: Target) -> Conversion:
+        recorded: list[RecordedWarning] = []
+        guards: list[tuple[str, int, str]] = []
+        started = time.perf_counter()
+        try:
+            with recording_warnings(recorded), recording_size_decisions(guards):
+                artifact, module = self.build(model, args, kwargs, target)
+        except Exception as error:
+            raise self._failure(model, error, guards) from None
+        return Conversion(module, time.perf_counter() - started, recorded, artifact, guards)
+
+    def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
+        """(what is saved, what runs)."""
+        raise NotImplementedError
+
+    def extra_hints(self, text: str) -> list[str]:
+        """Hints this mode adds for a failure whose whole text (lower case) is ``text``."""
+        return []
+
+    def _failure(self, model: Any, error: Exception, guards: list) -> ConversionFailed:
+        lines = failure_header(self.converter, model, self.name, error)
+        lines.append(explain_export_failure(error, guards))
+        root = root_cause(error)
+        if root is not error:
+            text = first_lines(without_plugin_frames(strip_ansi(str(root))), 6)
+            lines.append(f"root cause: {type(root).__name__}: " + text.replace("\n", "\n  "))
+        lines.extend(self.extra_hints(strip_ansi(f"{error}\n{root}").lower()))
+        failure = ConversionFailed(strip_ansi("\n".join(lines)))
+        failure.full_text = strip_ansi(f"{error}\n\nroot cause:\n{root}")
+        return failure
+
+    def describe(self, artifact: Any) -> tuple[str, str]:
+        return program_code(artifact)
+
+
+class ExportBackend(ExportedBackend):
+    """mode="export": the ExportedProgram, saved with torch.export.save as ``.pt2``."""
+
+    name = "export"
+    converter = "torch.export"
+    suffix = ".pt2"
+    fresh_loader = "exported"
+
+    def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
+        program = export_program(model, args, kwargs, target.dynamic_shapes)
+        return program, program.module()
+
+    def owns(self, artifact: Any) -> bool:
+        return isinstance(artifact, import_torch().export.ExportedProgram)
+
+    def save(self, artifact: Any, path: Path) -> None:
+        import_torch().export.save(artifact, str(path))
+
+    def load(self, path: Path, device: Any, like: Any = None) -> Any:
+        return import_torch().export.load(str(path)).module()

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .files import write_text_atomically
-from .parity import HISTOGRAM_DECADES
-from .summary import count_verdicts, coverage_cell, duration, ordered, roundtrip_cell
+from ..files import write_text_atomically
+from ..parity import HISTOGRAM_DECADES
+from .cells import count_verdicts, coverage_cell, duration, number, ordered, roundtrip_cell
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
@@ -99,8 +99,8 @@ def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
             f"{_artifacts_link(check, html_path)}</td>",
             _cell(check["mode"]),
             _cell(check["device"]),
-            _cell(_number(check["max_abs"])),
-            _cell(_number(check["max_rel"])),
+            _cell(number(check["max_abs"])),
+            _cell(number(check["max_rel"])),
             _cell(coverage_cell(check)),
             _cell(roundtrip_cell(check)),
             _cell(duration(medians[0]["median"]) if medians else "-"),
@@ -210,7 +210,7 @@ def _parity_errors(checks: list[dict]) -> str:
                     f"{result['input_index']}, {html.escape(leaf['path'])}</h3>"
                     f"<p>{leaf['mismatched']} of {leaf['numel']} elements beyond rtol="
                     f"{leaf['rtol']:g}, atol={leaf['atol']:g}; max abs error "
-                    f"{_number(leaf['max_abs'])}</p>" + _histogram_svg(histogram, low)
+                    f"{number(leaf['max_abs'])}</p>" + _histogram_svg(histogram, low)
                 )
     if not blocks:
         return ""
@@ -253,10 +253,6 @@ def _failures(checks: list[dict]) -> str:
 
 def _cell(text: Any) -> str:
     return f"<td>{html.escape(str(text))}</td>"
-
-
-def _number(value: Any) -> str:
-    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -16,12 +16,13 @@ import atexit
 import hashlib
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .jit_warnings import import_torch
+from ..jit_warnings import import_torch
+from .base import Target
+from .export import ExportedBackend, export_program, program_code
 
 _CACHE: dict[str, Path] = {}
 _FOLDER: list[Path] = []
@@ -34,15 +35,6 @@ class AotiPackage:
 
     path: Path
     program: Any
-
-
-def is_package(path: Path) -> bool:
-    """A .pt2 that holds an AOTInductor-compiled model (not only an exported program)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any("/data/aotinductor/" in name for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def compile_package(program: Any) -> Path:
@@ -78,3 +70,31 @@ def _fingerprint(program: Any) -> str:
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
         digest.update(repr((tuple(tensor.shape), float(tensor.detach().double().sum()))).encode())
     return digest.hexdigest()[:20]
+
+
+class AotiBackend(ExportedBackend):
+    """The AOTInductor package, loaded by ``aoti_load_package`` here and in the fresh process,
+    and by ``AOTIModelPackageLoader`` in C++ (flat lists of tensors in and out)."""
+
+    name = "aoti"
+    converter = "torch.export + AOTInductor"
+    suffix = ".pt2"
+    fresh_loader = "aoti"
+    cpp_inputs = "flat"
+
+    def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
+        exported = export_program(model, args, kwargs, target.dynamic_shapes)
+        package = AotiPackage(compile_package(exported), exported)
+        return package, load_package(package.path, target.device)
+
+    def owns(self, artifact: Any) -> bool:
+        return isinstance(artifact, AotiPackage)
+
+    def save(self, artifact: Any, path: Path) -> None:
+        path.write_bytes(artifact.path.read_bytes())
+
+    def describe(self, artifact: Any) -> tuple[str, str]:
+        return program_code(artifact.program)
+
+    def load(self, path: Path, device: Any, like: Any = None) -> Any:
+        return load_package(path, device)

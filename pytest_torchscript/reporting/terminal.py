@@ -12,8 +12,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from .options import MODES
-from .report import VERDICTS
+from ..modes import MODES
+from .cells import count_verdicts, coverage_cell, duration, figure, ordered, roundtrip_cell, size
 
 _COLUMNS = (
     "verdict",
@@ -27,22 +27,6 @@ _COLUMNS = (
     "convert",
 )
 _DEVICE = _COLUMNS.index("device")
-
-
-def ordered(checks: list[dict]) -> list[dict]:
-    """Failures first, then skips, then passes; otherwise in the order they ran."""
-    return sorted(checks, key=lambda check: VERDICTS.index(check["verdict"]))
-
-
-def count_verdicts(checks: list[dict]) -> str:
-    """``3 passed, 1 failed, 2 xfailed``: passed and failed always, the others when present."""
-    counts = Counter(check["verdict"] for check in checks)
-    shown = [
-        v
-        for v in ("passed", "failed", "xfailed", "xpassed", "skipped")
-        if counts[v] or v in ("passed", "failed")
-    ]
-    return ", ".join(f"{counts[verdict]} {verdict}" for verdict in shown)
 
 
 def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
@@ -230,11 +214,11 @@ def _row(check: dict) -> tuple[str, ...]:
         check["verdict_text"],
         check["mode"],
         check["device"],
-        _figure(check["max_abs"]),
-        _figure(check["max_rel"]),
+        figure(check["max_abs"]),
+        figure(check["max_rel"]),
         coverage_cell(check),
         roundtrip_cell(check),
-        _size(check["artifact_bytes"]),
+        size(check["artifact_bytes"]),
         "-" if check["conversion_seconds"] is None else f"{check['conversion_seconds']:.2f} s",
     )
 
@@ -258,43 +242,3 @@ def _roundtrip_legend(checks: list[dict]) -> str | None:
     if len(orders) > 1:
         text += "; fewer where a check asked for less"
     return text + ")"
-
-
-def coverage_cell(check: dict) -> str:
-    """The coverage column, in the terminal and the HTML report alike."""
-    flow = check.get("control_flow")
-    if not flow:
-        return "-"
-    if flow["coverage"] is None:
-        return "no branches"
-    return f"{flow['coverage']:.0%} {flow['arms_exercised']}/{flow['arms_total']}"
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2g}"
-
-
-def roundtrip_cell(check: dict) -> str:
-    """``ok ok``: reloaded in process, then in a fresh process; ``ok`` alone: in process only."""
-    if not check["roundtrips"]:
-        return "-"
-    return " ".join(
-        "skip" if rt.get("skipped") else "ok" if rt["ok"] else "FAIL" for rt in check["roundtrips"]
-    )
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "kB", "MB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
-def duration(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"

@@ -1,0 +1,56 @@
+"""The conversion modes, one module per family, and the registry the rest of the plugin asks.
+
+``MODES`` (what the marker accepts, in the order the report lists them) is derived from the
+registry. Adding a mode is writing a ``Backend`` (see ``base.py``) in its own module and
+registering it here; nothing else in the plugin names a mode. Importing this package imports no
+torch: backends import it when they first run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aoti import AotiBackend
+from .base import Backend, Conversion, ConversionFailed, Target
+from .export import ExportBackend
+from .jit import ScriptBackend, TraceBackend
+from .onnx import OnnxBackend
+
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend
+    for backend in (TraceBackend(), ScriptBackend(), ExportBackend(), OnnxBackend(), AotiBackend())
+}
+MODES: tuple[str, ...] = tuple(BACKENDS)
+
+
+def backend(mode: str) -> Backend:
+    """The backend of a validated mode name."""
+    return BACKENDS[mode]
+
+
+def backend_for_artifact(artifact: Any) -> Backend:
+    """The backend that saves ``artifact`` (an artifact handed to the fixture's ``roundtrip``,
+    whose mode the test may not say); TorchScript when none claims it."""
+    for candidate in BACKENDS.values():
+        if candidate.owns(artifact):
+            return candidate
+    return BACKENDS["trace"]
+
+
+def convert(model: Any, mode: str, args: tuple, kwargs: dict, target: Target | None = None):
+    """Convert ``model`` in ``mode`` with example ``args``/``kwargs`` (a copy the model may
+    keep); raise ``ConversionFailed`` with the converter's explanation."""
+    return backend(mode).convert(model, args, kwargs, target or Target())
+
+
+__all__ = [
+    "BACKENDS",
+    "MODES",
+    "Backend",
+    "Conversion",
+    "ConversionFailed",
+    "Target",
+    "backend",
+    "backend_for_artifact",
+    "convert",
+]

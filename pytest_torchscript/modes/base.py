@@ -1,0 +1,142 @@
+"""What a conversion mode is: the ``Backend`` every mode module implements, and the
+``Conversion`` it returns or the ``ConversionFailed`` it raises.
+
+A backend owns everything that differs between modes, so the rest of the plugin never asks
+which mode it runs: how to convert (and explain a failure in the user's terms), how the artifact
+is saved, described, loaded back in this process and in a fresh one, which tolerances apply by
+default, which control-flow analysis fits, whether LibTorch in C++ can run it, and whether this
+installation can run the mode at all (a missing extra is a skip reason, not a crash).
+"""
+
+from __future__ import annotations
+
+import linecache
+import re
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..jit_warnings import RecordedWarning, display_path, is_library_file
+from ..text import model_name
+
+_SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to convert: the device, the threads eager gets while timing (a runtime of
+    its own, like onnxruntime, gets as many), and the mode-specific settings of the check."""
+
+    device: Any = "cpu"
+    threads: int = 1
+    dynamic_shapes: Any = None  # modes that go through torch.export
+    onnx_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Conversion:
+    """``module`` is what runs (a ScriptModule, an exported program's module, an onnxruntime
+    session called like the model); ``artifact`` is what is saved (the same ScriptModule, the
+    ExportedProgram, the ONNX program, the AOTInductor package)."""
+
+    module: Any
+    seconds: float
+    warnings: list[RecordedWarning] = field(default_factory=list)
+    artifact: Any = None
+    size_decisions: list[tuple[str, int, str]] = field(default_factory=list)  # torch.export
+
+    def __post_init__(self) -> None:
+        if self.artifact is None:
+            self.artifact = self.module
+
+
+class ConversionFailed(Exception):
+    """The converter rejected the model; the message is ready to show the user, with long
+    lines cut; ``full_text`` (when set) is the converter's whole message, for the artifacts."""
+
+    full_text: str | None = None
+
+
+class Backend:
+    """One conversion mode. Subclasses set the class attributes and implement ``convert``,
+    ``owns``, ``save``, ``describe`` and ``load``; the defaults suit modes whose converted
+    module takes and returns what the model does."""
+
+    name: ClassVar[str]
+    converter: ClassVar[str]  # the converter as messages name it, e.g. "torch.jit.trace"
+    suffix: ClassVar[str]  # of the saved artifact
+    # Modes that go through torch.export: dynamic dimensions are inferred from the input sets,
+    # the size decisions of the user's code are recorded, and an input the program rejects is
+    # explained by them.
+    exported: ClassVar[bool] = False
+    # Which control-flow analysis applies: "trace" (re-trace every input set, name the frozen
+    # branch), "script" (which compiled arms eager exercised), "coverage" (eager's decisions
+    # only: the converter refuses data-dependent branches itself).
+    control_flow: ClassVar[str] = "coverage"
+    # How the fresh process loads the artifact (a loader of ``fresh_worker.py``).
+    fresh_loader: ClassVar[str]
+    # How LibTorch in C++ runs it: "structured" (a TorchScript module, the model's own inputs
+    # and outputs), "flat" (a list of tensors in, a list out), or None (another runtime).
+    cpp_inputs: ClassVar[str | None] = None
+    tolerances: ClassVar[Mapping[str, float]] = {}  # defaults where the user set none
+
+    def missing_reason(self) -> str | None:
+        """Why this installation cannot run the mode (a missing extra, a torch without it),
+        as a skip reason; None when it can."""
+        return None
+
+    def convert(self, model: Any, args: tuple, kwargs: dict, target: Target) -> Conversion:
+        raise NotImplementedError
+
+    def owns(self, artifact: Any) -> bool:
+        """Whether ``artifact`` is what this mode saves (for artifacts handed to the
+        fixture's ``roundtrip``, whose mode is not known)."""
+        raise NotImplementedError
+
+    def save(self, artifact: Any, path: Path) -> None:
+        raise NotImplementedError
+
+    def describe(self, artifact: Any) -> tuple[str, str]:
+        """The artifact's code and graph as text, kept beside it for reading a CI failure."""
+        raise NotImplementedError
+
+    def load(self, path: Path, device: Any, like: Any = None) -> Any:
+        """The saved artifact as a callable; ``like`` is the converted module it came from."""
+        raise NotImplementedError
+
+    def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
+        """The input sets as the fresh process feeds them to the loaded artifact."""
+        return cpu_sets
+
+    def fresh_outputs(self, converted: Any, outputs: list[Any]) -> list[Any]:
+        """The fresh process's outputs in the structure the model returns."""
+        return outputs
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} mode={self.name!r}>"
+
+
+def failure_header(converter: str, model: Any, mode: str, error: BaseException) -> list[str]:
+    """The first lines of every conversion failure: which converter refused which model, and
+    the line of the user's code it points at."""
+    lines = [f"{converter} could not convert {model_name(model)} (mode={mode!r})"]
+    location = user_location(error)
+    if location is not None:
+        filename, lineno = location
+        source = linecache.getline(filename, lineno).strip()
+        lines.append(f"  at {display_path(filename)}:{lineno}: {source}")
+    return lines
+
+
+def user_location(error: BaseException) -> tuple[str, int] | None:
+    """The user's file and line an error points at: TorchScript's source ranges in the message
+    first (script errors), else the innermost user frame of the traceback (trace errors)."""
+    for match in _SCRIPT_LOCATION.finditer(str(error)):
+        if not is_library_file(match["file"]):
+            return match["file"], int(match["line"])
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if not is_library_file(frame.filename):
+            return frame.filename, frame.lineno or 0
+    return None

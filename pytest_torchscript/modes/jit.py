@@ -1,0 +1,104 @@
+"""mode="trace" and mode="script": TorchScript, saved as ``.pt`` with ``torch.jit.save``.
+
+Both load anywhere TorchScript runs (``torch.jit.load`` in Python, ``torch::jit::load`` in
+C++). They differ in how they convert, so in what goes wrong: a trace records the operations
+one input ran and freezes every data-dependent branch (the "trace" control-flow analysis
+re-traces the other input sets to prove it); a script compiles the source and keeps its
+branches (the "script" analysis says which of them the input sets exercised).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..jit_warnings import (
+    RecordedWarning,
+    import_torch,
+    recording_warnings,
+    torchscript_missing_reason,
+)
+from .base import Backend, Conversion, ConversionFailed, Target, failure_header
+
+
+class _TorchScript(Backend):
+    suffix = ".pt"
+    fresh_loader = "torchscript"
+    cpp_inputs = "structured"
+    hint: str  # the other TorchScript mode, and when it helps
+
+    def missing_reason(self) -> str | None:
+        return torchscript_missing_reason()
+
+    def convert(self, model: Any, args: tuple, kwargs: dict, target: Target) -> Conversion:
+        recorded: list[RecordedWarning] = []
+        started = time.perf_counter()
+        try:
+            with recording_warnings(recorded):
+                module = self._convert(import_torch(), model, args, kwargs)
+        except ConversionFailed:
+            raise
+        except Exception as error:
+            raise ConversionFailed(self.explain(model, error)) from None
+        return Conversion(module, time.perf_counter() - started, recorded)
+
+    def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
+        raise NotImplementedError
+
+    def explain(self, model: Any, error: BaseException) -> str:
+        own_message = str(error).strip() or type(error).__name__
+        lines = failure_header(self.converter, model, self.name, error)
+        lines.append(f"  {type(error).__name__}: " + own_message.replace("\n", "\n    "))
+        lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def owns(self, artifact: Any) -> bool:
+        return isinstance(artifact, import_torch().jit.ScriptModule)
+
+    def save(self, artifact: Any, path: Path) -> None:
+        import_torch().jit.save(artifact, str(path))
+
+    def describe(self, artifact: Any) -> tuple[str, str]:
+        graph = getattr(artifact, "inlined_graph", getattr(artifact, "graph", ""))
+        return getattr(artifact, "code", ""), str(graph)
+
+    def load(self, path: Path, device: Any, like: Any = None) -> Any:
+        return import_torch().jit.load(str(path), map_location=device)
+
+
+class TraceBackend(_TorchScript):
+    name = "trace"
+    converter = "torch.jit.trace"
+    control_flow = "trace"
+    hint = (
+        "mode='script' compiles the Python source itself and handles control flow and "
+        "non-tensor values that tracing cannot record"
+    )
+
+    def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
+        if kwargs and args:
+            raise ConversionFailed(
+                "mode='trace' cannot take positional and keyword arguments in one input "
+                "set (torch.jit.trace accepts example_inputs or example_kwarg_inputs, not "
+                "both); pass a tuple of positional arguments or a dict of keyword arguments"
+            )
+        if kwargs:
+            return torch.jit.trace(
+                model, example_kwarg_inputs=kwargs, strict=False, check_trace=False
+            )
+        return torch.jit.trace(model, args, strict=False, check_trace=False)
+
+
+class ScriptBackend(_TorchScript):
+    name = "script"
+    converter = "torch.jit.script"
+    control_flow = "script"
+    hint = (
+        "mode='trace' records the operations that one input actually runs and may work where "
+        "script cannot (but freezes data-dependent control flow); or keep the unsupported code "
+        "out of the compiled path with @torch.jit.ignore / @torch.jit.unused"
+    )
+
+    def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
+        return torch.jit.script(model)

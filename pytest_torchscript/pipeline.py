@@ -1,0 +1,238 @@
+"""A check, stage by stage, over one explicit ``CheckContext``.
+
+    inputs -> eager (twice: determinism) -> conversion -> parity -> control flow
+           -> round trips (reload, fresh process, C++) -> timing and perf gates
+
+Each stage fills its part of the ``CheckReport`` and names itself in ``ctx.stage`` before it
+starts; a stage that fails raises ``Stop`` with its name and a message written for the person
+reading the CI log. ``run_check`` turns every way a check can end into what the test sees: a
+``CheckFailed`` naming the stage (an unanticipated error included, never an escape from the
+plugin), a usage error, a timeout, or a passed report. The stages themselves live in
+``stages.py`` (eager, parity, control flow), ``roundtrips.py`` and ``timing_stage.py``; what a
+mode does differently lives in its backend (``modes/``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import artifacts
+from .deadline import CheckTimedOut, deadline
+from .decisions import DecisionRecorder
+from .errors import CheckFailed, UsageProblem
+from .evidence import Evidence
+from .inputs import normalize_inputs
+from .jit_warnings import RecordedWarning, import_torch
+from .modes import Backend, ConversionFailed, Target
+from .modes.export import export_example, infer_dynamic_shapes
+from .options import Options
+from .report import CheckReport
+from .roundtrips import roundtrip_all
+from .stages import (
+    Stop,
+    control_flow,
+    evaluation,
+    judge_parity_and_control_flow,
+    parity_all,
+    require_deterministic,
+    run_eager,
+)
+from .text import first_lines, short_repr, strip_ansi
+from .timing_stage import time_and_gate
+
+
+@dataclass
+class CheckContext:
+    """Everything one check's stages share; built by the fixture object for each check."""
+
+    session: Any  # SessionState
+    item: Any  # the pytest item
+    options: Options
+    backend: Backend
+    report: CheckReport
+    check_number: int = 1  # among this test's checks of this mode: keys its baseline entry
+    artifact_counts: dict[str, int] = field(default_factory=dict)  # per test: artifact names
+    evidence: Evidence = field(default_factory=Evidence)
+    pending_warnings: list[tuple[str, type[Warning]]] = field(default_factory=list)
+    stage: str = "inputs"
+
+    @property
+    def test_id(self) -> str:
+        return self.item.nodeid
+
+    @property
+    def device(self) -> Any:
+        return self.session.device.device
+
+    @property
+    def location(self) -> tuple[str, int]:
+        """Where the plugin's own warnings point: the test function."""
+        path, lineno, _ = self.item.reportinfo()
+        return str(path), (lineno or 0) + 1
+
+
+def run_check(ctx: CheckContext, model: Any) -> CheckReport:
+    """Run every stage; translate how it ended (see the module docstring)."""
+    __tracebackhide__ = True
+    report, options = ctx.report, ctx.options
+    try:
+        with deadline(options.timeout) as armed:
+            if options.timeout is not None and not armed:  # said, never silently ignored
+                report.warnings.append(
+                    RecordedWarning(
+                        "TimeoutNotArmed",
+                        f"timeout={options.timeout:g} was not armed: no SIGALRM here (a "
+                        f"thread other than the main one, Windows, or pytest-timeout's own "
+                        f"timer already running)",
+                        "",
+                        0,
+                    )
+                )
+            _stages(ctx, model)
+    except CheckTimedOut:
+        raise _failed(
+            ctx,
+            ctx.stage,
+            f"the check did not finish within timeout={options.timeout:g} s; it was in "
+            f"its {ctx.stage} stage (raise timeout=, or use smaller input sets or "
+            f"time_budget=)",
+        ) from None
+    except UsageProblem as problem:
+        report.failed_stage, report.failure = "inputs", str(problem)
+        raise problem.with_traceback(None) from problem.__cause__
+    except Stop as stop:
+        raise _failed(ctx, stop.stage, strip_ansi(stop.message)) from stop.__cause__
+    except Warning:
+        # A warning turned error by -W error: it is the user's to see, as raised.
+        report.failed_stage = report.failed_stage or ctx.stage
+        raise
+    except Exception as error:  # any other stage error is a failed check, never an escape
+        failure = _failed(ctx, ctx.stage, unexpected_error_message(error, ctx.stage, report))
+        failure.original = error  # the exception itself, for debugging
+        raise failure from None
+    except BaseException:
+        # KeyboardInterrupt, pytest's own outcomes...: never report a pass.
+        report.failed_stage = report.failed_stage or ctx.stage
+        raise
+    finally:
+        # Reports keep figures; the modules and outputs a check needed go now, not when the
+        # session ends (a zoo of models would otherwise pile up in memory).
+        ctx.evidence = Evidence()
+    # The plugin's own warnings come once the check is complete, so a suite that turns them
+    # into errors still gets the whole check (round trip and timings included).
+    for message, category in ctx.pending_warnings:
+        try:
+            warnings.warn_explicit(message, category, *ctx.location)
+        except Warning:  # -W error: the complete check fails on it, and says why
+            report.failed_stage, report.failure = "warning", message
+            raise
+    return report
+
+
+def _stages(ctx: CheckContext, model: Any) -> None:
+    torch = import_torch()
+    report, options, backend = ctx.report, ctx.options, ctx.backend
+    _require_model(model, ctx.test_id, torch)
+    input_sets = normalize_inputs(options.inputs, ctx.test_id)
+    report.input_sets = [input_set.describe() for input_set in input_sets]
+    recorder, trace_recorder = DecisionRecorder(), DecisionRecorder()
+    ctx.stage = "eager"
+    with evaluation(model, ctx.device):
+        first = run_eager(ctx, model, input_sets[0], 0, recorder)
+        require_deterministic(first, run_eager(ctx, model, input_sets[0], 0), options)
+        example = input_sets[0]
+        dynamic_shapes = options.dynamic_shapes
+        if backend.exported and dynamic_shapes is None:
+            dynamic_shapes = infer_dynamic_shapes(model, input_sets)
+            example = input_sets[export_example(input_sets, dynamic_shapes)]
+        ctx.stage = "conversion"
+        args, kwargs = example.copy_to(ctx.device)
+        target = Target(
+            ctx.device, ctx.session.settings.perf.threads, dynamic_shapes, options.onnx_options
+        )
+        try:
+            if backend.control_flow == "trace":  # under tracing, sizes are tensors too
+                with trace_recorder.recording(0):
+                    conversion = backend.convert(model, args, kwargs, target)
+            else:
+                conversion = backend.convert(model, args, kwargs, target)
+        except ConversionFailed as failure:
+            ctx.evidence.full_error = failure.full_text
+            raise Stop("conversion", str(failure)) from None
+        report.conversion_seconds = conversion.seconds
+        report.warnings.extend(conversion.warnings)
+        ctx.evidence.artifact = conversion.artifact
+        ctx.stage = "parity"
+        eager = [first] + [
+            run_eager(ctx, model, input_set, index, recorder)
+            for index, input_set in enumerate(input_sets[1:], start=1)
+        ]
+        report.parity = parity_all(
+            ctx,
+            conversion.module,
+            input_sets,
+            eager,
+            options,
+            report.warnings,
+            conversion.size_decisions if backend.exported else None,
+        )
+        ctx.stage = "control-flow"
+        report.control_flow = control_flow(
+            ctx, model, conversion, input_sets, recorder, trace_recorder
+        )
+    judge_parity_and_control_flow(ctx, len(input_sets))
+    reloaded = None
+    if options.roundtrip:
+        ctx.stage = "roundtrip"
+        reloaded = roundtrip_all(ctx, conversion, input_sets, eager)
+    if options.benchmark:
+        ctx.stage = "timing"
+        time_and_gate(ctx, model, conversion.module, reloaded, input_sets[0])
+
+
+def _failed(ctx: CheckContext, stage: str, message: str) -> CheckFailed:
+    """Record the failure in the report, keep the evidence, and say it as the test sees it."""
+    report = ctx.report
+    report.failed_stage, report.failure = stage, message
+    root = ctx.session.settings.artifact_root
+    if root is not None:  # with --ts-artifacts, keep what the failing check knew
+        folder = artifacts.folder_for(root, ctx.test_id) / f"{report.mode}-failure"
+        ctx.evidence.keep(folder, report)
+    return CheckFailed(
+        f"torchscript check of {report.model} failed at {stage} "
+        f"(mode={report.mode!r}, device={report.device})\n{message}",
+        report,
+    )
+
+
+def unexpected_error_message(error: Exception, stage: str, report: CheckReport) -> str:
+    """An error no stage anticipated, put as a failed check: what happened, at which stage,
+    what was given, and what the plugin supports."""
+    text = f"{type(error).__name__}: {first_lines(str(error))}"
+    given = f"input sets {', '.join(report.input_sets)}" if report.input_sets else "the inputs"
+    hint = (
+        "models and inputs must hold values on a real device (cpu, cuda, ...): tensors on the "
+        "meta device have shapes only, so nothing can be compared"
+        if "meta" in str(error).lower()
+        else "outputs may be tensors (dense), numbers, strings and None, in tuples, lists, "
+        "dicts, named tuples or dataclasses"
+    )
+    return (
+        f"the check could not complete its {stage} stage: {text}\n"
+        f"given: {report.model} on {report.device}, {given}\n"
+        f"supported: {hint}. If the model and inputs are of that kind, please report this "
+        f"message as a pytest-torchscript bug"
+    )
+
+
+def _require_model(model: Any, where: str, torch: Any) -> None:
+    if isinstance(model, torch.nn.Module) or (
+        callable(model) and not isinstance(model, (type, torch.Tensor))
+    ):
+        return
+    raise UsageProblem(
+        f"{where}: the model to check is {type(model).__name__} {short_repr(model)}; pass a "
+        f"torch.nn.Module instance (or a function of tensors)"
+    )

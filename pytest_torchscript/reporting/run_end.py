@@ -1,0 +1,102 @@
+"""What a run leaves when it ends: the baseline, ``--ts-report`` and ``--ts-html`` files (each
+written on its own, so one that fails never costs the others), the terminal section with its
+notes, and on an xdist worker the checks and notes handed to the controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import html_page, json_file
+from .terminal import write_matrix, write_regressions, write_summary
+
+
+def write_baseline(state: Any) -> None:
+    """``--ts-update-baseline``: this run's entries into the file; a failure is noted."""
+    try:
+        state.write_baseline()
+    except OSError as error:
+        state.write_failures.append(
+            f"--ts-baseline={state.settings.perf.baseline_path}: {error.strerror or error}; "
+            f"{len(state.new_baseline_entries)} new entries were not written"
+        )
+
+
+def write_reports(state: Any, exit_status: int, flags: dict[str, str]) -> None:
+    """Write ``--ts-report`` and ``--ts-html``; a failure is noted for the summary.
+    ``flags``: the report options as the user gave them, to name them in a failure."""
+    checks = state.checks()
+    settings = state.settings
+    writers = (
+        (
+            settings.report_path,
+            f"--ts-report={flags['report']}",
+            lambda path: json_file.write(path, json_file.document(checks, exit_status, settings)),
+        ),
+        (
+            settings.html_path,
+            f"--ts-html={flags['html']}",
+            lambda path: html_page.write(path, checks, settings),
+        ),
+    )
+    for path, flag, write in writers:
+        if path is not None:
+            try:
+                write(path)
+            except OSError as error:  # the other outputs are still written
+                state.write_failures.append(f"{flag}: {error.strerror or error}")
+
+
+def worker_output(state: Any) -> dict[str, Any]:
+    """What an xdist worker hands the controller (plain data: it crosses processes)."""
+    return {
+        "torchscript_checks": [report.to_dict() for report in state.reports],
+        "torchscript_notes": {
+            "device_skipped": state.device_skipped,
+            "write_failures": state.write_failures,
+            "cpp_notes": state.cpp_notes(),
+        },
+    }
+
+
+def merge_worker_output(state: Any, output: dict[str, Any]) -> None:
+    """On the controller: one worker's checks and notes, so one summary covers the run."""
+    state.worker_checks.extend(output.get("torchscript_checks", []))
+    notes = output.get("torchscript_notes", {})
+    state.device_skipped = state.device_skipped or notes.get("device_skipped")
+    state.write_failures.extend(notes.get("write_failures", []))
+    state.worker_cpp_notes.extend(notes.get("cpp_notes", []))
+
+
+def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
+    """The ``torchscript`` section, the perf regressions, then one line per note."""
+    checks = state.checks()
+    if checks:
+        write_summary(terminal, checks, state.settings.perf.threads)
+        write_matrix(terminal, checks)
+        write_regressions(terminal, checks)
+    for option, label in ((flags["report"], "JSON"), (flags["html"], "HTML")):
+        if option and checks and not any(option in failure for failure in state.write_failures):
+            terminal.write_line(f"torchscript: {label} report written to {option}")
+    for failure in state.write_failures:
+        terminal.write_line(f"torchscript: could not write {failure}", red=True)
+    for note in state.cpp_notes():
+        terminal.write_line(f"torchscript: {note}")
+    if state.device_skipped:
+        terminal.write_line(
+            f"torchscript: marked tests were skipped: {state.device_skipped} "
+            f"(--ts-require-device makes this an error)",
+            yellow=True,
+        )
+    if state.settings.perf.update_baseline:
+        path = state.settings.perf.baseline_path
+        if state.new_baseline_entries:
+            terminal.write_line(
+                f"torchscript: wrote {len(state.new_baseline_entries)} baseline entries to {path}"
+            )
+        else:
+            why = f" ({state.timing_off})" if state.timing_off else ""
+            terminal.write_line(
+                f"torchscript: --ts-update-baseline wrote nothing to {path}: no check was "
+                f"timed{why}",
+                yellow=True,
+            )

@@ -1,0 +1,298 @@
+"""The plugin's torch-free logic, tested in process: option parsing and layering, the mode
+registry, statistics, the perf gates on injected intervals, baseline validation and migration,
+and how reports write their cells. Each runs in milliseconds; the behaviour of the same logic
+inside a pytest run is covered by the pytester suites beside this file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from pytest_torchscript import baseline, gates
+from pytest_torchscript.errors import UsageProblem
+from pytest_torchscript.marks import options_for_test
+from pytest_torchscript.modes import BACKENDS, MODES, backend, backend_for_artifact
+from pytest_torchscript.options import Options, parse_check_options, parse_marker
+from pytest_torchscript.perfstats import Interval, median_interval, ratio_of
+from pytest_torchscript.reporting.cells import (
+    count_verdicts,
+    coverage_cell,
+    duration,
+    ordered,
+    roundtrip_cell,
+    size,
+    summary_counts,
+)
+
+
+def mark(*args, **kwargs):
+    return SimpleNamespace(args=args, kwargs=kwargs)
+
+
+# Options: one table, layered ini < marker < check() keywords < mode defaults
+
+
+def test_a_bad_option_names_the_test_the_option_and_what_it_accepts():
+    with pytest.raises(UsageProblem) as raised:
+        parse_marker([mark(rtol=-1.0)], "tests/test_m.py::test_x")
+    message = str(raised.value)
+    assert message.startswith("tests/test_m.py::test_x: @pytest.mark.torchscript: option rtol=")
+    assert "rtol accepts" in message
+
+
+def test_an_unknown_option_lists_the_accepted_ones():
+    with pytest.raises(UsageProblem, match="unknown option 'rtoll'; accepted options: mode"):
+        parse_marker([mark(rtoll=1e-3)], "t")
+
+
+def test_the_closest_mark_wins_option_by_option():
+    function_mark = mark("script", rtol=1e-3)
+    module_mark = mark(mode="trace", atol=1e-4, rtol=0.5)
+    merged = parse_marker([function_mark, module_mark], "t")
+    assert merged == {"mode": "script", "rtol": 1e-3, "atol": 1e-4}
+
+
+def test_check_keywords_override_the_marker_which_overrides_ini():
+    ini = {"rtol": 0.1, "atol": 0.2, "time_budget": 1.0}
+    node = SimpleNamespace(
+        nodeid="t",
+        iter_markers=lambda name: [mark(mode="export", rtol=0.01)],
+        iter_markers_with_node=lambda name: [(SimpleNamespace(nodeid="t"), None)],
+    )
+    options = options_for_test(node, ini, MODES)
+    assert (options.mode, options.rtol, options.atol, options.time_budget) == (
+        "export",
+        0.01,
+        0.2,
+        1.0,
+    )
+    checked = options.merged(parse_check_options({"rtol": 0.001}, "t"))
+    assert (checked.rtol, checked.atol) == (0.001, 0.2)
+
+
+def test_two_marks_on_one_test_are_refused_not_dropped():
+    here = SimpleNamespace(nodeid="t")
+    node = SimpleNamespace(
+        nodeid="t",
+        iter_markers=lambda name: [mark("trace"), mark("script")],
+        iter_markers_with_node=lambda name: [(here, None), (here, None)],
+    )
+    with pytest.raises(UsageProblem, match="applied 2 times to t; merge them into one mark"):
+        options_for_test(node, {}, MODES)
+
+
+def test_check_takes_one_mode_and_no_xfail():
+    with pytest.raises(UsageProblem, match="takes one mode"):
+        parse_check_options({"mode": ["trace", "script"]}, "t")
+    with pytest.raises(UsageProblem, match="does not take xfail="):
+        parse_check_options({"xfail": {"trace": "why"}}, "t")
+
+
+# The mode registry
+
+
+def test_the_modes_are_the_registry_and_every_backend_says_what_it_does():
+    assert MODES == tuple(BACKENDS) == ("trace", "script", "export", "onnx", "aoti")
+    for name in MODES:
+        chosen = backend(name)
+        assert chosen.name == name
+        assert chosen.suffix in (".pt", ".pt2", ".onnx")
+        assert chosen.control_flow in ("trace", "script", "coverage")
+        assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx")
+        assert chosen.cpp_inputs in ("structured", "flat", None)
+    assert [name for name in MODES if backend(name).exported] == ["export", "onnx", "aoti"]
+    assert backend("onnx").tolerances == {"rtol": 1e-3, "atol": 1e-5}
+
+
+def test_an_artifact_of_an_unknown_kind_is_treated_as_torchscript():
+    from pytest_torchscript.modes.aoti import AotiPackage
+
+    assert backend_for_artifact(AotiPackage(path=None, program=None)).name == "aoti"
+    type_named_like_onnx = type("ONNXProgram", (), {})
+    assert backend_for_artifact(type_named_like_onnx()).name == "onnx"
+
+
+def test_importing_the_plugin_and_its_registry_imports_no_torch():
+    code = (
+        "import sys, pytest_torchscript.plugin, pytest_torchscript.modes, "
+        "pytest_torchscript.reporting.merge; print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+# Statistics
+
+
+def test_a_median_interval_covers_the_median_and_widens_with_fewer_samples():
+    many = median_interval([float(value) for value in range(1, 101)])
+    few = median_interval([float(value) for value in range(1, 11)])
+    assert many.low < many.median == 50.5 < many.high
+    assert few.low == 2.0 and few.high == 9.0  # ranks 1 and 8 of 10 at 95%
+    assert median_interval([1.0, 2.0, 3.0]) == Interval(2.0, 1.0, 3.0)  # too few: the range
+
+
+def test_a_ratio_of_intervals_combines_their_widths():
+    then = Interval(1.0, 0.99, 1.01)
+    now = Interval(1.2, 1.18, 1.22)
+    change = ratio_of(now, then)
+    assert change.median == pytest.approx(1.2)
+    assert change.low < 1.2 * 0.99 / 1.0 and change.high > 1.2 * 1.01 / 1.0 - 0.01
+
+
+# The gates, on injected intervals
+
+
+def narrow(value: float) -> Interval:
+    return Interval(value, value * 0.99, value * 1.01)
+
+
+def test_max_slowdown_passes_fails_and_says_when_it_cannot_tell():
+    assert gates.max_slowdown_gate(narrow(1.1), 1.5).outcome == gates.PASS
+    assert gates.max_slowdown_gate(narrow(2.0), 1.5).outcome == gates.REGRESSION
+    wide = Interval(1.5, 1.2, 1.9)
+    assert gates.max_slowdown_gate(wide, 1.5).outcome == gates.INCONCLUSIVE
+
+
+def test_a_converted_only_slowdown_fails_the_ratio_figure():
+    ratio = gates.figure("converted/eager ratio", narrow(1.3), narrow(1.0))
+    result = gates.regression_gate(ratio, None, None, 0.10, "trace")
+    assert result.outcome == gates.REGRESSION
+    assert "+30.0% [+28.2%, +31.9%]" in result.message
+
+
+def test_a_model_wide_slowdown_fails_even_though_the_ratio_did_not_move():
+    ratio = gates.figure("converted/eager ratio", narrow(1.0), narrow(1.0))
+    eager = gates.figure("eager / probe", narrow(1.9), narrow(1.0))
+    converted = gates.figure("trace / probe", narrow(1.9), narrow(1.0))
+    result = gates.regression_gate(
+        ratio, eager, converted, 0.10, "trace", raw_converted=narrow(1.9)
+    )
+    assert result.outcome == gates.REGRESSION
+    assert "eager and trace alike" in result.message
+
+
+def test_an_unchanged_model_passes_and_a_wide_interval_is_inconclusive():
+    same = gates.figure("converted/eager ratio", narrow(1.0), narrow(1.0))
+    assert gates.regression_gate(same, None, None, 0.10).outcome == gates.PASS
+    noisy = gates.figure("converted/eager ratio", Interval(1.15, 0.8, 1.6), narrow(1.0))
+    assert gates.regression_gate(noisy, None, None, 0.10).outcome == gates.INCONCLUSIVE
+
+
+# Baseline validation and migration
+
+
+def write_baseline(tmp_path, data) -> object:
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def good_entry() -> dict:
+    """A format-1 entry (the ratio and the medians only): still read, judged by its ratio."""
+    return {
+        "ratio": {"median": 1.1, "low": 1.0, "high": 1.2},
+        "eager_median": 0.01,
+        "converted_median": 0.011,
+        "fingerprint": {"cpu": "x"},
+    }
+
+
+def test_one_bad_entry_is_marked_and_the_others_load(tmp_path):
+    path = write_baseline(
+        tmp_path,
+        {
+            "format": baseline.FORMAT,
+            "version": 1,
+            "entries": {"good": good_entry(), "bad": {"ratio": "fast"}, "worse": [1]},
+        },
+    )
+    entries = baseline.load(path)
+    assert entries["good"] == good_entry()
+    assert isinstance(entries["bad"], baseline.InvalidEntry)
+    assert isinstance(entries["worse"], baseline.InvalidEntry)
+    assert "not an object" in entries["worse"].problem
+    assert entries["bad"].problem == "has no 'ratio' object"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", r"not valid JSON \(line 1, column 2"),
+        ('{"format": "something else"}', "not a pytest-torchscript baseline"),
+        ("1" * 5000, "unreadable JSON"),
+    ],
+)
+def test_a_file_that_is_not_a_baseline_is_a_usage_error_naming_it(tmp_path, content, expected):
+    path = write_baseline(tmp_path, content)
+    with pytest.raises(UsageProblem, match=expected) as raised:
+        baseline.load(path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_baseline_in_invalid_utf8_names_the_byte(tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(UsageProblem, match=r"not UTF-8 text \(byte 12\)"):
+        baseline.load(path)
+
+
+def test_an_unknown_version_says_which_versions_are_read(tmp_path):
+    path = write_baseline(tmp_path, {"format": baseline.FORMAT, "version": 99, "entries": {}})
+    with pytest.raises(UsageProblem, match="version 99, and this pytest-torchscript reads"):
+        baseline.load(path)
+
+
+def test_an_update_keeps_entries_it_does_not_replace(tmp_path):
+    path = write_baseline(
+        tmp_path,
+        {"format": baseline.FORMAT, "version": 1, "entries": {"old": good_entry()}},
+    )
+    baseline.update(path, {"new": good_entry()})
+    written = json.loads(path.read_text())
+    assert set(written["entries"]) == {"old", "new"}
+    assert written["version"] == 2
+
+
+# Cells every view shares
+
+
+def check(verdict: str, **fields) -> dict:
+    base = {"verdict": verdict, "roundtrips": [], "control_flow": None}
+    base.update(fields)
+    return base
+
+
+def test_verdicts_are_counted_and_ordered_failures_first():
+    checks = [check("passed"), check("failed"), check("xfailed"), check("passed")]
+    assert count_verdicts(checks) == "2 passed, 1 failed, 1 xfailed"
+    assert [c["verdict"] for c in ordered(checks)][0] == "failed"
+    counts = summary_counts(checks)
+    assert (counts["passed"], counts["failed"], counts["xfailed"], counts["xpassed"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+
+
+def test_cells_say_what_ran_and_write_numbers_in_human_units():
+    flow = {"coverage": 0.5, "arms_exercised": 1, "arms_total": 2}
+    assert coverage_cell(check("passed", control_flow=flow)) == "50% 1/2"
+    assert coverage_cell(check("passed", control_flow={"coverage": None})) == "no branches"
+    trips = [{"ok": True}, {"ok": False}, {"ok": True, "skipped": "no C++"}]
+    assert roundtrip_cell(check("failed", roundtrips=trips)) == "ok FAIL skip"
+    assert (duration(0.0345), duration(2.5), duration(3e-6)) == ("34.5 ms", "2.5 s", "3 us")
+    assert (size(512), size(2_500_000), size(None)) == ("512 B", "2.5 MB", "-")
+
+
+def test_options_are_frozen_so_layers_never_leak_into_each_other():
+    base = Options()
+    layered = base.merged({"rtol": 0.5})
+    assert base.rtol is None and layered.rtol == 0.5
+    with pytest.raises(AttributeError):
+        layered.rtol = 1.0  # type: ignore[misc]
