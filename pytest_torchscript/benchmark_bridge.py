@@ -166,6 +166,9 @@ def publish_report(item: pytest.Item, report: Any) -> None:
                     "device": report.device,
                     "threads": timing.threads,
                     "ratio_to_eager": ratio.to_dict() if ratio else None,
+                    # The stats above are interleaved samples (comparable run to run); this is
+                    # the per-call time on consecutive calls, as torch's Timer measures it.
+                    "steady_latency": timing.latency(name).to_dict(),
                     "parity_max_abs": report.max_abs,
                     "parity_max_rel": report.max_rel,
                     "peak_memory_bytes": timing.peak_memory.get(name),

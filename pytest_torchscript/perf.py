@@ -36,9 +36,14 @@ class PerfReport:
 
     note: str | None = None  # why nothing was timed, when nothing was
     timing: TimingResult | None = None
+    # converted/eager over paired interleaved rounds: shown, gated, kept in the baseline
     ratio: Interval | None = None
     reloaded_ratio: Interval | None = None
-    medians: dict[str, Interval] = field(default_factory=dict)  # the model's series only
+    latency_ratio: Interval | None = None  # converted/eager of the steady-state latencies
+    # The model's series only: steady-state latency per call, what a reader quotes...
+    medians: dict[str, Interval] = field(default_factory=dict)
+    # ...and the interleaved medians the gates and the baseline use (see timing.py).
+    interleaved: dict[str, Interval] = field(default_factory=dict)
     probe: Interval | None = None  # the machine-speed probe's per-call time
     probe_spread: float = 0.0  # the relative spread of its rounds (contention shows here)
     normalised: dict[str, Interval] = field(default_factory=dict)  # "eager"/"converted" / probe
@@ -63,7 +68,11 @@ class PerfReport:
             "verdict": self.verdict,
             "ratio": self.ratio.to_dict() if self.ratio else None,
             "reloaded_ratio": self.reloaded_ratio.to_dict() if self.reloaded_ratio else None,
+            "latency_ratio": self.latency_ratio.to_dict() if self.latency_ratio else None,
             "medians": {name: interval.to_dict() for name, interval in self.medians.items()},
+            "interleaved_medians": {
+                name: interval.to_dict() for name, interval in self.interleaved.items()
+            },
             "probe": self.probe.to_dict() if self.probe else None,
             "normalised": {name: value.to_dict() for name, value in self.normalised.items()},
             "gates": [gate.to_dict() for gate in self.gates],
@@ -93,10 +102,12 @@ def run(
         entry = baseline_entries.get(key)
         if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint:
             loops = entry.get("loops")  # the same calls per sample as the baseline's
-    timing = measure(calls, device, budget_s, settings.threads, loops)
+    timing = measure(calls, device, budget_s, settings.threads, loops, tuple(names))
     report = PerfReport(timing=timing, baseline_key=key)
-    report.medians = {name: timing.median(name) for name in names}
+    report.medians = {name: timing.latency(name) for name in names}
+    report.interleaved = {name: timing.median(name) for name in names}
     report.ratio = timing.ratio(names[1], names[0])
+    report.latency_ratio = timing.latency_ratio(names[1], names[0])
     if len(names) > 2:
         report.reloaded_ratio = timing.ratio(names[2], names[0])
     probe = probe_totals(timing)
@@ -113,8 +124,8 @@ def run(
     if settings.update_baseline:
         new_entry = {
             "ratio": report.ratio.to_dict(),
-            "eager_median": report.medians[names[0]].median,
-            "converted_median": report.medians[names[1]].median,
+            "eager_median": report.interleaved[names[0]].median,
+            "converted_median": report.interleaved[names[1]].median,
             "normalised": {name: value.to_dict() for name, value in report.normalised.items()},
             "probe": {
                 **report.probe.to_dict(),
@@ -214,7 +225,7 @@ def against_baseline(
         )
     raw_converted = None
     if converted is not None:
-        now = report.medians[list(report.medians)[1]]
+        now = report.interleaved[list(report.interleaved)[1]]
         raw_converted = ratio_of(now, Interval(*[entry["converted_median"]] * 3))
     ratio = figure("converted/eager ratio", report.ratio, Interval(**entry["ratio"]), widen)
     return regression_gate(

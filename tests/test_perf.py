@@ -97,8 +97,8 @@ def test_timings_are_pytest_benchmark_results_with_extra_info(perf_suite, pytest
     expect_lines(
         result,
         [
-            "timings (1 thread(s), interleaved rounds; ratio = converted / eager, median and 95% "
-            "interval):",
+            "timings (1 thread(s); latency per call in steady state; ratio = converted / eager "
+            "over interleaved rounds, median and 95% interval):",
             "  mode*eager*converted*reloaded*ratio*gates*test",
             "  script*s*s*s*[*]*-*test_user.py::test_fast",
         ],

@@ -74,3 +74,12 @@ def duration(seconds: float) -> str:
 def number(value: Any) -> str:
     """A figure in a table cell: three significant digits, "-" where there is none."""
     return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def ratio_cell(perf: dict) -> str:
+    """converted / eager over paired interleaved rounds, with its 95% interval: the figure the
+    gates judge (drift on a busy machine hits both series of a pair alike)."""
+    ratio = perf.get("ratio")
+    if not ratio:
+        return "-"
+    return f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"

@@ -16,7 +16,15 @@ from typing import Any
 
 from ..files import write_text_atomically
 from ..parity import HISTOGRAM_DECADES
-from .cells import count_verdicts, coverage_cell, duration, number, ordered, roundtrip_cell
+from .cells import (
+    count_verdicts,
+    coverage_cell,
+    duration,
+    number,
+    ordered,
+    ratio_cell,
+    roundtrip_cell,
+)
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
@@ -92,7 +100,6 @@ def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
     for check in checks:
         perf = check.get("perf") or {}
         medians = list((perf.get("medians") or {}).values())
-        ratio = perf.get("ratio")
         cells = [
             f"<td class='{check['verdict']}'>{html.escape(check['verdict_text'])}</td>",
             f"<td class='test'>{html.escape(check['test_id'])}"
@@ -105,11 +112,7 @@ def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
             _cell(roundtrip_cell(check)),
             _cell(duration(medians[0]["median"]) if medians else "-"),
             _cell(duration(medians[1]["median"]) if len(medians) > 1 else "-"),
-            _cell(
-                f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
-                if ratio
-                else perf.get("note") or "-"
-            ),
+            _cell(ratio_cell(perf) if medians else perf.get("note") or "-"),
             _cell(", ".join(f"{g['gate']}: {g['outcome']}" for g in perf.get("gates", [])) or "-"),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -13,7 +13,16 @@ from collections import Counter
 from typing import Any
 
 from ..modes import MODES
-from .cells import count_verdicts, coverage_cell, duration, figure, ordered, roundtrip_cell, size
+from .cells import (
+    count_verdicts,
+    coverage_cell,
+    duration,
+    figure,
+    ordered,
+    ratio_cell,
+    roundtrip_cell,
+    size,
+)
 
 _COLUMNS = (
     "verdict",
@@ -114,21 +123,20 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
             terminal.write_line(f"timings: {note}")
         return
     terminal.write_line(
-        f"timings ({threads} thread(s), interleaved rounds; ratio = converted / eager, median "
-        f"and 95% interval):"
+        f"timings ({threads} thread(s); latency per call in steady state; ratio = converted / "
+        f"eager over interleaved rounds, median and 95% interval):"
     )
     rows = []
     for check in timed:
         perf = check["perf"]
         medians = [interval["median"] for interval in perf["medians"].values()]
-        ratio = perf["ratio"]
         rows.append(
             (
                 check["mode"],
                 duration(medians[0]),
                 duration(medians[1]),
                 duration(medians[2]) if len(medians) > 2 else "-",
-                f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]",
+                ratio_cell(perf),
                 ", ".join(f"{g['gate']} {g['outcome']}" for g in perf["gates"]) or "-",
             )
         )
