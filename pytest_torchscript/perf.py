@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import baseline
@@ -112,10 +112,14 @@ def run(
         report.reloaded_ratio = timing.ratio(names[2], names[0])
     probe = probe_totals(timing)
     if probe:
-        report.probe = median_interval(probe)
-        report.probe_spread = spread(probe)
+        components = [series_name(c) for c in COMPONENTS if series_name(c) in timing.samples]
+        steady_probe = [probe[i] for i in timing.undisturbed(*components)]
+        report.probe = median_interval(steady_probe)
+        report.probe_spread = spread(steady_probe)
         report.normalised = {
-            role: median_interval([t / p for t, p in zip(timing.samples[name], probe)])
+            role: median_interval(
+                [timing.samples[name][i] / probe[i] for i in timing.undisturbed(name, *components)]
+            )
             for role, name in (("eager", names[0]), ("converted", names[1]))
         }
     if max_slowdown is not None:
@@ -149,7 +153,21 @@ def run(
                 mode,
             )
         )
+    report.gates = [explain_busy(gate, timing) for gate in report.gates]
     return report, new_entry
+
+
+def explain_busy(gate: GateResult, timing: TimingResult) -> GateResult:
+    """An inconclusive gate on a machine that kept switching the check out says so: the fix
+    is a quieter runner or a longer time_budget, not a looser threshold."""
+    disturbed = timing.disturbed_rounds
+    if gate.outcome != INCONCLUSIVE or not disturbed:
+        return gate
+    return replace(
+        gate,
+        message=f"{gate.message}; {disturbed} of {timing.rounds} rounds were interrupted by "
+        f"other processes on this machine (run it on a quieter one or raise time_budget)",
+    )
 
 
 def probe_totals(timing: TimingResult) -> list[float]:

@@ -18,7 +18,16 @@ does (``benchmarks/timing_accuracy.py`` compares the two), and that is what repo
 The budget is a budget: each series gets its own loop count (a sample of a fast module holds
 several calls, a slow module's holds one), warm-up stops early for slow modules, and the number
 of rounds is what fits in what is left. When fewer rounds fit than a 95% interval needs, the
-result says it is coarse.
+result says it is coarse. The steady-state latencies come on top (a fifth of the budget,
+up to half of it while a module is still settling), so the rounds keep their precision.
+
+A round during which the OS switched the process out (another process wanted the core: a
+neighbouring test, a compiler, a CI job on the same runner) measured the neighbour, not the
+module: its sample is inflated by whole scheduler slices, milliseconds against a sample of
+about two. Such rounds are counted (``getrusage``'s involuntary context switches) and left out
+of every median and ratio, and replaced by further rounds within up to the budget again; only
+where too few undisturbed rounds remain are all of them used, and the intervals say how noisy
+that was.
 """
 
 from __future__ import annotations
@@ -30,11 +39,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+try:
+    import resource  # POSIX only
+except ImportError:  # pragma: no cover - Windows
+    resource = None
+
+from . import cpu_memory
 from .jit_warnings import import_torch
 from .perfstats import Interval, median_interval, ratio_of
 
 WARMUP_CALLS = 6  # the profiling executor specialises after 1-2 runs; a margin for bailouts
-WARMUP_MIN_S = 0.05  # and warm-up lasts at least this long (within its share), so a module
+WARMUP_MIN_S = 0.05  # a model's warm-up lasts at least this long (within its share), so one
 # that ran nothing for a while (the check's conversion, round trips) has settled
 MIN_WARMUP_CALLS = 2  # a slow module gets at least the runs that specialise its graph
 WARMUP_SHARE = 0.3  # of the budget, at most, spent warming up slow modules
@@ -43,16 +58,30 @@ FLOOR_ROUNDS = 3  # taken even when the budget is spent: one sample per series s
 MAX_ROUNDS = 400
 TARGET_SAMPLE_S = 0.002  # below this, timer resolution and call overhead dominate
 STEADY_S = 0.12  # per series: consecutive calls timed for its latency (the later half counts)
-STEADY_SHARE = 0.2  # of the budget, at most, for the steady-state latencies together
+STEADY_SHARE = 0.2  # of the budget, for the steady-state latencies together (on top of it:
+# the rounds keep the whole budget; with extensions at most half the budget more)
 STEADY_GROUP_S = 0.0005  # calls are timed in groups at least this long
 STEADY_EXTENSIONS = 3  # half-windows added at most while the module is still settling
 STEADY_STILL_FALLING = 0.98  # the last quarter this much faster than the one before: settling
 STEADY_MIN_CALLS = 4  # a slower module's latency is its interleaved median (switching is
 # then a small part of a call)
 
-# The clock every timed block reads. Tests replace it to make the machine look slower or
-# faster deterministically; nothing else should.
+CONTENTION_SHARE = 1.0  # of the budget, at most, spent replacing preempted rounds
+
+
+def process_preemptions() -> int:
+    """How often the OS has switched this process's threads out involuntarily (another
+    process wanted the core); 0 where it does not say (no ``resource`` module)."""
+    if resource is None:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+
+# The clock every timed block reads, and the count that says a block was interrupted. Tests
+# replace them to make the machine look slower, faster or busy deterministically; nothing
+# else should.
 clock: Callable[[], float] = time.perf_counter
+preemptions: Callable[[], int] = process_preemptions
 
 
 @dataclass
@@ -65,16 +94,32 @@ class TimingResult:
     threads: int
     device: str
     seconds_spent: float
+    # Bytes per series: CUDA's max allocated; on a CPU (Linux), how far resident memory rose
+    # above what it was before the series' first call (``cpu_memory.py``).
     peak_memory: dict[str, int] = field(default_factory=dict)
     steady: dict[str, Interval] = field(default_factory=dict)  # per-call, consecutive calls
+    # Per series, the rounds whose sample was taken while the process was switched out.
+    preempted: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def coarse(self) -> bool:
         """Too few rounds fitted in the budget for a 95% interval."""
         return self.rounds < MIN_ROUNDS
 
+    @property
+    def disturbed_rounds(self) -> int:
+        """Rounds in which any series was preempted."""
+        return len({index for rounds in self.preempted.values() for index in rounds})
+
+    def undisturbed(self, *names: str) -> list[int]:
+        """The rounds in which none of ``names`` was preempted, or every round where fewer
+        than MIN_ROUNDS were undisturbed (the machine was too busy to leave any out)."""
+        left_out = {index for name in names for index in self.preempted.get(name, ())}
+        kept = [index for index in range(self.rounds) if index not in left_out]
+        return kept if len(kept) >= MIN_ROUNDS else list(range(self.rounds))
+
     def median(self, name: str) -> Interval:
-        return median_interval(self.samples[name])
+        return median_interval([self.samples[name][i] for i in self.undisturbed(name)])
 
     def latency(self, name: str) -> Interval:
         """Per-call time in steady state (consecutive calls, as Timer measures), or the
@@ -88,8 +133,8 @@ class TimingResult:
 
     def ratio(self, name: str, reference: str = "eager") -> Interval:
         """``name`` / ``reference``, paired round by round."""
-        pairs = zip(self.samples[name], self.samples[reference])
-        return median_interval([mine / theirs for mine, theirs in pairs])
+        mine, theirs = self.samples[name], self.samples[reference]
+        return median_interval([mine[i] / theirs[i] for i in self.undisturbed(name, reference)])
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +146,7 @@ class TimingResult:
             "device": self.device,
             "seconds_spent": self.seconds_spent,
             "peak_memory": self.peak_memory,
+            "preempted": self.preempted,
             "medians": {name: self.latency(name).to_dict() for name in self.samples},
             "interleaved_medians": {name: self.median(name).to_dict() for name in self.samples},
             "samples": self.samples,
@@ -137,54 +183,105 @@ def measure(
         # outside inference mode raises "Inference tensors cannot be saved for backward".
         with torch.no_grad():
             single, peak_memory, steady = {}, {}, {}
+            apart_spent = 0.0
             timed_apart = [name for name in names if latency_of is None or name in latency_of]
             window = min(STEADY_S, budget_s * STEADY_SHARE / max(len(timed_apart), 1))
             for name in names:
                 if is_cuda:
                     torch.cuda.reset_peak_memory_stats(device)
+                resident = None if is_cuda else cpu_memory.start()
+                apart = name in timed_apart
                 single[name] = _warm_up(
-                    name, calls[name], synchronize, budget_s * WARMUP_SHARE / len(names)
+                    name,
+                    calls[name],
+                    synchronize,
+                    budget_s * WARMUP_SHARE / len(names),
+                    WARMUP_MIN_S if apart else 0.0,
                 )
-                # Right after its own warm-up, while the series runs undisturbed.
-                if name in timed_apart:
+                # Right after its own warm-up, while the series runs undisturbed; not counted
+                # in the budget of the rounds, which the gates' precision depends on.
+                if apart:
+                    began = clock()
                     found = _steady(name, calls[name], single[name], synchronize, window)
+                    apart_spent += clock() - began
                     if found is not None:
                         steady[name] = found
                 if is_cuda:
                     peak_memory[name] = int(torch.cuda.max_memory_allocated(device))
+                elif (rise := cpu_memory.rise_since(resident)) is not None:
+                    peak_memory[name] = rise
             fixed = loops or {}
             loops = {
                 name: fixed.get(name) or max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
                 for name, seconds in single.items()
             }
             per_round = sum(loops[name] * single[name] for name in names)
-            remaining = budget_s - (clock() - started)
-            rounds = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
-            samples: dict[str, list[float]] = {name: [] for name in names}
-            deadline = started + budget_s  # also when the machine slows down mid-way
-            done = 0
-            while done < rounds and (done < FLOOR_ROUNDS or clock() < deadline):
-                shift = done % len(names)
-                for name in names[shift:] + names[:shift]:
-                    elapsed = _timed(name, calls[name], loops[name], synchronize)
-                    samples[name].append(elapsed / loops[name])
-                done += 1
+            remaining = budget_s - (clock() - started - apart_spent)
+            planned = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
+            deadline = started + apart_spent + budget_s  # also when the machine slows down
+            samples, preempted = take_rounds(
+                calls, loops, synchronize, planned, deadline, deadline + budget_s * CONTENTION_SHARE
+            )
     finally:
         torch.set_num_threads(previous_threads)
     return TimingResult(
         samples=samples,
         loops=loops,
-        rounds=done,
+        rounds=len(samples[names[0]]),
         threads=threads,
         device=str(device),
         seconds_spent=clock() - started,
         peak_memory=peak_memory,
         steady=steady,
+        preempted=preempted,
     )
 
 
+def take_rounds(
+    calls: dict[str, Callable[[], Any]],
+    loops: dict[str, int],
+    synchronize: Callable[[], None],
+    planned: int,
+    deadline: float,
+    late_deadline: float,
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Interleaved rounds: per-call seconds of each series, and the rounds in which the
+    process was switched out while a series' sample ran (``preemptions``).
+
+    ``planned`` rounds are taken, fewer if ``deadline`` passes first (never fewer than
+    FLOOR_ROUNDS). Rounds that were preempted do not count towards the plan while
+    ``late_deadline`` allows: on a machine busy with other work they are replaced, so the
+    gates still get the rounds they need undisturbed."""
+    names = list(calls)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    preempted: dict[str, list[int]] = {name: [] for name in names}
+    done = clean = 0
+    while done < MAX_ROUNDS:
+        now = clock()
+        if done >= FLOOR_ROUNDS and (
+            clean >= planned or now >= late_deadline or (now >= deadline and clean == done)
+        ):
+            break
+        shift = done % len(names)
+        disturbed = False
+        for name in names[shift:] + names[:shift]:
+            switched = preemptions()
+            elapsed = _timed(name, calls[name], loops[name], synchronize)
+            if preemptions() != switched:
+                preempted[name].append(done)
+                disturbed = True
+            samples[name].append(elapsed / loops[name])
+        done += 1
+        clean += not disturbed
+    return samples, preempted
+
+
 def _warm_up(
-    name: str, call: Callable[[], Any], synchronize: Callable[[], None], share_s: float
+    name: str,
+    call: Callable[[], Any],
+    synchronize: Callable[[], None],
+    share_s: float,
+    min_s: float = 0.0,
 ) -> float:
     """Run ``call`` until warm; return the fastest warm single call, in seconds."""
     spent, fastest, index = 0.0, math.inf, 0
@@ -196,7 +293,7 @@ def _warm_up(
         index += 1
         if index >= MIN_WARMUP_CALLS and spent > share_s:
             break
-        if index >= WARMUP_CALLS and spent >= WARMUP_MIN_S:
+        if index >= WARMUP_CALLS and spent >= min_s:
             break
     return fastest
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_torchscript import baseline, gates
+from pytest_torchscript import baseline, gates, perf, timing
 from pytest_torchscript.errors import UsageProblem
 from pytest_torchscript.marks import options_for_test
 from pytest_torchscript.modes import BACKENDS, MODES, backend, backend_for_artifact
@@ -181,6 +181,79 @@ def test_an_unchanged_model_passes_and_a_wide_interval_is_inconclusive():
     assert gates.regression_gate(same, None, None, 0.10).outcome == gates.PASS
     noisy = gates.figure("converted/eager ratio", Interval(1.15, 0.8, 1.6), narrow(1.0))
     assert gates.regression_gate(noisy, None, None, 0.10).outcome == gates.INCONCLUSIVE
+
+
+# Rounds on a machine busy with other work (a fake clock and a fake preemption count)
+
+
+class BusyMachine:
+    """Calls that advance a fake clock by their cost; on the rounds listed in ``busy`` the
+    converted series is switched out for 20 ms, as another process would."""
+
+    def __init__(self, monkeypatch, busy):
+        self.now, self.switches, self.round, self.busy = 0.0, 0, 0, busy
+        monkeypatch.setattr(timing, "clock", lambda: self.now)
+        monkeypatch.setattr(timing, "preemptions", lambda: self.switches)
+
+    def eager(self):
+        self.now += 0.001
+
+    def converted(self):
+        self.now += 0.003
+        if self.busy(self.round):
+            self.now += 0.020
+            self.switches += 1
+        self.round += 1
+
+    def rounds(self, planned, deadline=1.0, late_deadline=2.0):
+        samples, preempted = timing.take_rounds(
+            {"eager": self.eager, "converted": self.converted},
+            {"eager": 1, "converted": 1},
+            lambda: None,
+            planned,
+            deadline,
+            late_deadline,
+        )
+        return timing.TimingResult(
+            samples,
+            {"eager": 1, "converted": 1},
+            len(samples["eager"]),
+            1,
+            "cpu",
+            self.now,
+            preempted=preempted,
+        )
+
+
+def test_preempted_rounds_are_replaced_and_left_out_of_the_ratio(monkeypatch):
+    result = BusyMachine(monkeypatch, busy=lambda index: index % 3 == 0).rounds(planned=12)
+    assert result.rounds == 18  # 12 undisturbed, and the 6 preempted ones they replaced
+    assert result.preempted == {"eager": [], "converted": [0, 3, 6, 9, 12, 15]}
+    assert result.disturbed_rounds == 6
+    ratio = result.ratio("converted")
+    assert (ratio.low, ratio.median, ratio.high) == pytest.approx((3.0, 3.0, 3.0))
+    assert result.median("converted").median == pytest.approx(0.003)
+
+
+def test_a_machine_busy_throughout_stops_at_the_late_deadline_and_keeps_every_round(monkeypatch):
+    result = BusyMachine(monkeypatch, busy=lambda index: True).rounds(planned=12)
+    assert result.rounds == 84  # 2 s of 24 ms rounds: the extra time is bounded
+    assert result.undisturbed("converted") == list(range(84))
+    assert result.ratio("converted").median == pytest.approx(23.0)
+    gate = gates.max_slowdown_gate(Interval(23.0, 0.5, 30.0), 2.0)
+    message = perf.explain_busy(gate, result).message
+    assert message.endswith(
+        "84 of 84 rounds were interrupted by other processes on this machine (run it on a "
+        "quieter one or raise time_budget)"
+    )
+
+
+def test_a_quiet_machine_takes_the_planned_rounds_and_a_slow_one_stops_at_the_deadline(
+    monkeypatch,
+):
+    assert BusyMachine(monkeypatch, busy=lambda index: False).rounds(planned=12).rounds == 12
+    slow = BusyMachine(monkeypatch, busy=lambda index: False).rounds(planned=400, deadline=0.1)
+    assert slow.rounds == 25  # 4 ms rounds until 0.1 s: not extended, nothing was preempted
 
 
 # Baseline validation and migration
