@@ -103,6 +103,12 @@ class TorchScriptChecker:
         self._warn_if_training(model, ctx)
         return run_check(ctx, model)
 
+    def release(self) -> None:
+        """At the end of the test: the modes it used drop their process-wide caches."""
+        used = {report.mode for report in self.reports} | ({self.mode} if self.used else set())
+        for mode in used:
+            backend(mode).release()
+
     def _warn_if_training(self, model: Any, ctx: CheckContext) -> None:
         """Warn, once per model class, when train mode would have changed the outputs."""
         torch = import_torch()

@@ -2,8 +2,9 @@
 
 Starting an interpreter and importing torch costs seconds, so one worker serves the whole
 session (one per xdist worker): it is started, without blocking, when the first check begins,
-so its torch import overlaps that check's conversion. A worker that dies is restarted for the
-next request, and its stderr is quoted in the failure.
+so its torch import overlaps that check's conversion, and a request is answered while the
+in-process round trip runs. A worker that dies is restarted for the next request, and its
+stderr is quoted in the failure.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class FreshProcess:
     ) -> tuple[list[Any], dict]:
         """Load ``artifact`` in the worker with its mode's ``loader`` (a backend's
         ``fresh_loader``), run it on ``input_sets`` and return its outputs."""
+        return self.submit(artifact, loader, input_sets, device).result()
+
+    def submit(self, artifact: Path, loader: str, input_sets: list[Any], device: str) -> Pending:
+        """Send the request and return at once: the worker loads and runs the artifact while
+        this process goes on (the in-process round trip); ``Pending.result`` collects it."""
         from .jit_warnings import import_torch
 
         torch = import_torch()
@@ -81,34 +87,31 @@ class FreshProcess:
         inputs_path = self._workdir / f"inputs-{self._requests}.pt"
         outputs_path = self._workdir / f"outputs-{self._requests}.pt"
         torch.save(input_sets, inputs_path)
-        try:
-            if not self._ready:
-                self._read_reply()  # the worker announces itself once torch is imported
-                self._ready = True
-            request = {
-                "artifact": str(artifact),
-                "loader": loader,
-                "inputs": str(inputs_path),
-                "outputs": str(outputs_path),
-                "device": device,
-                "user_roots": self._user_roots,
-            }
+        pending = Pending(self, inputs_path, outputs_path, device)
+        request = {
+            "artifact": str(artifact),
+            "loader": loader,
+            "inputs": str(inputs_path),
+            "outputs": str(outputs_path),
+            "device": device,
+            "user_roots": self._user_roots,
+        }
+        try:  # the worker reads it once torch is imported; its "ready" comes first
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
-            reply = self._read_reply()
-            if not reply.get("ok"):
-                raise FreshProcessError(str(reply.get("error", "")).strip())
-            # weights_only: plain containers of tensors, nothing that could run code on load
-            outputs = torch.load(outputs_path, weights_only=True, map_location=device)
-            return outputs, reply
         except (BrokenPipeError, OSError) as error:
             self._discard()
-            raise FreshProcessError(
+            pending.failure = FreshProcessError(
                 f"the fresh process failed: {error}{self._stderr_tail()}"
-            ) from None
-        finally:
-            for path in (inputs_path, outputs_path):
-                path.unlink(missing_ok=True)
+            )
+        return pending
+
+    def _read_answer(self) -> dict:
+        """The reply to the oldest request (after the worker's announcement, the first time)."""
+        if not self._ready:
+            self._read_reply()  # the worker announces itself once torch is imported
+            self._ready = True
+        return self._read_reply()
 
     def _read_reply(self) -> dict:
         assert self._process is not None and self._process.stdout is not None
@@ -160,3 +163,52 @@ class FreshProcess:
             self._workdir.rmdir()
         except OSError:
             pass
+
+
+class Pending:
+    """A request the fresh process is working on. Its reply must be read (``result``), or the
+    worker stopped (``abandon``), before the next request: replies are matched to requests by
+    their order."""
+
+    def __init__(self, fresh: FreshProcess, inputs: Path, outputs: Path, device: str) -> None:
+        self._fresh = fresh
+        self._paths = (inputs, outputs)
+        self._device = device
+        self.failure: FreshProcessError | None = None
+        self.done = False
+
+    def result(self) -> tuple[list[Any], dict]:
+        """The outputs and the worker's reply; raises ``FreshProcessError``."""
+        from .jit_warnings import import_torch
+
+        self.done = True
+        try:
+            if self.failure is not None:
+                raise self.failure
+            try:
+                reply = self._fresh._read_answer()
+            except (BrokenPipeError, OSError) as error:
+                self._fresh._discard()
+                raise FreshProcessError(
+                    f"the fresh process failed: {error}{self._fresh._stderr_tail()}"
+                ) from None
+            if not reply.get("ok"):
+                raise FreshProcessError(str(reply.get("error", "")).strip())
+            # weights_only: plain containers of tensors, nothing that could run code on load
+            outputs = import_torch().load(
+                self._paths[1], weights_only=True, map_location=self._device
+            )
+            return outputs, reply
+        finally:
+            for path in self._paths:
+                path.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """The check stopped before it needed this reply (it failed, or timed out): the
+        worker is stopped rather than waited for (the artifact may hang it too); the next
+        request starts another."""
+        if not self.done:
+            self.done = True
+            self._fresh._discard()
+            for path in self._paths:
+                path.unlink(missing_ok=True)

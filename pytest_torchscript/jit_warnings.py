@@ -218,6 +218,17 @@ def torchscript_missing_reason() -> str | None:
     return _TORCHSCRIPT_PROBE[0]
 
 
+def forget_scripted_classes() -> None:
+    """Drop TorchScript's process-wide registry of compiled Python classes, as transformers'
+    own tests do after each test: it holds every class ever scripted (and what it refers to)
+    until the process ends. Private (``torch.jit._state``); without it, nothing is dropped.
+    Modules already scripted keep working; a class scripted again is compiled again."""
+    state = getattr(import_torch().jit, "_state", None)
+    clear = getattr(state, "_clear_class_state", None)
+    if clear is not None:
+        clear()
+
+
 def _probe_function(x: int) -> int:
     return x + 1
 

@@ -271,7 +271,8 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
         state.fresh_process().start()  # its torch import overlaps this test's conversion
     checker = TorchScriptChecker(state, request.node, options)
     request.node.stash[_CHECKER] = checker
-    return checker
+    yield checker
+    checker.release()
 
 
 def _available_device(state: SessionState) -> Any:

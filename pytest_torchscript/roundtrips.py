@@ -27,8 +27,29 @@ from .text import first_lines
 def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> Any:
     """Save, reload and compare; then the fresh process and C++. Returns the reloaded module
     (timed beside the converted one)."""
-    report, options, backend = ctx.report, ctx.options, ctx.backend
+    options, backend = ctx.options, ctx.backend
     path = save(ctx, conversion.artifact, backend)
+    pending = None
+    if options.fresh_process:  # the fresh process loads and runs it meanwhile
+        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+        pending = ctx.session.fresh_process().submit(
+            path, backend.fresh_loader, backend.fresh_inputs(conversion.module, cpu_sets),
+            str(ctx.device),
+        )  # fmt: skip
+    try:
+        loaded = _in_process(ctx, path, conversion, input_sets, eager)
+        if pending is not None:
+            fresh_process_parity(ctx, path, input_sets, eager, conversion.module, pending)
+            cpp_parity(ctx, path, input_sets, eager)
+    finally:
+        if pending is not None:
+            pending.abandon()  # a check that stopped first: the worker's answer is dropped
+    return loaded
+
+
+def _in_process(ctx: Any, path: Path, conversion: Any, input_sets: list, eager: list) -> Any:
+    """The artifact loaded back in this process and compared with eager."""
+    report, options, backend = ctx.report, ctx.options, ctx.backend
     in_process = RoundTripResult("in-process")
     report.roundtrips.append(in_process)
     try:
@@ -58,23 +79,19 @@ def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> A
             "roundtrip",
             describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
         )
-    if options.fresh_process:
-        fresh_process_parity(ctx, path, input_sets, eager, loaded)
-        cpp_parity(ctx, path, input_sets, eager)
     return loaded
 
 
-def fresh_process_parity(ctx: Any, path: Path, input_sets: list, eager: list, loaded: Any) -> None:
-    """The artifact in a fresh Python process that never imported the user's code."""
+def fresh_process_parity(
+    ctx: Any, path: Path, input_sets: list, eager: list, converted: Any, pending: Any
+) -> None:
+    """The artifact in a fresh Python process that never imported the user's code: the
+    reply to the request ``roundtrip_all`` sent before the in-process round trip."""
     report, backend = ctx.report, ctx.backend
     fresh = RoundTripResult("fresh process")
     report.roundtrips.append(fresh)
-    cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
-    cpu_sets = backend.fresh_inputs(loaded, cpu_sets)
     try:
-        outputs, reply = ctx.session.fresh_process().run(
-            path, backend.fresh_loader, cpu_sets, str(ctx.device)
-        )
+        outputs, reply = pending.result()
     except FreshProcessError as error:
         fresh.error = str(error)
         hint = ""
@@ -98,7 +115,7 @@ def fresh_process_parity(ctx: Any, path: Path, input_sets: list, eager: list, lo
             f"{path} could not be loaded and run in a fresh Python process that never "
             f"imported your code:\n  " + first_lines(str(error)).replace("\n", "\n  ") + hint,
         ) from None
-    outputs = backend.fresh_outputs(loaded, outputs)
+    outputs = backend.fresh_outputs(converted, outputs)
     fresh.seconds = reply.get("seconds", 0.0)
     fresh.user_modules = reply.get("user_modules", [])
     fresh.process_id = reply.get("pid")

@@ -56,3 +56,38 @@ def test_resident_memory_stays_flat_over_many_checks(suite, pytester):
         (x - mean_x) ** 2 for x in range(count)
     )
     assert slope < 6e6, f"resident memory grows {slope / 1e6:.1f} MB per check: {sizes}"
+
+
+def test_scripted_classes_are_forgotten_when_the_test_ends(suite):
+    # TorchScript keeps every scripted Python class in a process-wide registry until the
+    # process ends; like transformers' own tests, the plugin drops it after each test that
+    # scripted, and a later test scripts the same classes again without trouble.
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        @torch.jit.script
+        class Pair:
+            def __init__(self, a: torch.Tensor, b: torch.Tensor):
+                self.a = a
+                self.b = b
+
+        class UsesPair(torch.nn.Module):
+            def forward(self, x):
+                pair = Pair(x, x + 1)
+                return pair.a * pair.b
+
+        @pytest.mark.torchscript(mode="script", inputs=torch.randn(3), roundtrip=False)
+        def test_a_scripts():
+            return UsesPair()
+
+        def test_b_sees_an_empty_registry():
+            assert not torch.jit._state._script_classes
+
+        @pytest.mark.torchscript(mode="script", inputs=torch.randn(3), roundtrip=False)
+        def test_c_scripts_again():
+            return UsesPair()
+        """
+    )
+    result.assert_outcomes(passed=3)

@@ -106,6 +106,10 @@ class Backend:
         """The saved artifact as a callable; ``like`` is the converted module it came from."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Drop what converting left in process-wide caches; called when the test that used
+        this mode ends (never while its modules may still be in use)."""
+
     def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
         """The input sets as the fresh process feeds them to the loaded artifact."""
         return cpu_sets

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..jit_warnings import (
     RecordedWarning,
+    forget_scripted_classes,
     import_torch,
     recording_warnings,
     torchscript_missing_reason,
@@ -52,6 +53,9 @@ class _TorchScript(Backend):
         lines.append(f"  {type(error).__name__}: " + own_message.replace("\n", "\n    "))
         lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+    def release(self) -> None:
+        forget_scripted_classes()
 
     def owns(self, artifact: Any) -> bool:
         return isinstance(artifact, import_torch().jit.ScriptModule)
