@@ -13,7 +13,8 @@ with a 95% interval:
   ``regression_gate``).
 
 Runs differ from each other by more than one run's interval shows, so a figure is a regression
-only when its estimate is beyond the threshold *and* its interval excludes "no change"; it is
+only when its estimate is beyond the threshold *and* its interval excludes "no change" (for
+the ratio: no change beyond what separate processes of the same code show); it is
 inconclusive when its estimate is beyond the threshold but "no change" is still possible, or
 when its interval is too wide to resolve a change of the threshold's size (reported, and
 failed only with ``--ts-perf-strict``); otherwise it passes. When the probe shows the machine
@@ -66,14 +67,18 @@ class Figure:
     now: Interval
     then: Interval
     change: Interval  # now / then, widened for contention
+    # A change that processes of the same code show (log units): a regression's interval must
+    # exclude it, not only "no change".
+    allowance: float = 0.0
 
     def outcome(self, threshold: float) -> str:
-        """Regression: past the threshold and surely not "no change". Inconclusive: past the
-        threshold but possibly no change, or an interval too wide to resolve a change of the
-        threshold's size. Pass: an estimate within the threshold, measured finely enough."""
+        """Regression: past the threshold and surely more than the ``allowance``.
+        Inconclusive: past the threshold but possibly within it, or an interval too wide to
+        resolve a change of the threshold's size. Pass: an estimate within the threshold,
+        measured finely enough."""
         change = self.change
         if change.median - 1 > threshold:
-            return REGRESSION if change.low > 1.0 else INCONCLUSIVE
+            return REGRESSION if change.low > math.exp(self.allowance) else INCONCLUSIVE
         if change.high - 1 > threshold and math.log(change.high / change.low) > 2 * math.log1p(
             threshold
         ):
@@ -88,15 +93,18 @@ class Figure:
         )
 
 
-def figure(label: str, now: Interval, then: Interval, widen: float = 0.0) -> Figure:
+def figure(
+    label: str, now: Interval, then: Interval, widen: float = 0.0, allowance: float = 0.0
+) -> Figure:
     """``now`` against ``then``; ``widen`` (in log units) is added to both sides of the
-    change's interval, for what the probe says about a busy machine."""
+    change's interval, for what the probe says about a busy machine; ``allowance`` is the
+    change a regression must exceed (``Figure.allowance``)."""
     change = ratio_of(now, then)
     if widen > 0:
         change = Interval(
             change.median, change.low * math.exp(-widen), change.high * math.exp(widen)
         )
-    return Figure(label, now, then, change)
+    return Figure(label, now, then, change, allowance)
 
 
 def regression_gate(
@@ -150,7 +158,24 @@ def regression_gate(
             "max_regression", REGRESSION, f"{headline}\n  {details}", not_judged=not_judged
         )
     if INCONCLUSIVE in outcomes:
-        why = disagreement or busy or "an interval too wide to tell a change of that size"
+        within_processes = (
+            outcomes[0] == INCONCLUSIVE
+            and ratio.change.median - 1 > threshold
+            and ratio.change.low > 1.0
+        )
+        why = (
+            disagreement
+            or busy
+            or (
+                f"the converted/eager ratio moved {percent(ratio.change)}, but separate "
+                f"processes of unchanged code differ by up to "
+                f"{math.exp(ratio.allowance) - 1:.0%}; run it again, or re-record the "
+                f"baseline if it was taken in an unlucky process"
+                if within_processes
+                else None
+            )
+            or "an interval too wide to tell a change of that size"
+        )
         return GateResult(
             "max_regression",
             INCONCLUSIVE,
