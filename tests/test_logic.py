@@ -105,7 +105,7 @@ def test_the_modes_are_the_registry_and_every_backend_says_what_it_does():
         assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx")
         assert chosen.cpp_inputs in ("structured", "flat", None)
     assert [name for name in MODES if backend(name).exported] == ["export", "onnx", "aoti"]
-    assert backend("onnx").tolerances == {"rtol": 1e-3, "atol": 1e-5}
+    assert backend("onnx").tolerances == {"rtol": 1e-3, "atol": 1e-4}
 
 
 def test_an_artifact_of_an_unknown_kind_is_treated_as_torchscript():

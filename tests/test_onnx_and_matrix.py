@@ -40,7 +40,7 @@ def test_onnx_dict(torchscript):
     assert report.artifact_path.endswith("onnx.onnx")
     assert all(roundtrip.ok for roundtrip in report.roundtrips)
     leaf = report.parity[0].leaves[0]
-    assert (leaf.rtol, leaf.atol) == (1e-3, 1e-5)  # onnxruntime's default tolerances
+    assert (leaf.rtol, leaf.atol) == (1e-3, 1e-4)  # onnxruntime's default tolerances
 """
 
 

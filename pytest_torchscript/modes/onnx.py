@@ -19,8 +19,11 @@ from .base import Target
 from .export import ExportedBackend
 
 EXTRA = "pip install 'pytest-torchscript[onnx]'"
-# onnxruntime's kernels round differently from PyTorch's: float tolerances for this mode.
-TOLERANCES = {"rtol": 1e-3, "atol": 1e-5}
+# onnxruntime's kernels sum in another order than PyTorch's, so float outputs differ by
+# rounding that grows with depth and magnitude (benchmarks/onnx_rounding.py on seven
+# torchvision models: at most 2.3e-5 absolute, fcn_resnet50 with outputs up to 17, which
+# atol=1e-5 failed on). A real divergence differs by the size of the outputs themselves.
+TOLERANCES = {"rtol": 1e-3, "atol": 1e-4}
 
 
 def missing_reason() -> str | None:
