@@ -32,7 +32,11 @@ _PYTHON_FLOAT_TOLERANCES = _DEFAULT_TOLERANCES["float64"]
 
 
 class UncomparableOutput(TypeError):
-    """An output leaf of a type the plugin does not know how to compare."""
+    """An output leaf of a type the plugin does not know how to compare (``kind``)."""
+
+    def __init__(self, message: str, kind: type) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -173,7 +177,8 @@ def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> N
     raise UncomparableOutput(
         f"{path} is a {type(expected).__module__}.{type(expected).__qualname__} "
         f"({short_repr(expected)}), which the plugin cannot compare; return tensors, tuples, "
-        f"lists, dicts, dataclasses, None or Python scalars from the model"
+        f"lists, dicts, dataclasses, None or Python scalars from the model",
+        type(expected),
     )
 
 

@@ -81,7 +81,16 @@ def run_eager(
 
 
 def require_deterministic(first: Any, second: Any, options: Options) -> None:
-    result = compare(first[0], second[0], 0, options)
+    """Two eager runs on input set 0 agree. Comparing them also proves, before anything is
+    converted, that the plugin can compare what the model returns."""
+    try:
+        result = compare_outputs(first[0], second[0], 0, options.rtol, options.atol)
+    except UncomparableOutput as error:
+        raise Stop(
+            "eager",
+            f"the model's output cannot be checked (found before any conversion): input set "
+            f"0: {error}{_uncomparable_hint(error.kind)}",
+        ) from None
     if not result.ok:
         leaf = result.failures[0]
         raise Stop(
@@ -230,6 +239,19 @@ def compare(expected: Any, actual: Any, index: int, options: Options) -> ParityR
         return compare_outputs(expected, actual, index, options.rtol, options.atol)
     except UncomparableOutput as error:
         raise Stop("parity", f"input set {index}: {error}") from None
+
+
+def _uncomparable_hint(kind: type) -> str:
+    """What gets past an output the plugin cannot compare, where the type tells."""
+    if kind.__module__.startswith("transformers") and "Cache" in kind.__name__:
+        return (
+            f"\nhint: {kind.__name__} is transformers' key/value cache, returned while "
+            f"use_cache is on (the default for generative models); set "
+            f"model.config.use_cache = False before returning the model, and its logits are "
+            f"checked in every mode (a use_cache=False in the input sets works only where the "
+            f"converter accepts Python values: not with trace)"
+        )
+    return ""
 
 
 def _acknowledged(hazard: Any, patterns: tuple[str, ...]) -> bool:

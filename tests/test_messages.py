@@ -145,3 +145,40 @@ def test_different_output_structures_are_shown_side_by_side(suite):
             "*  converted: tuple(dict{}, list[dict{boxes: float32[3, 4]}])",
         ],
     )
+
+
+def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(suite):
+    """GPT-2's shape of the problem: a generative model returns transformers' DynamicCache
+    beside its logits by default. Nothing converted, so the stage is eager, not parity, and
+    the hint gives the form that works in every mode."""
+    result = suite(
+        """
+        import pytest
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        class TinyLM(torch.nn.Module):
+            def forward(self, x):
+                return {"logits": x * 2, "past_key_values": DynamicCache()}
+
+        @pytest.mark.torchscript(mode=["trace", "export"], inputs=torch.randn(2, 3))
+        def test_lm():
+            return TinyLM()
+        """
+    )
+    result.assert_outcomes(failed=2)
+    for mode in ("trace", "export"):
+        expect_lines(
+            result,
+            [
+                f"torchscript check of TinyLM failed at eager (mode='{mode}', device=cpu)",
+                "the model's output cannot be checked (found before any conversion): input set "
+                "0: output['past_key_values'] is a transformers.cache_utils.DynamicCache*",
+                "hint: DynamicCache is transformers' key/value cache*set "
+                "model.config.use_cache = False*",
+            ],
+        )
+    assert "could not convert" not in result.stdout.str()
+    message = result.stdout.str().split("failed at eager")[1].split("____")[0]
+    assert len(message) < 1200, message
+    assert_no_plugin_traceback(result)
