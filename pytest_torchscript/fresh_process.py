@@ -5,6 +5,10 @@ session (one per xdist worker): it is started, without blocking, when the first 
 so its torch import overlaps that check's conversion, and a request is answered while the
 in-process round trip runs. A worker that dies is restarted for the next request, and its
 stderr is quoted in the failure.
+
+Replies are read from the raw pipe into this object's own buffer: by the time a reply is read,
+the worker may have written two lines (its announcement and the answer), and a buffered
+reader would hold the second where waiting on the pipe never sees it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ class FreshProcess:
         self._stderr_path = self._workdir / "stderr.log"
         self._requests = 0
         self._ready = False
+        self._received = b""  # read from the pipe, not yet a whole reply
 
     def start(self) -> None:
         """Start the worker if it is not running; returns at once."""
@@ -48,11 +54,12 @@ class FreshProcess:
                 stderr=stderr,
                 cwd=self._workdir,
                 env=self._environment(),
-                text=True,
+                bufsize=0,  # raw pipes: see the module docstring
             )
         finally:
             stderr.close()
         self._ready = False
+        self._received = b""
 
     def _environment(self) -> dict[str, str]:
         """The current environment without PYTHONPATH entries inside the user's project."""
@@ -97,14 +104,19 @@ class FreshProcess:
             "user_roots": self._user_roots,
         }
         try:  # the worker reads it once torch is imported; its "ready" comes first
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
+            self._send((json.dumps(request) + "\n").encode())
         except (BrokenPipeError, OSError) as error:
             self._discard()
             pending.failure = FreshProcessError(
                 f"the fresh process failed: {error}{self._stderr_tail()}"
             )
         return pending
+
+    def _send(self, data: bytes) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        view = memoryview(data)
+        while view:
+            view = view[self._process.stdin.write(view) :]
 
     def _read_answer(self) -> dict:
         """The reply to the oldest request (after the worker's announcement, the first time)."""
@@ -113,23 +125,32 @@ class FreshProcess:
             self._ready = True
         return self._read_reply()
 
-    def _read_reply(self) -> dict:
+    def _read_reply(self, timeout: float | None = None) -> dict:
+        """The next line the worker wrote, as JSON; waits at most ``timeout`` seconds
+        (``REPLY_TIMEOUT_S``) for it to arrive."""
         assert self._process is not None and self._process.stdout is not None
+        limit = REPLY_TIMEOUT_S if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        pipe = self._process.stdout
         with selectors.DefaultSelector() as selector:
-            selector.register(self._process.stdout, selectors.EVENT_READ)
-            if not selector.select(REPLY_TIMEOUT_S):
-                self._discard()
-                raise FreshProcessError(
-                    f"the fresh process gave no answer within {REPLY_TIMEOUT_S:.0f} s"
-                    f"{self._stderr_tail()}"
-                )
-        line = self._process.stdout.readline()
-        if not line:
-            code = self._process.wait()
-            self._discard()
-            raise FreshProcessError(
-                f"the fresh process exited with code {code}{self._stderr_tail()}"
-            )
+            selector.register(pipe, selectors.EVENT_READ)
+            while b"\n" not in self._received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self._discard()
+                    raise FreshProcessError(
+                        f"the fresh process gave no answer within {limit:.0f} s"
+                        f"{self._stderr_tail()}"
+                    )
+                chunk = os.read(pipe.fileno(), 1 << 16)
+                if not chunk:
+                    code = self._process.wait()
+                    self._discard()
+                    raise FreshProcessError(
+                        f"the fresh process exited with code {code}{self._stderr_tail()}"
+                    )
+                self._received += chunk
+        line, _, self._received = self._received.partition(b"\n")
         return json.loads(line)
 
     def _stderr_tail(self, lines: int = 15) -> str:
@@ -148,6 +169,7 @@ class FreshProcess:
                 if stream is not None:
                     stream.close()
         self._process = None
+        self._received = b""
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:

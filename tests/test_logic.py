@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_torchscript import baseline, gates, perf, timing
+from pytest_torchscript import baseline, fresh_process, gates, perf, timing
 from pytest_torchscript.errors import UsageProblem
 from pytest_torchscript.marks import options_for_test
 from pytest_torchscript.modes import BACKENDS, MODES, backend, backend_for_artifact
@@ -382,3 +382,24 @@ def test_options_are_frozen_so_layers_never_leak_into_each_other():
     assert base.rtol is None and layered.rtol == 0.5
     with pytest.raises(AttributeError):
         layered.rtol = 1.0  # type: ignore[misc]
+
+
+def test_a_reply_that_arrived_with_the_announcement_is_read_without_waiting(monkeypatch, tmp_path):
+    """The worker may have announced itself and answered before the plugin reads either (the
+    in-process round trip ran longer): both lines arrive in one read, and the answer must
+    not then be waited for on an empty pipe (that hung a check for the whole timeout)."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import sys\n"
+        'sys.stdout.write(\'{"ready": true}\\n{"ok": true, "answer": 1}\\n\')\n'
+        "sys.stdout.flush()\n"
+        "sys.stdin.read()\n"
+    )
+    monkeypatch.setattr(fresh_process, "_WORKER_SCRIPT", worker)
+    monkeypatch.setattr(fresh_process, "REPLY_TIMEOUT_S", 20.0)
+    fresh = fresh_process.FreshProcess([str(tmp_path / "project")])
+    try:
+        fresh.start()
+        assert fresh._read_answer() == {"ok": True, "answer": 1}
+    finally:
+        fresh.close()
