@@ -57,7 +57,8 @@ def test_a_guard_that_assumes_size_one_never_happens_says_so():
         "torch.export assumes that a dynamic size, and every size computed from it, is "
         "never 0 or 1" in message
     )
-    assert "torch.export.Dim('batch', min=...)" in message
+    assert "Use input sets that keep it at least 2 (larger inputs)" in message
+    assert "dynamic_shapes={'x': {2: torch.export.Dim('x_dim2', min=...)}}" in message
 
 
 def test_an_onnx_optimizer_failure_quotes_its_root_cause_and_the_option_past_it(suite, pytester):
@@ -181,4 +182,45 @@ def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(su
     assert "could not convert" not in result.stdout.str()
     message = result.stdout.str().split("failed at eager")[1].split("____")[0]
     assert len(message) < 1200, message
+    assert_no_plugin_traceback(result)
+
+
+def test_an_onnx_export_failure_quotes_torch_export_s_reason_once_without_boilerplate(suite):
+    """The ONNX exporter wraps a torch.export failure in its own preamble, next steps, an
+    exception summary and debugging pointers; the message keeps the reason, the user's line
+    and the hint, once each."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Gated(torch.nn.Module):
+            def forward(self, x):
+                if x.norm() > 4.0:
+                    return x * 2
+                return x
+
+        @pytest.mark.torchscript(mode="onnx", inputs=torch.randn(2, 8))
+        def test_gated():
+            return Gated()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Gated failed at conversion (mode='onnx', device=cpu)",
+            "torch.onnx.export could not convert Gated (mode='onnx')",
+            "  at test_user.py:6: if x.norm() > 4.0:",
+            "  torch.export failed (step 1 of 3 of the ONNX export):",
+            "*Could not guard on data-dependent expression*",
+        ],
+    )
+    expect_lines(result, ["hint: export cannot follow a branch on tensor values; *torch.cond*"])
+    text = result.stdout.str()
+    message = text.split("failed at conversion")[1].split("hint: ")[0]
+    for noise in ("Next steps", "## Exception summary", "docs.google.com", "root cause:"):
+        assert noise not in message, message
+    assert message.count("Could not guard on data-dependent expression") == 1, message
+    assert len(message.splitlines()) <= 14, message
     assert_no_plugin_traceback(result)

@@ -137,10 +137,33 @@ def export_program(model: Any, args: tuple, kwargs: dict, dynamic_shapes: Any) -
     return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
 
 
+# Lines of the ONNX exporter's wrapper and torch's debugging pointers that say nothing about
+# this model: left out of the quoted message (the whole text is kept under --ts-artifacts).
+_BOILERPLATE = re.compile(
+    r"^\s*(- Modify the model code for `torch\.export\.export`|- Debug `torch\.export\.export`"
+    r"|- Create an issue in the PyTorch GitHub|## Exception summary|For more information, run "
+    r"with TORCH_LOGS|For more debugging help, see |The error above occurred when calling "
+    r"torch\.export\.export|\(Refer to the full stack trace above)"
+)
+_ONNX_STEP = re.compile(
+    r"^Failed to export the model with torch\.export\. This is step (\d)/(\d).*$"
+)
+
+
+def without_boilerplate(message: str) -> str:
+    """``message`` without the lines ``_BOILERPLATE`` names, and the ONNX exporter's "step
+    1/3" preamble put in one short line."""
+    lines = [line for line in strip_ansi(message).splitlines() if not _BOILERPLATE.match(line)]
+    return "\n".join(
+        _ONNX_STEP.sub(r"torch.export failed (step \1 of \2 of the ONNX export):", line)
+        for line in lines
+    )
+
+
 def explain_export_failure(error: BaseException, guards: list[tuple[str, int, str]]) -> str:
     """Put an export error in the user's terms; ``guards`` are the (file, line, expression)
     of the size decisions the user's code made while exporting."""
-    message = without_plugin_frames(str(error).strip())
+    message = without_boilerplate(without_plugin_frames(str(error).strip()))
     lines = []
     data_dependent = "data-dependent" in message or "data dependent" in message.lower()
     narrowed = "Constraints violated" in message or "specialized" in message
@@ -233,10 +256,9 @@ def explain_rejected_input(
         lines.append(
             f"hint: torch.export assumes that a dynamic size, and every size computed from it, "
             f"is never 0 or 1; input set {index} makes the size in `{requirement}` 1 (or 0). "
-            f"Export with the smallest input set as the example (list it first, with every "
-            f"varying dimension at least 2 where possible), or give the dimension an explicit "
-            f"range with dynamic_shapes={{'x': {{0: torch.export.Dim('batch', min=...)}}}} "
-            f"that excludes the sizes the model cannot take"
+            f"Use input sets that keep it at least 2 (larger inputs), or give the dimension a "
+            f"range that excludes the sizes the model cannot take, and input sets inside it: "
+            f"{_range_example(requirement)}"
         )
     else:
         lines.append(
@@ -244,6 +266,14 @@ def explain_rejected_input(
             "dynamic_shapes=... and input sets inside the range the model supports"
         )
     return "\n".join(lines)
+
+
+def _range_example(requirement: str) -> str:
+    """A ``dynamic_shapes=`` for the dimension a guard names (``x.size()[3]``)."""
+    found = re.search(r"(\w+)\.size\(\)\[(\d+)\]", requirement)
+    name, dim = (found.group(1), int(found.group(2))) if found else ("x", 0)
+    label = "batch" if dim == 0 else f"{name}_dim{dim}"
+    return f"dynamic_shapes={{'{name}': {{{dim}: torch.export.Dim('{label}', min=...)}}}}"
 
 
 def _assumes_not_one(requirement: str) -> bool:
@@ -289,8 +319,8 @@ class ExportedBackend(Backend):
         lines = failure_header(self.converter, model, self.name, error)
         lines.append(explain_export_failure(error, guards))
         root = root_cause(error)
-        if root is not error:
-            text = first_lines(without_plugin_frames(strip_ansi(str(root))), 6)
+        text = first_lines(without_boilerplate(without_plugin_frames(strip_ansi(str(root)))), 6)
+        if root is not error and text.splitlines()[0] not in "\n".join(lines):
             lines.append(f"root cause: {type(root).__name__}: " + text.replace("\n", "\n  "))
         lines.extend(self.extra_hints(strip_ansi(f"{error}\n{root}").lower()))
         failure = ConversionFailed(strip_ansi("\n".join(lines)))
