@@ -7,6 +7,7 @@ C++ feed it) is asked of the check's backend.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,14 @@ def fresh_process_parity(
     except FreshProcessError as error:
         fresh.error = str(error)
         hint = ""
-        if "in pytree is not registered" in str(error):
+        if re.search(r"Deserializing \S*Cache in pytree is not registered", str(error)):
+            hint = (
+                "\nhint: the .pt2 returns transformers' key/value cache, a Python class a "
+                "deployment without transformers cannot load; set "
+                "model.config.use_cache = False before returning the model (or return the "
+                "cache's tensors yourself)"
+            )
+        elif "in pytree is not registered" in str(error):
             hint = (
                 "\nhint: the .pt2 stores its inputs or outputs as a Python class registered "
                 "as a pytree node (by a library or your code), which a deployment without "

@@ -249,7 +249,9 @@ def _uncomparable_hint(kind: type) -> str:
             f"use_cache is on (the default for generative models); set "
             f"model.config.use_cache = False before returning the model, and its logits are "
             f"checked in every mode (a use_cache=False in the input sets works only where the "
-            f"converter accepts Python values: not with trace)"
+            f"converter accepts Python values: not with trace); to compare the cache as well "
+            f"(export, onnx), call transformers.integrations.executorch."
+            f"register_dynamic_cache_export_support() first"
         )
     return ""
 

@@ -224,3 +224,42 @@ def test_an_onnx_export_failure_quotes_torch_export_s_reason_once_without_boiler
     assert message.count("Could not guard on data-dependent expression") == 1, message
     assert len(message.splitlines()) <= 14, message
     assert_no_plugin_traceback(result)
+
+
+def test_a_registered_cache_is_compared_by_its_tensors_and_its_deployment_gap_named(suite):
+    """With transformers' pytree registration the cache is compared leaf by leaf (onnx
+    passes); a .pt2 that returns it cannot load where transformers is absent, and the hint
+    says how to leave the cache out."""
+    result = suite(
+        """
+        import pytest
+        import torch
+        from transformers.cache_utils import DynamicCache
+        from transformers.integrations.executorch import register_dynamic_cache_export_support
+
+        register_dynamic_cache_export_support()
+
+        class TinyLM(torch.nn.Module):
+            def forward(self, x):
+                cache = DynamicCache()
+                cache.update(x.unsqueeze(1), x.unsqueeze(1) * 2, 0)
+                return x * 2, cache
+
+        @pytest.mark.torchscript(mode=["export", "onnx"], inputs=torch.randn(1, 2, 4, 8))
+        def test_lm():
+            return TinyLM()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of TinyLM failed at fresh-process (mode='export', device=cpu)",
+            "*NotImplementedError: Deserializing transformers.cache_utils.DynamicCache in "
+            "pytree is not registered.",
+            "hint: the .pt2 returns transformers' key/value cache*set "
+            "model.config.use_cache = False before returning the model*",
+            "passed *onnx *0 *0 *test_user.py::test_lm[onnx]",
+        ],
+    )
+    assert_no_plugin_traceback(result)
