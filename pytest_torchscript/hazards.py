@@ -10,8 +10,10 @@ from __future__ import annotations
 import linecache
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from .jit_warnings import RecordedWarning, display_path, is_library_file
+from .text import short_path
 
 # (start of TracerWarning message, what the user should read)
 _KINDS = (
@@ -90,23 +92,41 @@ def hazards_from(recorded: list[RecordedWarning]) -> list[Hazard]:
 
 
 def tracer_hint(recorded: list[RecordedWarning]) -> str:
-    """Point at the TracerWarnings the trace raised in the user's own code: the usual reason a
-    trace disagrees with eager on inputs other than the example."""
-    seen = []
+    """Point at the TracerWarnings the trace raised: the usual reason a trace disagrees with
+    eager, or fails, on inputs other than the example. The user's own code first; where
+    there are none, the libraries', which the user cannot change but must know of."""
+    mine: list[str] = []
+    theirs: list[str] = []
     for warning in recorded:
-        if warning.category == "TracerWarning" and not is_library_file(warning.filename):
-            if warning.location not in seen:
-                seen.append(warning.location)
-    if not seen:
-        return ""
+        if warning.category != "TracerWarning":
+            continue
+        found = theirs if is_library_file(warning.filename) else mine
+        if warning.location not in found:
+            found.append(warning.location)
+    if mine:
+        lines = [
+            "\nthe trace raised TracerWarnings in your code, so it probably froze a "
+            "data-dependent branch or value at:"
+        ]
+        lines += [_quoted(location, display_path) for location in mine[:10]]
+        lines.append("hint: mode='script' keeps such control flow; or make the inputs agree")
+        return "\n".join(lines)
+    if theirs:
+        lines = [
+            "\nthe trace raised TracerWarnings in libraries (not your code), so it probably "
+            "froze a value there that depends on the example's sizes or data:"
+        ]
+        lines += [_quoted(location, short_path) for location in theirs[:5]]
+        lines.append(
+            "hint: the traced module holds only for inputs like the example in what those "
+            "lines decide (often the batch size or sequence length); trace with inputs like "
+            "the ones deployed, or use mode='export' (dynamic sizes) for this model"
+        )
+        return "\n".join(lines)
+    return ""
 
-    lines = [
-        "\nthe trace raised TracerWarnings in your code, so it probably froze a data-dependent "
-        "branch or value at:"
-    ]
-    for location in seen[:10]:
-        filename, _, lineno = location.rpartition(":")
-        source = linecache.getline(filename, int(lineno)).strip()
-        lines.append(f"  {display_path(filename)}:{lineno}: {source}")
-    lines.append("hint: mode='script' keeps such control flow; or make the inputs agree")
-    return "\n".join(lines)
+
+def _quoted(location: str, shown: Any) -> str:
+    filename, _, lineno = location.rpartition(":")
+    source = linecache.getline(filename, int(lineno)).strip()
+    return f"  {shown(filename)}:{lineno}: {source}"

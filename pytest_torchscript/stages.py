@@ -31,7 +31,7 @@ from .modes.export import explain_rejected_input
 from .options import Options
 from .parity import ParityResult, UncomparableOutput, compare_outputs
 from .report import describe_mismatch
-from .text import first_lines
+from .text import first_lines, interpreter_error, short_path
 
 
 class Stop(Exception):
@@ -211,8 +211,13 @@ def parity_all(
             raise Stop(
                 "parity",
                 f"the converted module raised on input set {index} {input_set.describe()}, "
-                f"where eager did not: {type(error).__name__}: "
-                f"{first_lines(str(error))}" + tracer_hint(into),
+                f"where eager did not: {_converted_error(error, ctx)}"
+                + (
+                    f"\nthe module was converted with input set 0 {input_sets[0].describe()}"
+                    if index
+                    else ""
+                )
+                + tracer_hint(into),
             ) from None
         result = compare(eager[index][0], output, index, options)
         if not result.ok:  # kept as evidence only where they differ; released otherwise
@@ -239,6 +244,23 @@ def compare(expected: Any, actual: Any, index: int, options: Options) -> ParityR
         return compare_outputs(expected, actual, index, options.rtol, options.atol)
     except UncomparableOutput as error:
         raise Stop("parity", f"input set {index}: {error}") from None
+
+
+def _converted_error(error: Exception, ctx: Any) -> str:
+    """The error a converted module raised; for TorchScript's interpreter, its last line (the
+    error itself) and where it happened, the whole text kept under --ts-artifacts."""
+    text = str(error)
+    summary = interpreter_error(text)
+    if summary is None:
+        return f"{type(error).__name__}: {first_lines(text)}"
+    ctx.evidence.full_error = text
+    message, frame = summary
+    if frame is not None:
+        filename, line, function = frame
+        message += (
+            f"\n  raised in the converted module at {short_path(filename)}:{line} in {function}"
+        )
+    return message
 
 
 def _uncomparable_hint(kind: type) -> str:

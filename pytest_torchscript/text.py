@@ -3,6 +3,7 @@ converter's message, a model's name. Plain text helpers, no torch, no plugin sta
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -31,6 +32,41 @@ def first_lines(text: str, count: int = 12, width: int = 400) -> str:
         for line in lines[:count]
     ]
     return "\n".join(shown) + ("\n..." if len(lines) > count else "")
+
+
+_SCRIPT_FRAME = re.compile(r"^\s*(?P<file>.+?)\((?P<line>\d+)\): (?P<function>\S+)\s*$")
+
+
+def interpreter_error(text: str) -> tuple[str, tuple[str, int, str] | None] | None:
+    """What a converted module's "The following operation failed in the TorchScript
+    interpreter" says, in the order a reader needs it: the error itself (its last line) and
+    the innermost frame of the traceback (file, line, function) that TorchScript lists first.
+    None for any other message."""
+    lines = [line for line in strip_ansi(text).strip().splitlines() if line.strip()]
+    header = next((i for i, line in enumerate(lines) if "Traceback of TorchScript" in line), None)
+    if header is None or header == len(lines) - 1:
+        return None
+    frame = None
+    for line in lines[header + 1 :]:
+        found = _SCRIPT_FRAME.match(line)
+        if found:
+            frame = (found["file"], int(found["line"]), found["function"])
+            break
+    return lines[-1].strip(), frame
+
+
+def short_path(filename: str) -> str:
+    """An installed library's file from its package on (``transformers/masking_utils.py``),
+    any other file relative to the working directory when it lies below it."""
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return "/".join(parts[parts.index(marker) + 1 :])
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return filename if relative.startswith("..") else relative
 
 
 def root_cause(error: BaseException) -> BaseException:

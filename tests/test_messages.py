@@ -263,3 +263,55 @@ def test_a_registered_cache_is_compared_by_its_tensors_and_its_deployment_gap_na
         ],
     )
     assert_no_plugin_traceback(result)
+
+
+def test_a_trace_a_library_froze_names_the_error_where_it_raised_and_the_library_line(
+    suite, pytester
+):
+    """GPT-2's shape of the problem: library code turns the example's batch size into a
+    Python number while tracing, and the traced module fails on another batch inside
+    TorchScript's interpreter. The message leads with the error itself and where it was
+    raised (not 20 lines of traceback), and names the library line that froze the size."""
+    library = pytester.mkdir("site-packages")
+    (library / "fakelib.py").write_text(
+        "import torch\n"
+        "\n"
+        "def pad(x):\n"
+        "    count = int(x.sum() * 0 + x.shape[0])\n"
+        "    return torch.cat([x, torch.zeros(count, 2)], dim=1)\n"
+    )
+    pytester.makeconftest(
+        "import pathlib, sys\n"
+        "sys.path.insert(0, str(pathlib.Path(__file__).parent / 'site-packages'))\n"
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        import fakelib
+
+        class Padded(torch.nn.Module):
+            def forward(self, x):
+                return fakelib.pad(x) * 2
+
+        @pytest.mark.torchscript(mode="trace", inputs=[torch.randn(1, 3), torch.randn(2, 3)])
+        def test_padded():
+            return Padded()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Padded failed at parity (mode='trace', device=cpu)",
+            "the converted module raised on input set 1 (float32[2, 3]), where eager did not: "
+            "RuntimeError: *Sizes of tensors must match*",
+            "  raised in the converted module at fakelib.py:5 in pad",
+            "the module was converted with input set 0 (float32[1, 3])",
+            "the trace raised TracerWarnings in libraries (not your code)*",
+            "  fakelib.py:4: count = int(x.sum() * 0 + x.shape[0])",
+            "hint: the traced module holds only for inputs like the example*",
+        ],
+    )
+    assert "Traceback of TorchScript" not in result.stdout.str()
+    assert_no_plugin_traceback(result)
