@@ -2,9 +2,10 @@
 
 Starting an interpreter and importing torch costs seconds, so one worker serves the whole
 session (one per xdist worker): it is started, without blocking, when the first check begins,
-so its torch import overlaps that check's conversion, and a request is answered while the
-in-process round trip runs. A worker that dies is restarted for the next request, and its
-stderr is quoted in the failure.
+so its torch import overlaps that check's conversion. Requests are not overlapped with the
+in-process work: on a machine with few cores both processes' intra-op threads spin against each
+other (a suite of eight torchvision models took 1.8x as long). A worker that dies is restarted
+for the next request, and its stderr is quoted in the failure.
 
 Replies are read from the raw pipe into this object's own buffer: by the time a reply is read,
 the worker may have written two lines (its announcement and the answer), and a buffered
@@ -84,8 +85,7 @@ class FreshProcess:
         return self.submit(artifact, loader, input_sets, device).result()
 
     def submit(self, artifact: Path, loader: str, input_sets: list[Any], device: str) -> Pending:
-        """Send the request and return at once: the worker loads and runs the artifact while
-        this process goes on (the in-process round trip); ``Pending.result`` collects it."""
+        """Send the request and return at once; ``Pending.result`` collects the answer."""
         from .jit_warnings import import_torch
 
         torch = import_torch()
@@ -188,9 +188,8 @@ class FreshProcess:
 
 
 class Pending:
-    """A request the fresh process is working on. Its reply must be read (``result``), or the
-    worker stopped (``abandon``), before the next request: replies are matched to requests by
-    their order."""
+    """A request the fresh process is working on. Its reply must be read (``result``) before
+    the next request: replies are matched to requests by their order."""
 
     def __init__(self, fresh: FreshProcess, inputs: Path, outputs: Path, device: str) -> None:
         self._fresh = fresh
@@ -222,15 +221,5 @@ class Pending:
             )
             return outputs, reply
         finally:
-            for path in self._paths:
-                path.unlink(missing_ok=True)
-
-    def abandon(self) -> None:
-        """The check stopped before it needed this reply (it failed, or timed out): the
-        worker is stopped rather than waited for (the artifact may hang it too); the next
-        request starts another."""
-        if not self.done:
-            self.done = True
-            self._fresh._discard()
             for path in self._paths:
                 path.unlink(missing_ok=True)

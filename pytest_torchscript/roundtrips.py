@@ -30,21 +30,13 @@ def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> A
     (timed beside the converted one)."""
     options, backend = ctx.options, ctx.backend
     path = save(ctx, conversion.artifact, backend)
-    pending = None
-    if options.fresh_process:  # the fresh process loads and runs it meanwhile
-        cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
-        pending = ctx.session.fresh_process().submit(
-            path, backend.fresh_loader, backend.fresh_inputs(conversion.module, cpu_sets),
-            str(ctx.device),
-        )  # fmt: skip
-    try:
-        loaded = _in_process(ctx, path, conversion, input_sets, eager)
-        if pending is not None:
-            fresh_process_parity(ctx, path, input_sets, eager, conversion.module, pending)
-            cpp_parity(ctx, path, input_sets, eager)
-    finally:
-        if pending is not None:
-            pending.abandon()  # a check that stopped first: the worker's answer is dropped
+    loaded = _in_process(ctx, path, conversion, input_sets, eager)
+    if options.fresh_process:
+        # Not overlapped with the in-process round trip: on a machine with few cores both
+        # processes' intra-op threads spin against each other, and a suite of eight
+        # torchvision models took 1.8x as long (benchmarks/suite_overhead.py).
+        fresh_process_parity(ctx, path, input_sets, eager, conversion.module)
+        cpp_parity(ctx, path, input_sets, eager)
     return loaded
 
 
@@ -84,15 +76,17 @@ def _in_process(ctx: Any, path: Path, conversion: Any, input_sets: list, eager: 
 
 
 def fresh_process_parity(
-    ctx: Any, path: Path, input_sets: list, eager: list, converted: Any, pending: Any
+    ctx: Any, path: Path, input_sets: list, eager: list, converted: Any
 ) -> None:
-    """The artifact in a fresh Python process that never imported the user's code: the
-    reply to the request ``roundtrip_all`` sent before the in-process round trip."""
+    """The artifact in a fresh Python process that never imported the user's code."""
     report, backend = ctx.report, ctx.backend
     fresh = RoundTripResult("fresh process")
     report.roundtrips.append(fresh)
+    cpu_sets = backend.fresh_inputs(converted, [s.copy_to("cpu") for s in input_sets])
     try:
-        outputs, reply = pending.result()
+        outputs, reply = ctx.session.fresh_process().run(
+            path, backend.fresh_loader, cpu_sets, str(ctx.device)
+        )
     except FreshProcessError as error:
         fresh.error = str(error)
         hint = ""
