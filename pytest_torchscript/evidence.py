@@ -22,7 +22,7 @@ class Evidence:
     artifact: Any = None
     outputs: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # set -> (eager, converted)
     retraced_graphs: dict[int, str] = field(default_factory=dict)  # diverging set -> its graph
-    full_error: str | None = None  # the converter's whole message; the failure quotes a part
+    full_error: str | None = None  # converter or converted module: the whole text, a part quoted
 
     def keep(self, folder: Path, report: CheckReport) -> None:
         try:
