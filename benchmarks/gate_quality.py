@@ -214,7 +214,7 @@ def main() -> None:
     hogs = {"quiet": 0, "one core busy": 1, "both cores busy": 2}
     tally: dict[tuple[str, str], dict[str, int]] = {}
     spread: dict[tuple[str, str], list[dict[str, float]]] = {}
-    spent: list[float] = []
+    spent: dict[str, list[float]] = {}
     preempted: dict[str, list[float]] = {}
     script = [sys.executable, os.path.abspath(__file__)]
     with tempfile.TemporaryDirectory() as folder:
@@ -244,7 +244,7 @@ def main() -> None:
                 spread.setdefault((machine, result["condition"]), []).append(result["changes"])
                 counts = tally.setdefault((machine, result["condition"]), {})
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
-                spent.append(result["seconds"])
+                spent.setdefault(machine, []).append(result["seconds"])
                 preempted.setdefault(machine, []).append(result["preempted"])
                 if result["condition"] == "unchanged" and result["outcome"] != "pass":
                     print(f"{result['outcome']} ({machine}): {result['message']}", flush=True)
@@ -268,9 +268,12 @@ def main() -> None:
             values = sorted(row[figure] for row in rows)
             cells.append(f"{values[len(values) // 2]:+.1%} [{values[0]:+.1%}, {values[-1]:+.1%}]")
         print(f"{machine:<15} {condition:<16} " + " ".join(f"{c:>22}" for c in cells))
-    print(
-        f"timing per check: median {sorted(spent)[len(spent) // 2]:.2f} s, max {max(spent):.2f} s"
-    )
+    for machine, seconds in spent.items():
+        seconds.sort()
+        print(
+            f"timing per check ({machine}): median {seconds[len(seconds) // 2]:.2f} s, "
+            f"max {seconds[-1]:.2f} s"
+        )
     for machine, shares in preempted.items():
         shares.sort()
         print(

@@ -7,9 +7,9 @@ in-process work: on a machine with few cores both processes' intra-op threads sp
 other (a suite of eight torchvision models took 1.8x as long). A worker that dies is restarted
 for the next request, and its stderr is quoted in the failure.
 
-Replies are read from the raw pipe into this object's own buffer: by the time a reply is read,
-the worker may have written two lines (its announcement and the answer), and a buffered
-reader would hold the second where waiting on the pipe never sees it.
+Replies are read from the raw pipe into this object's own buffer: a buffered reader may take
+two lines from the pipe at once (the worker's announcement and an answer, if both arrived),
+and waiting on the pipe for the second would then never see it.
 """
 
 from __future__ import annotations
@@ -82,10 +82,6 @@ class FreshProcess:
     ) -> tuple[list[Any], dict]:
         """Load ``artifact`` in the worker with its mode's ``loader`` (a backend's
         ``fresh_loader``), run it on ``input_sets`` and return its outputs."""
-        return self.submit(artifact, loader, input_sets, device).result()
-
-    def submit(self, artifact: Path, loader: str, input_sets: list[Any], device: str) -> Pending:
-        """Send the request and return at once; ``Pending.result`` collects the answer."""
         from .jit_warnings import import_torch
 
         torch = import_torch()
@@ -94,23 +90,33 @@ class FreshProcess:
         inputs_path = self._workdir / f"inputs-{self._requests}.pt"
         outputs_path = self._workdir / f"outputs-{self._requests}.pt"
         torch.save(input_sets, inputs_path)
-        pending = Pending(self, inputs_path, outputs_path, device)
-        request = {
-            "artifact": str(artifact),
-            "loader": loader,
-            "inputs": str(inputs_path),
-            "outputs": str(outputs_path),
-            "device": device,
-            "user_roots": self._user_roots,
-        }
-        try:  # the worker reads it once torch is imported; its "ready" comes first
+        try:
+            if not self._ready:
+                self._read_reply()  # the worker announces itself once torch is imported
+                self._ready = True
+            request = {
+                "artifact": str(artifact),
+                "loader": loader,
+                "inputs": str(inputs_path),
+                "outputs": str(outputs_path),
+                "device": device,
+                "user_roots": self._user_roots,
+            }
             self._send((json.dumps(request) + "\n").encode())
+            reply = self._read_reply()
+            if not reply.get("ok"):
+                raise FreshProcessError(str(reply.get("error", "")).strip())
+            # weights_only: plain containers of tensors, nothing that could run code on load
+            outputs = torch.load(outputs_path, weights_only=True, map_location=device)
+            return outputs, reply
         except (BrokenPipeError, OSError) as error:
             self._discard()
-            pending.failure = FreshProcessError(
+            raise FreshProcessError(
                 f"the fresh process failed: {error}{self._stderr_tail()}"
-            )
-        return pending
+            ) from None
+        finally:
+            for path in (inputs_path, outputs_path):
+                path.unlink(missing_ok=True)
 
     def _send(self, data: bytes) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -118,18 +124,10 @@ class FreshProcess:
         while view:
             view = view[self._process.stdin.write(view) :]
 
-    def _read_answer(self) -> dict:
-        """The reply to the oldest request (after the worker's announcement, the first time)."""
-        if not self._ready:
-            self._read_reply()  # the worker announces itself once torch is imported
-            self._ready = True
-        return self._read_reply()
-
-    def _read_reply(self, timeout: float | None = None) -> dict:
-        """The next line the worker wrote, as JSON; waits at most ``timeout`` seconds
-        (``REPLY_TIMEOUT_S``) for it to arrive."""
+    def _read_reply(self) -> dict:
+        """The next line the worker wrote, as JSON; waits at most ``REPLY_TIMEOUT_S`` for it."""
         assert self._process is not None and self._process.stdout is not None
-        limit = REPLY_TIMEOUT_S if timeout is None else timeout
+        limit = REPLY_TIMEOUT_S
         deadline = time.monotonic() + limit
         pipe = self._process.stdout
         with selectors.DefaultSelector() as selector:
@@ -185,41 +183,3 @@ class FreshProcess:
             self._workdir.rmdir()
         except OSError:
             pass
-
-
-class Pending:
-    """A request the fresh process is working on. Its reply must be read (``result``) before
-    the next request: replies are matched to requests by their order."""
-
-    def __init__(self, fresh: FreshProcess, inputs: Path, outputs: Path, device: str) -> None:
-        self._fresh = fresh
-        self._paths = (inputs, outputs)
-        self._device = device
-        self.failure: FreshProcessError | None = None
-        self.done = False
-
-    def result(self) -> tuple[list[Any], dict]:
-        """The outputs and the worker's reply; raises ``FreshProcessError``."""
-        from .jit_warnings import import_torch
-
-        self.done = True
-        try:
-            if self.failure is not None:
-                raise self.failure
-            try:
-                reply = self._fresh._read_answer()
-            except (BrokenPipeError, OSError) as error:
-                self._fresh._discard()
-                raise FreshProcessError(
-                    f"the fresh process failed: {error}{self._fresh._stderr_tail()}"
-                ) from None
-            if not reply.get("ok"):
-                raise FreshProcessError(str(reply.get("error", "")).strip())
-            # weights_only: plain containers of tensors, nothing that could run code on load
-            outputs = import_torch().load(
-                self._paths[1], weights_only=True, map_location=self._device
-            )
-            return outputs, reply
-        finally:
-            for path in self._paths:
-                path.unlink(missing_ok=True)

@@ -385,9 +385,9 @@ def test_options_are_frozen_so_layers_never_leak_into_each_other():
 
 
 def test_a_reply_that_arrived_with_the_announcement_is_read_without_waiting(monkeypatch, tmp_path):
-    """The worker may have announced itself and answered before the plugin reads either (the
-    in-process round trip ran longer): both lines arrive in one read, and the answer must
-    not then be waited for on an empty pipe (that hung a check for the whole timeout)."""
+    """Two replies that arrive in one read (the worker's announcement and an answer) are
+    both returned: a buffered reader kept the second where waiting on the pipe never saw it,
+    and a check hung for the whole timeout."""
     worker = tmp_path / "worker.py"
     worker.write_text(
         "import sys\n"
@@ -400,6 +400,7 @@ def test_a_reply_that_arrived_with_the_announcement_is_read_without_waiting(monk
     fresh = fresh_process.FreshProcess([str(tmp_path / "project")])
     try:
         fresh.start()
-        assert fresh._read_answer() == {"ok": True, "answer": 1}
+        assert fresh._read_reply() == {"ready": True}
+        assert fresh._read_reply() == {"ok": True, "answer": 1}
     finally:
         fresh.close()
