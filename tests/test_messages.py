@@ -315,3 +315,84 @@ def test_a_trace_a_library_froze_names_the_error_where_it_raised_and_the_library
     )
     assert "Traceback of TorchScript" not in result.stdout.str()
     assert_no_plugin_traceback(result)
+
+
+def test_a_computed_size_that_becomes_one_is_explained_with_the_dimension_to_range(suite, pytester):
+    """inception_v3's and raft's shape of the problem: torch.export assumes a size computed
+    from a dynamic one is never 1, and the smaller input set makes it 1."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Pooled(torch.nn.Module):
+            def forward(self, x):
+                return torch.nn.functional.avg_pool1d(x, 4).squeeze(-1) * 2
+
+        @pytest.mark.torchscript(
+            mode="export", inputs=[torch.randn(2, 3, 8), torch.randn(2, 3, 4)]
+        )
+        def test_pooled():
+            return Pooled()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Pooled failed at conversion (mode='export', device=cpu)",
+            "export narrowed a dynamic dimension: the exported program requires "
+            "x.size()[2] // 4 != 1, and input set 1 (float32[2, 3, 4]) does not satisfy it",
+            "hint: torch.export assumes that a dynamic size, and every size computed from it, "
+            "is never 0 or 1; input set 1 makes the size in `x.size()[2] // 4 != 1` 1 (or 0). "
+            "Use input sets that keep it at least 2 (larger inputs)*"
+            "dynamic_shapes={'x': {2: torch.export.Dim('x_dim2', min=...)}}",
+        ],
+    )
+    assert_no_plugin_traceback(result)
+
+
+def test_onnx_tolerances_pass_runtime_rounding_and_fail_a_real_divergence(suite, pytester):
+    """onnxruntime's rounding (measured up to 2.3e-5 on real models) passes the defaults even
+    on outputs near zero, where rtol does not help; a difference the size of the outputs
+    fails. The runtime's outputs are perturbed here by a known amount."""
+    pytester.makeconftest(
+        """
+        import onnxruntime
+
+        NOISE = {"value": 0.0}
+        _run = onnxruntime.InferenceSession.run
+
+        def perturbed(self, *args, **kwargs):
+            return [output + NOISE["value"] for output in _run(self, *args, **kwargs)]
+
+        onnxruntime.InferenceSession.run = perturbed
+        """
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        from conftest import NOISE
+
+        class Tiny(torch.nn.Module):
+            def forward(self, x):
+                return x * 1e-3
+
+        @pytest.mark.torchscript(mode="onnx", inputs=torch.randn(4, 8), roundtrip=False)
+        @pytest.mark.parametrize("noise", [3e-5, 0.5])
+        def test_noise(noise):
+            NOISE["value"] = noise
+            return Tiny()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Tiny failed at parity (mode='onnx', device=cpu)",
+            "*32 of 32 elements (100%) differ beyond rtol=0.001, atol=0.0001",
+        ],
+    )
+    expect_lines(result, ["passed *onnx *3e-05 *test_user.py::test_noise[3e-05]"])
+    assert_no_plugin_traceback(result)
