@@ -61,3 +61,28 @@ def test_round_trip_legend_says_what_ran(suite):
         result, ["passed*ok*test_user.py::test_model", "(round trip: reload in this process)"]
     )
     result.stdout.no_fnmatch_line("*fresh process*")
+
+
+def test_matrix_reasons_name_each_test_once(suite):
+    """A failure whose message starts with its test id (bad inputs) is not prefixed twice."""
+    result = suite(
+        """
+        import pytest
+        from models import Affine
+
+        @pytest.mark.torchscript(mode=["trace", "script"], inputs=[])
+        def test_empty():
+            return Affine()
+        """
+    )
+    result.assert_outcomes(failed=2)
+    expect_lines(
+        result,
+        [
+            "migration matrix (per model: a verdict for each mode):",
+            "*FAIL inputs*FAIL inputs*Affine (test_user.py)",
+            "  test_user.py::test_empty[trace]: inputs is an empty list; give at least one "
+            "input set",
+        ],
+    )
+    assert "test_empty[trace]: test_user.py::test_empty[trace]" not in result.stdout.str()

@@ -185,7 +185,8 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
     )
     for check in checks:
         if check["verdict"] in ("failed", "xfailed") and check["failure"]:
-            terminal.write_line(f"  {check['test_id']}: {_one_line(check['failure'])}")
+            failure = check["failure"].removeprefix(f"{check['test_id']}: ")  # said already
+            terminal.write_line(f"  {check['test_id']}: {_one_line(failure)}")
     for reason in sorted({check["skipped"] for check in checks if check.get("skipped")}):
         terminal.write_line(f"  skipped: {reason}")
 
