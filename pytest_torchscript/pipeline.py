@@ -38,6 +38,7 @@ from .stages import (
     parity_all,
     require_deterministic,
     run_eager,
+    warn_if_all_nan,
 )
 from .text import first_lines, short_repr, strip_ansi
 from .timing_stage import time_and_gate
@@ -142,6 +143,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
     with evaluation(model, ctx.device):
         first = run_eager(ctx, model, input_sets[0], 0, recorder)
         require_deterministic(first, run_eager(ctx, model, input_sets[0], 0), options)
+        warn_if_all_nan(ctx, first[0])
         example = input_sets[0]
         dynamic_shapes = options.dynamic_shapes
         if backend.exported and dynamic_shapes is None:

@@ -18,7 +18,7 @@ from .controlflow import (
     divergence_block,
 )
 from .decisions import DecisionRecorder
-from .errors import TraceHazardWarning
+from .errors import TorchScriptWarning, TraceHazardWarning
 from .graphs import first_difference, script_decisions, trace_steps
 from .hazards import hazards_from, tracer_hint
 from .inputs import InputSet, tensor_leaves
@@ -101,6 +101,27 @@ def require_deterministic(first: Any, second: Any, options: Options) -> None:
             f"judged against it. Remove the randomness from forward (torch.rand, dropout "
             f"applied with training=True, nondeterministic kernels) or seed it inside "
             f"forward.",
+        )
+
+
+def warn_if_all_nan(ctx: Any, output: Any) -> None:
+    """Parity counts NaNs in the same places as equal, so an eager output that is NaN
+    throughout passes against any converted module that also returns NaN: it proves nothing,
+    and the user is told rather than shown a pass that means nothing."""
+    torch = import_torch()
+    floats = [
+        tensor
+        for tensor in tensor_leaves(((output,), {})).values()
+        if tensor.is_floating_point() and tensor.numel() and not tensor.is_meta
+    ]
+    if floats and all(bool(torch.isnan(tensor).all()) for tensor in floats):
+        ctx.pending_warnings.append(
+            (
+                f"{ctx.report.model}'s eager output on input set 0 is NaN throughout, so "
+                f"parity compares NaN with NaN and proves nothing about the conversion; check "
+                f"the model's inputs and initialisation",
+                TorchScriptWarning,
+            )
         )
 
 

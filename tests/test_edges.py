@@ -556,3 +556,37 @@ def test_gating_reads_a_baseline_it_may_not_write(suite, pytester):
     result.assert_outcomes(passed=1)
     expect_lines(result, ["*max_regression missing baseline*test_user.py::test_model"])
     assert not (pytester.path / "nowhere").exists()  # a gate run creates nothing
+
+
+def test_an_eager_output_that_is_all_nan_warns_that_parity_proved_nothing(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Broken(torch.nn.Module):
+            def forward(self, x):
+                return {"logits": x * float("nan"), "steps": torch.arange(3)}
+
+        @pytest.mark.torchscript(mode="trace", inputs=torch.randn(2, 3))
+        def test_broken():
+            return Broken()
+
+        @pytest.mark.torchscript(mode="trace", inputs=torch.randn(2, 3))
+        def test_finite():
+            return torch.nn.Sequential(torch.nn.Identity())
+        """,
+        "-W",
+        "error::pytest_torchscript.TorchScriptWarning",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "*Broken's eager output on input set 0 is NaN throughout, so parity compares NaN "
+            "with NaN and proves nothing about the conversion; check the model's inputs and "
+            "initialisation",
+        ],
+    )
+    expect_lines(result, ["failed (warning)*test_user.py::test_broken"])
+    expect_lines(result, ["passed *trace*test_user.py::test_finite"])
