@@ -24,7 +24,7 @@ from .gates import (
 from .perfstats import Interval, median_interval, ratio_of
 from .probe import COMPONENTS, reference_workloads, series_name
 from .settings import PerfSettings
-from .timing import TimingResult, measure
+from .timing import TimingResult, TooSlowToTime, measure
 
 SPREAD_FLOOR = 0.02  # a probe's rounds spread this much on a quiet machine (measured: 0.5-2%)
 UNEVEN_ALLOWANCE = 0.10  # probe components drift apart up to ~8% between quiet processes
@@ -88,6 +88,28 @@ class PerfReport:
         }
 
 
+def _not_timed(
+    slow: TooSlowToTime,
+    budget_s: float,
+    settings: PerfSettings,
+    key: str,
+    max_slowdown: float | None,
+) -> PerfReport:
+    """A model too slow for the budget: nothing timed, said in the note, and every gate asked
+    for is inconclusive with that reason (failed under --ts-perf-strict), never a pass."""
+    note = (
+        f"not timed: one {slow.name} call takes {slow.call_s:.2f} s, so even the fewest "
+        f"rounds would take about {slow.needed_s:.0f} s against time_budget={budget_s:g} s; "
+        f"raise time_budget= to at least {math.ceil(slow.needed_s)} to time this model"
+    )
+    report = PerfReport(note=note, baseline_key=key)
+    if max_slowdown is not None:
+        report.gates.append(GateResult("max_slowdown", INCONCLUSIVE, note))
+    if settings.baseline_path is not None and not settings.update_baseline:
+        report.gates.append(GateResult("max_regression", INCONCLUSIVE, note))
+    return report
+
+
 def run(
     calls: dict[str, Callable[[], Any]],
     device: Any,
@@ -109,7 +131,10 @@ def run(
         entry = baseline_entries.get(key)
         if isinstance(entry, dict) and entry.get("fingerprint") == fingerprint:
             loops = entry.get("loops")  # the same calls per sample as the baseline's
-    timing = measure(calls, device, budget_s, settings.threads, loops, tuple(names))
+    try:
+        timing = measure(calls, device, budget_s, settings.threads, loops, tuple(names))
+    except TooSlowToTime as slow:
+        return _not_timed(slow, budget_s, settings, key, max_slowdown), None
     report = PerfReport(timing=timing, baseline_key=key)
     report.medians = {name: timing.latency(name) for name in names}
     report.interleaved = {name: timing.median(name) for name in names}

@@ -67,6 +67,9 @@ STEADY_MIN_CALLS = 4  # a slower module's latency is its interleaved median (swi
 # then a small part of a call)
 
 CONTENTION_SHARE = 1.0  # of the budget, at most, spent replacing preempted rounds
+# A model is not timed when even the fewest rounds (each series' warm-up and FLOOR_ROUNDS)
+# would take more than this many budgets: a 30 s forward would otherwise spend minutes.
+FLOOR_OVERRUN = 5
 
 
 def process_preemptions() -> int:
@@ -157,6 +160,15 @@ class TimingFailed(Exception):
     """A timed call raised; the message names the series."""
 
 
+class TooSlowToTime(Exception):
+    """One call of ``name`` takes ``call_s``: the fewest rounds would take ``needed_s``, many
+    times the budget, so nothing is timed."""
+
+    def __init__(self, name: str, call_s: float, needed_s: float) -> None:
+        super().__init__(name, call_s, needed_s)
+        self.name, self.call_s, self.needed_s = name, call_s, needed_s
+
+
 def measure(
     calls: dict[str, Callable[[], Any]],
     device: Any,
@@ -186,6 +198,12 @@ def measure(
             apart_spent = 0.0
             timed_apart = [name for name in names if latency_of is None or name in latency_of]
             window = min(STEADY_S, budget_s * STEADY_SHARE / max(len(timed_apart), 1))
+            # One call tells whether timing can fit at all (the model ran several times in
+            # the check already, so this call is warm).
+            first = _timed(names[0], calls[names[0]], 1, synchronize)
+            needed = len(timed_apart) * (MIN_WARMUP_CALLS + FLOOR_ROUNDS) * first
+            if needed > FLOOR_OVERRUN * budget_s:
+                raise TooSlowToTime(names[0], first, needed)
             for name in names:
                 if is_cuda:
                     torch.cuda.reset_peak_memory_stats(device)

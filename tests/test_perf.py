@@ -565,3 +565,58 @@ def test_workspace():
     peak = check["perf"]["timing"]["peak_memory"]
     assert set(peak) >= {"eager", "trace"}
     assert all(peak[name] >= 40 * 1024 * 1024 for name in ("eager", "trace")), peak
+
+
+def test_a_model_too_slow_for_the_budget_is_not_timed_and_its_gate_not_passed(perf_suite, pytester):
+    """A forward that takes longer than the budget can hold (here 0.3 s against 0.2 s: even
+    the fewest rounds would take about 4.5 s) is not timed for minutes: the check says so,
+    and a gate it asked for is inconclusive with that reason, failed under strict."""
+    source = """
+        import time
+        import pytest
+        import torch
+        from perf_models import Fast
+
+        class Sleepy(Fast):
+            def forward(self, x):
+                time.sleep(0.3)  # eager only: a traced module does not replay Python
+                return self.layers(x)
+
+        X = torch.randn(8, 64)
+
+        @pytest.mark.torchscript(mode="trace", inputs=X, time_budget=0.2, max_slowdown=2.0)
+        def test_sleepy():
+            return Sleepy().eval()
+
+        @pytest.mark.torchscript(mode="trace", inputs=X, time_budget=0.2)
+        def test_fast():
+            return Fast().eval()
+        """
+    note = (
+        "not timed: one eager call takes 0.3* s, so even the fewest rounds would take about "
+        "* s against time_budget=0.2 s; raise time_budget= to at least * to time this model"
+    )
+    result = perf_suite(source, "--ts-report=report.json", "--ts-html=report.html")
+    result.assert_outcomes(passed=2)
+    checks = json.loads((pytester.path / "report.json").read_text())["checks"]
+    sleepy = next(check for check in checks if check["test_id"].endswith("test_sleepy"))
+    assert sleepy["perf"]["note"].startswith("not timed: one eager call takes")
+    assert [gate["outcome"] for gate in sleepy["perf"]["gates"]] == ["inconclusive"]
+    assert "not timed: one eager call takes" in (pytester.path / "report.html").read_text()
+    expect_lines(
+        result,
+        [
+            "  trace*s*s*s*[*]*-*test_user.py::test_fast",
+            f"  test_user.py::test_sleepy: {note}",
+        ],
+    )
+    strict = perf_suite(source, "--ts-perf-strict")
+    strict.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        strict,
+        [
+            "torchscript check of Sleepy failed at perf (mode='trace', device=cpu)",
+            f"max_slowdown: inconclusive: {note}",
+        ],
+    )
+    assert_no_plugin_traceback(strict)

@@ -149,6 +149,10 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
     for reason, count in unjudged.items():
         terminal.write_line(f"  {count} check(s): {reason}")
+    for check in checks:  # a check left untimed among timed ones says why
+        perf = check.get("perf")
+        if perf and not perf["medians"] and perf["note"]:
+            terminal.write_line(f"  {check['test_id']}: {perf['note']}")
 
 
 _LOCATED = re.compile(r"^\S+\.py:\d+: ")
