@@ -112,7 +112,10 @@ def warn_if_all_nan(ctx: Any, output: Any) -> None:
     floats = [
         tensor
         for tensor in tensor_leaves(((output,), {})).values()
-        if tensor.is_floating_point() and tensor.numel() and not tensor.is_meta
+        if tensor.is_floating_point()
+        and tensor.layout == torch.strided  # sparse layouts have no elementwise all()
+        and not (tensor.is_meta or tensor.is_nested)
+        and tensor.numel()
     ]
     if floats and all(bool(torch.isnan(tensor).all()) for tensor in floats):
         ctx.pending_warnings.append(
