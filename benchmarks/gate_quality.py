@@ -20,7 +20,7 @@ Reported: how often the gate says regression, inconclusive or pass, per conditio
 Targets (issue 10): at most 1% false alarms on the unchanged model, quiet or loaded; at least
 90% detection of 10%, 99% of 25%, 100% of 50%; at most 3 s of timing per model and mode.
 
-Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2]
+Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--device cuda]
      [--load | --load-only] [--oversubscribed]
 """
 
@@ -39,7 +39,11 @@ from pathlib import Path
 BLOCKS = 20
 SLOWDOWNS = (0.10, 0.25, 0.50)
 UNCHANGED_PER_TRIAL = 3
-KEY = "chain | script | cpu"
+DEVICE = "cpu"  # --device; set in each process from its arguments
+
+
+def key() -> str:
+    return f"chain | script | {DEVICE}"
 
 
 def build(extra: int, everywhere: bool):
@@ -65,7 +69,7 @@ def build(extra: int, everywhere: bool):
                     x = x + torch.tanh(x) * 0.0
             return x
 
-    return Chain().eval()
+    return Chain().eval().to(DEVICE)
 
 
 def time_and_gate(extra: int, everywhere: bool, budget: float, path: Path, record: bool):
@@ -82,7 +86,7 @@ def time_and_gate(extra: int, everywhere: bool, budget: float, path: Path, recor
     torch.jit.save(scripted, buffer)
     buffer.seek(0)
     reloaded = torch.jit.load(buffer)
-    x = torch.randn(8, 96, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(8, 96, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     calls = {
         "eager": lambda: eager(x),
         "script": lambda: scripted(x),
@@ -92,7 +96,7 @@ def time_and_gate(extra: int, everywhere: bool, budget: float, path: Path, recor
     entries = {} if record else json.loads(path.read_text())
     with torch.no_grad():
         report, entry = perf.run(
-            calls, torch.device("cpu"), budget, settings, entries, KEY, None, 0.05, "script"
+            calls, torch.device(DEVICE), budget, settings, entries, key(), None, 0.05, "script"
         )
     return report, entry
 
@@ -105,7 +109,7 @@ def child(args) -> None:
     path = Path(args.baseline)
     if args.role == "record":
         _, entry = time_and_gate(0, False, args.budget, path, record=True)
-        path.write_text(json.dumps({KEY: entry}))
+        path.write_text(json.dumps({key(): entry}))
         return
     steps = json.loads(args.steps)
     candidates = [("unchanged", 0, False)] * UNCHANGED_PER_TRIAL
@@ -130,7 +134,7 @@ def child(args) -> None:
 
 def _changes(report, path: Path) -> dict[str, float]:
     """Each gated figure now / in the baseline (medians), for the noise table."""
-    entry = json.loads(path.read_text())[KEY]
+    entry = json.loads(path.read_text())[key()]
     return {
         "ratio": report.ratio.median / entry["ratio"]["median"] - 1,
         "eager": report.normalised["eager"].median / entry["normalised"]["eager"]["median"] - 1,
@@ -147,7 +151,7 @@ def calibrate(budget: float) -> dict[str, dict[str, int]]:
 
     from pytest_torchscript.timing import measure
 
-    x = torch.randn(8, 96)
+    x = torch.randn(8, 96).to(DEVICE)
     steps: dict[str, dict[str, int]] = {}
     for kind, everywhere in (("converted", False), ("model-wide", True)):
 
@@ -159,7 +163,7 @@ def calibrate(budget: float) -> dict[str, dict[str, int]]:
             base, slowed = form(0), form(extra)
             calls = {"base": lambda: base(x), "slowed": lambda: slowed(x)}
             with torch.no_grad():
-                result = measure(calls, torch.device("cpu"), 3.0, threads=1)
+                result = measure(calls, torch.device(DEVICE), 3.0, threads=1)
             return result.ratio("slowed", "base").median - 1
 
         per_step = slowdown(100) / 100
@@ -188,9 +192,12 @@ def main() -> None:
         "--oversubscribed", action="store_true", help="also gate beside two CPU hogs"
     )
     parser.add_argument("--role", choices=["record", "gate"], help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     parser.add_argument("--steps", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
     if args.role:
         child(args)
         return
@@ -202,8 +209,9 @@ def main() -> None:
     started = time.time()
     steps = calibrate(args.budget)
     print(
-        f"torch {torch.__version__}; 1 thread; time_budget={args.budget:g} s per check (probe "
-        f"included); baseline recorded in one process, gated in a later one; max_regression=5%"
+        f"torch {torch.__version__}; {DEVICE}; 1 thread; time_budget={args.budget:g} s per check "
+        f"(probe included); baseline recorded in one process, gated in a later one; "
+        f"max_regression=5%"
     )
     print(f"extra steps per slowdown (calibrated): {steps}", flush=True)
     machines = ["quiet"] + (["one core busy"] if args.load else [])
@@ -222,6 +230,7 @@ def main() -> None:
         for trial in range(args.trials * len(machines)):
             machine = machines[trial % len(machines)]
             base = [*script, "--baseline", str(path), "--budget", str(args.budget)]
+            base += ["--device", DEVICE]
             subprocess.run([*base, "--role", "record"], check=True)
             stop = multiprocessing.Event()
             neighbours = [
