@@ -63,9 +63,7 @@ def main() -> None:
             without.append(run(folder, "-p", "no:torchscript")[0])
     plugin, plain = statistics.median(loaded), statistics.median(without)
     differences = sorted(a - b for a, b in zip(loaded, without))
-    print(
-        f"{args.tests} unmarked tests, {args.pairs} interleaved pairs of fresh pytest processes"
-    )
+    print(f"{args.tests} unmarked tests, {args.pairs} interleaved pairs of fresh pytest processes")
     print(f"with the plugin:     median {plugin:.3f} s")
     print(f"-p no:torchscript:   median {plain:.3f} s")
     print(
