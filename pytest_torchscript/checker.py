@@ -18,7 +18,7 @@ from .inputs import normalize_inputs
 from .jit_warnings import import_torch
 from .modes import ConversionFailed, Target, backend, backend_for_artifact
 from .options import Options, parse_check_options
-from .parity import ParityResult
+from .parity import ParityResult, tf32_in_use
 from .pipeline import CheckContext, run_check
 from .report import CheckReport, describe_mismatch
 from .roundtrips import save
@@ -75,13 +75,14 @@ class TorchScriptChecker:
             )
             self._session.reports.append(skipped)
             raise skip_at_test(reason)
-        resolved = resolved.merged(
-            {
-                name: value
-                for name, value in mode.tolerances.items()
-                if getattr(resolved, name) is None
-            }
-        )
+        if not tf32_in_use(self.device):  # TF32's defaults already cover a mode's own
+            resolved = resolved.merged(
+                {
+                    name: value
+                    for name, value in mode.tolerances.items()
+                    if getattr(resolved, name) is None
+                }
+            )
         report = CheckReport(
             test_id=self._test_id,
             mode=resolved.mode,

@@ -29,6 +29,15 @@ _DEFAULT_TOLERANCES = {
     "complex128": (1e-7, 1e-7),
 }
 _PYTHON_FLOAT_TOLERANCES = _DEFAULT_TOLERANCES["float64"]
+# float32 on a CUDA device where TF32 is allowed (cuDNN's convolutions allow it by default):
+# eager then keeps 10 bits of mantissa in its convolutions and matmuls, and a converted module
+# that runs other kernels (AOTInductor's, onnxruntime's) differs by that rounding, not by a
+# bug. The rounding scales with the output, not elementwise (benchmarks/tf32_rounding.py on
+# an H100: TF32 on vs off moved resnet18 by 2.7e-3 at outputs up to 5.9, resnet50 by 0.057 at
+# outputs up to 112, convnext_tiny by 1.2e-3 at 2.1: at most 5e-4 of the largest output), so
+# atol is TF32_SCALE times the largest |eager| of the output, at least TF32 atol below.
+TF32_TOLERANCES = {"rtol": 1e-3, "atol": 1e-4}
+TF32_SCALE = 2e-3
 
 
 class UncomparableOutput(TypeError):
@@ -264,9 +273,29 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {short_repr(value, 30)}"
 
 
-def default_tolerances(dtype: Any) -> tuple[float, float]:
-    """(rtol, atol) for ``dtype`` as torch.testing picks them; exact for integers and bools."""
-    return _DEFAULT_TOLERANCES.get(str(dtype).replace("torch.", ""), (0.0, 0.0))
+def default_tolerances(dtype: Any, device: Any = None) -> tuple[float, float]:
+    """(rtol, atol) for ``dtype`` as torch.testing picks them; exact for integers and bools;
+    TF32's where float32 is computed with it on ``device`` (``TF32_TOLERANCES``)."""
+    rtol, atol = _DEFAULT_TOLERANCES.get(str(dtype).replace("torch.", ""), (0.0, 0.0))
+    if _computed_in_tf32(dtype, device):
+        rtol, atol = max(rtol, TF32_TOLERANCES["rtol"]), max(atol, TF32_TOLERANCES["atol"])
+    return rtol, atol
+
+
+def _computed_in_tf32(dtype: Any, device: Any) -> bool:
+    return str(dtype).replace("torch.", "") in ("float32", "complex64") and tf32_in_use(device)
+
+
+def tf32_in_use(device: Any) -> bool:
+    """Whether float32 convolutions or matmuls on ``device`` may run in TF32 (CUDA only)."""
+    if getattr(device, "type", str(device)).split(":")[0] != "cuda":
+        return False
+    torch = import_torch()
+    return bool(
+        torch.backends.cudnn.allow_tf32
+        or torch.backends.cuda.matmul.allow_tf32
+        or torch.get_float32_matmul_precision() != "highest"
+    )
 
 
 def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
@@ -284,15 +313,19 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
         return LeafResult(
             path, problem=f"device differs: eager {expected.device}, converted {actual.device}"
         )
-    default_rtol, default_atol = default_tolerances(expected.dtype)
+    default_rtol, default_atol = default_tolerances(expected.dtype, expected.device)
+    left_all = _dense(expected, torch).detach().reshape(-1)
+    right_all = _dense(actual, torch).detach().reshape(-1)
     rtol = default_rtol if rtol is None else rtol
-    atol = default_atol if atol is None else atol
+    if atol is None:
+        atol = default_atol
+        if left_all.numel() and _computed_in_tf32(expected.dtype, expected.device):
+            scale = left_all.abs().nan_to_num(nan=0.0, posinf=0.0).max()
+            atol = max(atol, TF32_SCALE * float(scale))
     result = LeafResult(path, numel=expected.numel(), rtol=rtol, atol=atol)
     if expected.numel() == 0:
         return result
     wide = torch.complex128 if expected.is_complex() else torch.float64
-    left_all = _dense(expected, torch).detach().reshape(-1)
-    right_all = _dense(actual, torch).detach().reshape(-1)
     # In chunks: the float64 temporaries of a whole 50M-element output would take gigabytes.
     worst_excess = -math.inf
     result.max_abs = result.max_rel = result.needed_atol = 0.0

@@ -404,3 +404,25 @@ def test_a_reply_that_arrived_with_the_announcement_is_read_without_waiting(monk
         assert fresh._read_reply() == {"ok": True, "answer": 1}
     finally:
         fresh.close()
+
+
+def test_float32_on_a_cuda_device_with_tf32_gets_tf32_tolerances(monkeypatch):
+    """cuDNN allows TF32 by default: eager's float32 then carries TF32 rounding, and other
+    kernels differ from it by that much (atol then also grows with the output's scale, in
+    the comparison). CPU, float64 and TF32 switched off keep torch.testing's tolerances."""
+    from pytest_torchscript import parity
+
+    flags = SimpleNamespace(
+        backends=SimpleNamespace(
+            cudnn=SimpleNamespace(allow_tf32=True),
+            cuda=SimpleNamespace(matmul=SimpleNamespace(allow_tf32=False)),
+        ),
+        get_float32_matmul_precision=lambda: "highest",
+    )
+    monkeypatch.setattr(parity, "import_torch", lambda: flags)
+    assert parity.default_tolerances("torch.float32", "cpu") == (1.3e-6, 1e-5)
+    assert parity.default_tolerances("torch.float32", "cuda:0") == (1e-3, 1e-4)
+    assert parity.default_tolerances("torch.float64", "cuda") == (1e-7, 1e-7)
+    assert parity.default_tolerances("torch.int64", "cuda") == (0.0, 0.0)
+    flags.backends.cudnn.allow_tf32 = False
+    assert parity.default_tolerances("torch.float32", "cuda") == (1.3e-6, 1e-5)
