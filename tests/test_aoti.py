@@ -46,3 +46,40 @@ def test_aoti_checks_a_clean_model_and_a_dynamic_batch_everywhere(
     assert [rt["where"] for rt in dynamic["roundtrips"]] == ["in-process", "fresh process", "C++"]
     assert all(rt["ok"] and len(rt["parity"]) == 2 for rt in dynamic["roundtrips"])
     assert dynamic["conversion_seconds"] > 0
+
+
+def test_a_loader_that_crashes_fails_the_check_not_the_session(suite, pytester):
+    """AOTInductor's native loader can crash the process (torch 2.11 on an H100 did, without
+    the plugin too). A package is loaded in a throwaway process first, so the crash is a
+    failed check and the session goes on. The crash is simulated here."""
+    pytester.makeconftest(
+        """
+        import pytest_torchscript.modes.aoti as aoti
+
+        aoti._LOAD_PROBE = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+        """
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="aoti", inputs=torch.randn(2, 4), roundtrip=False)
+        def test_crashing_loader():
+            return Affine().eval()
+
+        def test_after():
+            assert True
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Affine failed at conversion (mode='aoti', device=cpu)",
+            "*AOTInductor's loader crashed (SIGSEGV) loading the package in a separate "
+            "process, so it was not loaded in this one, where the crash would have ended the "
+            "whole pytest session; that is a torch or build problem, not your model*",
+        ],
+    )

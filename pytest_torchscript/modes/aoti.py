@@ -15,6 +15,9 @@ from __future__ import annotations
 import atexit
 import hashlib
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,14 @@ from .export import ExportedBackend, export_program, program_code
 
 _CACHE: dict[str, Path] = {}
 _FOLDER: list[Path] = []
+# The loader is native code, and on some builds it crashes the process outright (seen with
+# torch 2.11 on an H100, also without the plugin). A new package is therefore loaded once in a
+# throwaway process first: such a crash then fails the check instead of ending the session.
+_LOAD_PROBE = (
+    "import sys, warnings; warnings.simplefilter('ignore'); import torch; "
+    "torch._inductor.aoti_load_package(sys.argv[1], device_index=int(sys.argv[2]))"
+)
+_PROBED: set[Path] = set()
 
 
 @dataclass
@@ -56,8 +67,39 @@ def compile_package(program: Any) -> Path:
 def load_package(path: Path, device: Any = None) -> Any:
     """The package as a callable module (on the device it was compiled for)."""
     torch = import_torch()
+    return torch._inductor.aoti_load_package(str(path), device_index=_device_index(device))
+
+
+def _device_index(device: Any) -> int:
     index = getattr(device, "index", None)
-    return torch._inductor.aoti_load_package(str(path), device_index=-1 if index is None else index)
+    return -1 if index is None else index
+
+
+def require_loadable(path: Path, device: Any = None) -> None:
+    """Load the package in a throwaway process first (once per package): raise, with what it
+    printed, if the loader crashed there (see ``_LOAD_PROBE``). An ordinary error there is
+    left for the load in this process to raise, with its own message."""
+    if path in _PROBED:
+        return
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_PROBE, str(path), str(_device_index(device))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        tail = "\n  ".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(
+            f"AOTInductor's loader crashed ({name}) loading the package in a separate "
+            f"process, so it was not loaded in this one, where the crash would have ended "
+            f"the whole pytest session; that is a torch or build problem, not your model"
+            + (f"; it printed:\n  {tail}" if tail else "")
+        )
+    _PROBED.add(path)
 
 
 def _fingerprint(program: Any) -> str:
@@ -85,6 +127,7 @@ class AotiBackend(ExportedBackend):
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
         exported = export_program(model, args, kwargs, target.dynamic_shapes)
         package = AotiPackage(compile_package(exported), exported)
+        require_loadable(package.path, target.device)
         return package, load_package(package.path, target.device)
 
     def owns(self, artifact: Any) -> bool:
