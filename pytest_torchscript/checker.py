@@ -75,7 +75,9 @@ class TorchScriptChecker:
             )
             self._session.reports.append(skipped)
             raise skip_at_test(reason)
-        if not tf32_in_use(self.device):  # TF32's defaults already cover a mode's own
+        # A mode's own tolerances (onnx's) are left to the parity defaults where TF32 is on:
+        # those are looser for float32 and scale with the output, which fixed ones would stop.
+        if not tf32_in_use(self.device):
             resolved = resolved.merged(
                 {
                     name: value

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .decisions import Observation
 from .graphs import GraphDivergence, ScriptDecision
 from .hazards import Hazard
-from .jit_warnings import display_path
+from .text import display_path
 
 _BRANCH_ARMS = ("True", "False")
 _LOOP_ARMS = ("zero iterations", "some iterations")

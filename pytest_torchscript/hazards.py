@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .jit_warnings import RecordedWarning, display_path, is_library_file
-from .text import short_path
+from .jit_warnings import RecordedWarning, is_library_file
+from .text import display_path, short_path
 
 # (start of TracerWarning message, what the user should read)
 _KINDS = (
@@ -49,10 +49,9 @@ class Hazard:
     @property
     def library(self) -> str:
         """The top-level package of a library location ('torchvision', 'transformers'...)."""
-        parts = os.path.normpath(self.filename).split(os.sep)
-        for marker in ("site-packages", "dist-packages"):
-            if marker in parts and parts.index(marker) + 1 < len(parts):
-                return parts[parts.index(marker) + 1].removesuffix(".py")
+        shown = short_path(self.filename)
+        if shown != display_path(self.filename):  # below site-packages: its first folder
+            return shown.split("/")[0].removesuffix(".py")
         return os.path.basename(self.filename)
 
     def to_dict(self) -> dict:

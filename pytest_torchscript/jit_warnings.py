@@ -133,16 +133,6 @@ def import_torch():
     return torch
 
 
-def display_path(filename: str) -> str:
-    """``filename`` relative to the working directory when it lies below it, as pytest shows
-    paths, so messages stay short and clickable."""
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith("..") else relative
-
-
 @functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
     """Whether a file belongs to torch, an installed package, the stdlib or this plugin, rather

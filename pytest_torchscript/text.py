@@ -55,18 +55,24 @@ def interpreter_error(text: str) -> tuple[str, tuple[str, int, str] | None] | No
     return lines[-1].strip(), frame
 
 
-def short_path(filename: str) -> str:
-    """An installed library's file from its package on (``transformers/masking_utils.py``),
-    any other file relative to the working directory when it lies below it."""
-    parts = filename.replace("\\", "/").split("/")
-    for marker in ("site-packages", "dist-packages"):
-        if marker in parts and parts.index(marker) + 1 < len(parts):
-            return "/".join(parts[parts.index(marker) + 1 :])
+def display_path(filename: str) -> str:
+    """``filename`` relative to the working directory when it lies below it, as pytest shows
+    paths, so messages stay short and clickable."""
     try:
         relative = os.path.relpath(filename)
     except ValueError:
         return filename
     return filename if relative.startswith("..") else relative
+
+
+def short_path(filename: str) -> str:
+    """An installed library's file from its package on (``transformers/masking_utils.py``),
+    any other file as ``display_path`` shows it."""
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return "/".join(parts[parts.index(marker) + 1 :])
+    return display_path(filename)
 
 
 def root_cause(error: BaseException) -> BaseException:

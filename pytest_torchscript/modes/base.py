@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..jit_warnings import RecordedWarning, display_path, is_library_file
-from ..text import model_name
+from ..jit_warnings import RecordedWarning, is_library_file
+from ..text import display_path, model_name
 
 _SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 

@@ -24,11 +24,10 @@ from ..jit_warnings import (
     TRANSPARENT_CODE,
     RecordedWarning,
     calling_user_frame,
-    display_path,
     import_torch,
     recording_warnings,
 )
-from ..text import first_lines, root_cause, strip_ansi
+from ..text import display_path, first_lines, root_cause, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 
 _EXPORT_HINT = (
