@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
 import warnings
@@ -78,6 +79,32 @@ def recording_warnings(into: list[RecordedWarning]) -> Iterator[None]:
         warnings.simplefilter("always")
         warnings.showwarning = record
         yield
+
+
+# torch logs records for its structured-trace viewer (tlparse) to this logger, at DEBUG, on a
+# logger that does not propagate and whose level is forced to DEBUG. pytest 8 attaches its
+# log-capture handlers to every non-propagating logger, so every failed export or ONNX check
+# showed dozens of empty "DEBUG torch.__trace:structured.py:28" lines, and torch, seeing a
+# handler, built every record's payload (graphs printed as text) for nobody.
+STRUCTURED_TRACE_LOGGER = "torch.__trace"
+
+
+@contextlib.contextmanager
+def quiet_structured_trace() -> Iterator[None]:
+    """Detach the handlers of torch's structured-trace logger for the duration of a check,
+    unless the user asked for a trace (TORCH_TRACE), and put them back afterwards."""
+    logger = logging.getLogger(STRUCTURED_TRACE_LOGGER)
+    if os.environ.get("TORCH_TRACE"):
+        yield
+        return
+    detached = list(logger.handlers)
+    for handler in detached:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in detached:
+            logger.addHandler(handler)  # a no-op for one already back
 
 
 # Code objects of the plugin's thin wrappers around tensor methods: frames running them are

@@ -24,7 +24,7 @@ from .decisions import DecisionRecorder
 from .errors import CheckFailed, UsageProblem
 from .evidence import Evidence
 from .inputs import normalize_inputs
-from .jit_warnings import RecordedWarning, import_torch
+from .jit_warnings import RecordedWarning, import_torch, quiet_structured_trace
 from .modes import Backend, ConversionFailed, Target
 from .modes.export import export_example, infer_dynamic_shapes
 from .options import Options
@@ -79,7 +79,7 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
     __tracebackhide__ = True
     report, options = ctx.report, ctx.options
     try:
-        with deadline(options.timeout) as armed:
+        with deadline(options.timeout) as armed, quiet_structured_trace():
             if options.timeout is not None and not armed:  # said, never silently ignored
                 report.warnings.append(
                     RecordedWarning(
