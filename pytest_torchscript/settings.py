@@ -191,6 +191,13 @@ class _Reader:
         setting = _BY_NAME[name]
         if setting.flag:
             value = getattr(self.config.option, setting.key, None)
+            if isinstance(value, str) and not value.strip():
+                # `--ts-baseline=$BASELINE` with the variable unset: falling back to the
+                # default would drop the gate (or run a GPU job on the CPU) without a word
+                raise UsageProblem(
+                    f"{setting.option} is empty (an unset variable in the command line?); "
+                    f"give {setting.metavar}: {setting.help}"
+                )
             if value is not None:
                 return value, setting.option
         if setting.ini:
@@ -231,6 +238,7 @@ def resolve(config: pytest.Config) -> Settings:
             outputs["baseline"] = prepare_output_path(text, where)
         else:
             outputs["baseline"] = readable_input_path(text, where)
+    _require_distinct_outputs(config, outputs)
     text, where = read.get("modes")
     modes = parse_modes_list(text, where) if text else MODES
     update_baseline = bool(read.get("update_baseline")[0])
@@ -264,6 +272,29 @@ def resolve(config: pytest.Config) -> Settings:
         ),
         benchmark_table=bool(read.get("benchmark_table")[0]),
     )
+
+
+def _require_distinct_outputs(config: pytest.Config, outputs: dict[str, Path | None]) -> None:
+    """Two outputs on one path would leave only the last one written (a report written over
+    the baseline it was gated against, say): refuse it before anything runs. pytest's own
+    ``--junitxml`` and pytest-benchmark's ``--benchmark-json`` are outputs too."""
+    named = {_BY_NAME[name].option: path for name, path in outputs.items() if path is not None}
+    for option, attribute in (
+        ("--junitxml", "xmlpath"),
+        ("--benchmark-json", "benchmark_json"),
+    ):
+        value = getattr(config.option, attribute, None)
+        value = getattr(value, "name", value)  # pytest-benchmark opens its file at parsing
+        if isinstance(value, str) and value:
+            named[option] = Path(value).expanduser().resolve()
+    seen: dict[Path, str] = {}
+    for option, path in named.items():
+        if path in seen:
+            raise UsageProblem(
+                f"{seen[path]} and {option} both name {path}: the one written last would "
+                f"overwrite the other; give each its own file"
+            )
+        seen[path] = option
 
 
 def _parsed(

@@ -241,6 +241,38 @@ def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_start_up(suit
     assert_no_plugin_traceback(result)
 
 
+@pytest.mark.parametrize(
+    "flags, first, second",
+    [
+        (["--ts-report=out.json", "--ts-html=out.json"], "--ts-report", "--ts-html"),
+        (["--ts-baseline=base.json", "--ts-report=base.json"], "--ts-report", "--ts-baseline"),
+        (["--ts-html=out.xml", "--junitxml=out.xml"], "--ts-html", "--junitxml"),
+        (["--ts-report=b.json", "--benchmark-json=b.json"], "--ts-report", "--benchmark-json"),
+    ],
+)
+def test_two_outputs_on_one_path_are_a_usage_error_not_a_clobbered_file(
+    suite, pytester, flags, first, second
+):
+    kept = pytester.path / "base.json"
+    kept.write_text('{"keep": "me"}')
+    result = suite("def test_nothing():\n    pass\n", *flags)
+    result.stderr.fnmatch_lines(
+        [f"ERROR: {first} and {second} both name *: the one written last would overwrite*"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert kept.read_text() == '{"keep": "me"}'
+    assert_no_plugin_traceback(result)
+
+
+@pytest.mark.parametrize("flag", ["--ts-device", "--ts-baseline", "--ts-report", "--ts-threads"])
+def test_an_empty_flag_is_a_usage_error_not_the_default(suite, flag):
+    """`--ts-baseline=$BASELINE` with the variable unset must not quietly drop the gate."""
+    result = suite("def test_nothing():\n    pass\n", f"{flag}=")
+    result.stderr.fnmatch_lines([f"ERROR: {flag} is empty (an unset variable *?); give *"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert_no_plugin_traceback(result)
+
+
 def test_a_symlink_planted_in_the_artifacts_folder_is_replaced_not_written_through(suite, pytester):
     outside = pytester.path / "precious.txt"
     outside.write_text("keep me")
