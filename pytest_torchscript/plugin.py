@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from .benchmark_bridge import BenchmarkHooks, timing_blocked, timing_off_reason
+from .benchmark_bridge import (
+    BenchmarkHooks,
+    run_under_benchmark_only,
+    timing_blocked,
+    timing_off_reason,
+)
 from .errors import UsageProblem
 from .marks import (
     MARKER,
@@ -143,10 +148,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(MODE_PARAM, modes, ids=list(modes))
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's, whose --benchmark-only skips we undo
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Parse ``--ts-device`` with torch now, once, if any collected test will need it, so a
-    device torch cannot parse is a usage error before any test runs."""
-    if any(_uses_plugin(item) for item in items):
+    device torch cannot parse is a usage error before any test runs. Checks time their
+    models, so ``--benchmark-only`` runs them."""
+    ours = [item for item in items if _uses_plugin(item)]
+    run_under_benchmark_only(config, ours)
+    if ours:
         state = config.stash[_STATE]
         try:
             reason = state.device.unavailable_reason

@@ -386,6 +386,17 @@ def test_benchmark_disable_and_skip_turn_timing_off_but_checks_still_run(perf_su
     result.stdout.no_fnmatch_line("*benchmark 'test_user.py*")
 
 
+def test_benchmark_only_runs_and_times_the_checks_and_skips_the_rest(perf_suite):
+    """A perf job run with --benchmark-only must time the checks, not skip them as
+    pytest-benchmark skips every test without its own fixture."""
+    result = perf_suite(
+        TESTS + "\ndef test_unit():\n    pass\n", "--benchmark-only", "-k", "fast or unit", "-rs"
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    expect_lines(result, ["*script *us*us*[*]*test_user.py::test_fast"])
+    expect_lines(result, ["SKIPPED*Skipping non-benchmark (--benchmark-only active)*"])
+
+
 WIDE_MODEL = """
 import os
 import torch
