@@ -314,6 +314,12 @@ def parse_marker(marks: Iterable[Any], where: str) -> dict[str, Any]:
                     f"(the mode), got {short_repr(mark.args)}; write "
                     f"@pytest.mark.torchscript(mode=..., inputs=..., ...)"
                 )
+            if not isinstance(mark.args[0], (str, list, tuple)):
+                raise UsageProblem(
+                    f"{where}: @pytest.mark.torchscript's one positional argument is the mode, "
+                    f"but got {type(mark.args[0]).__name__} {short_repr(mark.args[0])}; pass "
+                    f"input sets by name: @pytest.mark.torchscript(inputs=...)"
+                )
             options["mode"] = mark.args[0]
         for name, value in parse_layer(options, f"{where}: @pytest.mark.torchscript").items():
             merged.setdefault(name, value)

@@ -57,7 +57,7 @@ class CheckContext:
     artifact_counts: dict[str, int] = field(default_factory=dict)  # per test: artifact names
     evidence: Evidence = field(default_factory=Evidence)
     pending_warnings: list[tuple[str, type[Warning]]] = field(default_factory=list)
-    stage: str = "inputs"
+    stage: str = "model"
 
     @property
     def test_id(self) -> str:
@@ -101,7 +101,7 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
             f"time_budget=)",
         ) from None
     except UsageProblem as problem:
-        report.failed_stage, report.failure = "inputs", str(problem)
+        report.failed_stage, report.failure = ctx.stage, str(problem)
         raise problem.with_traceback(None) from problem.__cause__
     except Stop as stop:
         raise _failed(ctx, stop.stage, strip_ansi(stop.message)) from stop.__cause__
@@ -136,6 +136,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
     torch = import_torch()
     report, options, backend = ctx.report, ctx.options, ctx.backend
     _require_model(model, ctx.test_id, torch)
+    ctx.stage = "inputs"
     input_sets = normalize_inputs(options.inputs, ctx.test_id)
     report.input_sets = [input_set.describe() for input_set in input_sets]
     recorder, trace_recorder = DecisionRecorder(), DecisionRecorder()
@@ -230,11 +231,37 @@ def unexpected_error_message(error: Exception, stage: str, report: CheckReport) 
 
 
 def _require_model(model: Any, where: str, torch: Any) -> None:
+    """The model is an eager module (or a function of tensors); the usual near misses are
+    named with their fix."""
+    kind = type(model).__name__
+    if kind == "OptimizedModule":  # torch.compile's wrapper: checked by name, not imported
+        raise UsageProblem(
+            f"{where}: the model is a torch.compile wrapper, which is not a deployable module "
+            f"and cannot be traced, scripted or exported; return the module before "
+            f"torch.compile (torch.compile(model) leaves `model` itself unchanged)"
+        )
+    if kind == "ExportedProgram":
+        raise UsageProblem(
+            f"{where}: the model is an ExportedProgram; return the nn.Module it was exported "
+            f"from, and the plugin exports it itself (mode='export') and checks the result "
+            f"against it"
+        )
+    if isinstance(model, (tuple, list)) and model and isinstance(model[0], torch.nn.Module):
+        raise UsageProblem(
+            f"{where}: the model to check is a {kind} holding a module ({short_repr(model)}); "
+            f"return the model alone and give its input sets on the marker: "
+            f"@pytest.mark.torchscript(inputs=...), or call torchscript.check(model, inputs)"
+        )
     if isinstance(model, torch.nn.Module) or (
         callable(model) and not isinstance(model, (type, torch.Tensor))
     ):
         return
+    if isinstance(model, type) and issubclass(model, torch.nn.Module):
+        raise UsageProblem(
+            f"{where}: the model to check is the class {model.__name__}, not an instance; "
+            f"return {model.__name__}(...).eval()"
+        )
     raise UsageProblem(
-        f"{where}: the model to check is {type(model).__name__} {short_repr(model)}; pass a "
+        f"{where}: the model to check is {kind} {short_repr(model)}; pass a "
         f"torch.nn.Module instance (or a function of tensors)"
     )

@@ -17,8 +17,11 @@ def strip_ansi(text: str) -> str:
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters, for error messages that quote a user's value."""
-    text = repr(value)
+    """``repr`` on one line, cut to ``limit`` characters, for error messages that quote a
+    user's value; a tensor by its dtype and shape (its values say nothing there)."""
+    if type(value).__name__ == "Tensor" and hasattr(value, "dtype") and hasattr(value, "shape"):
+        return f"tensor({str(value.dtype).removeprefix('torch.')}{list(value.shape)})"
+    text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -73,6 +73,25 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
             "tensors)",
         ),
         (
+            "torchscript.check(Affine, torch.ones(1, 4))",
+            "the model to check is the class Affine, not an instance; return Affine(...).eval()",
+        ),
+        (
+            "torchscript.check((Affine(), torch.ones(1, 4)), torch.ones(1, 4))",
+            "the model to check is a tuple holding a module ((Affine( *); return the model "
+            "alone and give its input sets on the marker*",
+        ),
+        (
+            "torchscript.check(torch.compile(Affine()), torch.ones(1, 4))",
+            "the model is a torch.compile wrapper, which is not a deployable module*; return "
+            "the module before torch.compile*",
+        ),
+        (
+            "torchscript.check(torch.export.export(Affine(), (torch.ones(1, 4),)), "
+            "torch.ones(1, 4))",
+            "the model is an ExportedProgram; return the nn.Module it was exported from*",
+        ),
+        (
             "torchscript.check(Affine())",
             "no inputs to check the model with; pass inputs=... to @pytest.mark.torchscript or "
             "to torchscript.check(model, inputs)",
@@ -104,6 +123,10 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
     ],
     ids=[
         "not-a-model",
+        "a-class",
+        "model-and-inputs",
+        "compiled",
+        "exported-program",
         "no-inputs",
         "empty",
         "bad-set",
