@@ -32,6 +32,7 @@ from .report import CheckReport
 from .roundtrips import roundtrip_all
 from .stages import (
     Stop,
+    buffers_written_by,
     control_flow,
     evaluation,
     judge_parity_and_control_flow,
@@ -143,7 +144,14 @@ def _stages(ctx: CheckContext, model: Any) -> None:
     ctx.stage = "eager"
     with evaluation(model, ctx.device):
         first = run_eager(ctx, model, input_sets[0], 0, recorder)
-        require_deterministic(first, run_eager(ctx, model, input_sets[0], 0), options)
+        require_deterministic(
+            first,
+            run_eager(ctx, model, input_sets[0], 0),
+            options,
+            rerun=lambda: buffers_written_by(
+                model, lambda: run_eager(ctx, model, input_sets[0], 0)
+            ),
+        )
         warn_if_all_nan(ctx, first[0])
         example = input_sets[0]
         dynamic_shapes = options.dynamic_shapes

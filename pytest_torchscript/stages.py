@@ -7,7 +7,7 @@ check's context.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .controlflow import (
@@ -80,9 +80,13 @@ def run_eager(
     return output, (args, kwargs)
 
 
-def require_deterministic(first: Any, second: Any, options: Options) -> None:
+def require_deterministic(
+    first: Any, second: Any, options: Options, rerun: Callable[[], Any] | None = None
+) -> None:
     """Two eager runs on input set 0 agree. Comparing them also proves, before anything is
-    converted, that the plugin can compare what the model returns."""
+    converted, that the plugin can compare what the model returns. Where they differ,
+    ``rerun`` (one more eager run) tells a model that changes its own buffers from one that
+    draws random numbers: the fixes differ."""
     try:
         result = compare_outputs(first[0], second[0], 0, options.rtol, options.atol)
     except UncomparableOutput as error:
@@ -93,15 +97,48 @@ def require_deterministic(first: Any, second: Any, options: Options) -> None:
         ) from None
     if not result.ok:
         leaf = result.failures[0]
+        differ = (
+            f"two eager runs on input set 0 differ at {leaf.path} (max abs difference "
+            f"{leaf.max_abs:.4g}{'; ' + leaf.problem if leaf.problem else ''})"
+        )
+        changed = rerun() if rerun is not None else []
+        if changed:
+            raise Stop(
+                "determinism",
+                f"the eager model changes its own state: {differ}, and forward wrote to "
+                f"{_names(changed)}, so every run starts from another state and a conversion "
+                f"cannot be judged against it. Keep running statistics and counters out of "
+                f"the deployed forward (update them only when self.training).",
+            )
         raise Stop(
             "determinism",
-            f"the eager model is not deterministic: two eager runs on input set 0 differ at "
-            f"{leaf.path} (max abs difference {leaf.max_abs:.4g}"
-            f"{'; ' + leaf.problem if leaf.problem else ''}), so a conversion cannot be "
+            f"the eager model is not deterministic: {differ}, so a conversion cannot be "
             f"judged against it. Remove the randomness from forward (torch.rand, dropout "
             f"applied with training=True, nondeterministic kernels) or seed it inside "
             f"forward.",
         )
+
+
+def _names(buffers: list[str]) -> str:
+    shown = ", ".join(f"buffer {name!r}" for name in buffers[:3])
+    return shown + (f" and {len(buffers) - 3} more" if len(buffers) > 3 else "")
+
+
+def buffers_written_by(model: Any, run: Callable[[], Any]) -> list[str]:
+    """The names of ``model``'s buffers that ``run`` changes (a module only; buffers are
+    small next to weights, so copying them is cheap)."""
+    torch = import_torch()
+    if not isinstance(model, torch.nn.Module):
+        return []
+    before = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    run()
+    after = dict(model.named_buffers())
+    return [
+        name
+        for name, old in before.items()
+        if name in after
+        and (old.shape != after[name].shape or not torch.equal(old, after[name].detach()))
+    ]
 
 
 def warn_if_all_nan(ctx: Any, output: Any) -> None:

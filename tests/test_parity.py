@@ -120,12 +120,36 @@ def test_nondeterministic_model_is_reported_as_such_not_as_a_conversion_bug(suit
             def forward(self, x):
                 return {"clean": x * 2, "noisy": x + torch.rand_like(x)}
 
+        class Counting(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("calls", torch.zeros(()))
+                self.register_buffer("scale", torch.ones(()))
+
+            def forward(self, x):
+                self.calls += 1
+                return x * self.calls * self.scale
+
         @pytest.mark.torchscript(inputs=torch.ones(3))
         def test_noisy():
             return Noisy()
+
+        @pytest.mark.torchscript(inputs=torch.ones(3))
+        def test_counting():
+            return Counting()
         """
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
+    # a model that writes to its own buffers is told so: the fix is not about randomness
+    expect_lines(
+        result,
+        [
+            "torchscript check of Counting failed at determinism (mode='trace', device=cpu)",
+            "the eager model changes its own state: two eager runs on input set 0 differ at "
+            "output (max abs difference 1), and forward wrote to buffer 'calls', so every run "
+            "starts from another state*update them only when self.training*",
+        ],
+    )
     expect_lines(
         result,
         [
