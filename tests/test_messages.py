@@ -396,3 +396,47 @@ def test_onnx_tolerances_pass_runtime_rounding_and_fail_a_real_divergence(suite,
     )
     expect_lines(result, ["passed *onnx *3e-05 *test_user.py::test_noise[3e-05]"])
     assert_no_plugin_traceback(result)
+
+
+def test_a_model_onnxruntime_cannot_load_is_not_called_an_export_failure(suite, pytester):
+    """The export succeeded and onnxruntime refused the model (no bfloat16 Gemm on the CPU,
+    for one): the message names the runtime and what to do, not torch.onnx.export."""
+    pytester.makeconftest(
+        """
+        import onnxruntime
+
+        class Refusing:
+            def __init__(self, *args, **kwargs):
+                raise RuntimeError(
+                    "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an "
+                    "implementation for Gemm(13) node with name 'node_linear'"
+                )
+
+        onnxruntime.InferenceSession = Refusing
+        """
+    )
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="onnx", inputs=torch.randn(2, 4))
+        def test_refused():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Affine failed at conversion (mode='onnx', device=cpu)",
+            "onnxruntime could not load the ONNX model exported from Affine (mode='onnx'; the "
+            "export itself succeeded)",
+            "  RuntimeError: [ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an "
+            "implementation for Gemm(13)*",
+            "hint: onnxruntime has no kernel for an operator in this dtype on this device*",
+        ],
+    )
+    result.stdout.no_fnmatch_line("*torch.onnx.export could not convert*")
+    assert_no_plugin_traceback(result)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..jit_warnings import import_torch, tree_flatten, tree_unflatten
-from .base import Target
+from ..text import first_lines, model_name, strip_ansi
+from .base import ConversionFailed, Target
 from .export import ExportedBackend
 
 EXTRA = "pip install 'pytest-torchscript[onnx]'"
@@ -48,6 +49,10 @@ def _importable(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # ValueError: blocked with sys.modules[name] = None
         return False
+
+
+class RuntimeRefused(Exception):
+    """onnxruntime would not create a session for the exported model (the export worked)."""
 
 
 class OnnxModule:
@@ -133,7 +138,31 @@ class OnnxBackend(ExportedBackend):
 
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
         program = export_onnx(model, args, kwargs, target.dynamic_shapes, dict(target.onnx_options))
-        return program, OnnxModule.from_program(program, model, target.device, target.threads)
+        try:
+            return program, OnnxModule.from_program(program, model, target.device, target.threads)
+        except Exception as error:
+            raise RuntimeRefused(error) from error
+
+    def _failure(self, model: Any, error: Exception, guards: list) -> ConversionFailed:
+        if not isinstance(error, RuntimeRefused):
+            return super()._failure(model, error, guards)
+        cause = error.__cause__
+        text = first_lines(strip_ansi(str(cause)), 4)
+        hint = (
+            "onnxruntime has no kernel for an operator in this dtype on this device (bfloat16 "
+            "and float16 on the CPU, for example): check the model in the dtype and on the "
+            "device it is deployed with, or skip this mode for it"
+            if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text
+            else "the exporter wrote a model this onnxruntime rejects: try another opset "
+            "(onnx_options={'opset_version': ...}) or onnxruntime version"
+        )
+        failure = ConversionFailed(
+            f"onnxruntime could not load the ONNX model exported from {model_name(model)} "
+            f"(mode='onnx'; the export itself succeeded)\n"
+            f"  {type(cause).__name__}: {text}\nhint: {hint}"
+        )
+        failure.full_text = strip_ansi(str(cause))
+        return failure
 
     def extra_hints(self, text: str) -> list[str]:
         if "passmanager" in text or "constant folding" in text:
