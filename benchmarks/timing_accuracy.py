@@ -7,7 +7,10 @@ the machine-speed probe's components interleaved in the same rounds), and indepe
 Reported per series: the latency the plugin reports (steady state, consecutive calls), the
 interleaved median the gates use, Timer's median, and the ratios to Timer; and the
 converted/eager ratio both ways. The issue's bar: the reported latency within 5% of Timer.
-Each model is measured ``--repeats`` times (fresh measurements, same process).
+Each model is measured ``--repeats`` times (fresh measurements, same process). Timer runs
+before and after the plugin in each repeat: the plugin is compared with the mean of the two,
+and "Timer drift" (after / before) is how far the reference itself moved meanwhile, the floor
+under any comparison with it.
 
 Run: .venv/bin/python benchmarks/timing_accuracy.py [--repeats 3]
 """
@@ -47,12 +50,6 @@ def timer_medians(series: dict, example) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--timer-first",
-        action="store_true",
-        help="time with Timer before the plugin in each repeat (which goes first matters on "
-        "a machine that is still settling after the model was built)",
-    )
     arguments = parser.parse_args()
     repeats = arguments.repeats
     warnings.simplefilter("ignore")
@@ -68,7 +65,7 @@ def main() -> None:
     )
     print(
         f"{'model':<30} {'series':<15} {'reported':>9} {'Timer':>9} {'rep/Timer':>10} "
-        f"{'interleaved/Timer':>18}"
+        f"{'interleaved/Timer':>18} {'Timer drift':>12}"
     )
     for name, build, shape in cases:
         model = build(weights=None).eval()
@@ -78,17 +75,17 @@ def main() -> None:
         calls.update(reference_workloads(torch.device("cpu")))
         for _ in range(repeats):
             with torch.no_grad():
-                if arguments.timer_first:
-                    timer = timer_medians(series, example)
+                before = timer_medians(series, example)
                 ours = measure(calls, torch.device("cpu"), 2.0, 1, latency_of=tuple(series))
-                if not arguments.timer_first:
-                    timer = timer_medians(series, example)
+                after = timer_medians(series, example)
+            timer = {label: (before[label] + after[label]) / 2 for label in series}
             for label in series:
                 reported = ours.latency(label).median
                 interleaved = ours.median(label).median
                 print(
                     f"{name:<30} {label:<15} {reported * 1e3:>7.2f}ms {timer[label] * 1e3:>7.2f}ms "
-                    f"{reported / timer[label]:>10.3f} {interleaved / timer[label]:>18.3f}",
+                    f"{reported / timer[label]:>10.3f} {interleaved / timer[label]:>18.3f} "
+                    f"{after[label] / before[label]:>12.3f}",
                     flush=True,
                 )
             print(

@@ -18,7 +18,7 @@ from .inputs import normalize_inputs
 from .jit_warnings import import_torch
 from .modes import ConversionFailed, Target, backend, backend_for_artifact
 from .options import Options, parse_check_options
-from .parity import ParityResult, tf32_in_use
+from .parity import ParityResult
 from .pipeline import CheckContext, run_check
 from .report import CheckReport, describe_mismatch
 from .roundtrips import save
@@ -75,16 +75,9 @@ class TorchScriptChecker:
             )
             self._session.reports.append(skipped)
             raise skip_at_test(reason)
-        # A mode's own tolerances (onnx's) are left to the parity defaults where TF32 is on:
-        # those are looser for float32 and scale with the output, which fixed ones would stop.
-        if not tf32_in_use(self.device):
-            resolved = resolved.merged(
-                {
-                    name: value
-                    for name, value in mode.tolerances.items()
-                    if getattr(resolved, name) is None
-                }
-            )
+        # A mode's own tolerances (onnx's) are a floor under each dtype's defaults, not a
+        # replacement: bfloat16 keeps its looser rtol, TF32 its output-scaled atol.
+        resolved = resolved.merged({"tolerance_floor": dict(mode.tolerances)})
         report = CheckReport(
             test_id=self._test_id,
             mode=resolved.mode,

@@ -41,6 +41,9 @@ class Options:
     known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
     onnx_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     timeout: float | None = None  # seconds for the whole check; None: no limit
+    # Not a user option: the mode's own least tolerances (onnxruntime's rounding), which the
+    # dtype's defaults are raised to where the user set no rtol/atol (see parity.py).
+    tolerance_floor: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""

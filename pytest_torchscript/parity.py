@@ -122,31 +122,44 @@ def compare_outputs(
     rtol: float | None = None,
     atol: float | None = None,
     root: str = "output",
+    floor: Mapping[str, float] | None = None,
 ) -> ParityResult:
-    """Compare ``actual`` (converted) against ``expected`` (eager) over their whole structure."""
+    """Compare ``actual`` (converted) against ``expected`` (eager) over their whole structure.
+    An ``rtol``/``atol`` left None is the dtype's default, raised to ``floor`` (a mode's own
+    least tolerances) for floating-point outputs."""
     result = ParityResult(input_index)
-    _walk(expected, actual, root, rtol, atol, result.leaves, import_torch())
+    tolerance = Tolerance(rtol, atol, dict(floor or {}))
+    _walk(expected, actual, root, tolerance, result.leaves, import_torch())
     return result
 
 
-def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> None:
+@dataclass(frozen=True)
+class Tolerance:
+    """What the user set (None: by dtype) and the mode's floor under the dtype defaults."""
+
+    rtol: float | None = None
+    atol: float | None = None
+    floor: Mapping[str, float] = field(default_factory=dict)
+
+
+def _walk(expected, actual, path, tolerance, out: list[LeafResult], torch) -> None:
     if isinstance(expected, torch.Tensor):
         if not isinstance(actual, torch.Tensor):
             out.append(_type_problem(path, expected, actual))
         else:
-            out.append(_compare_tensors(expected, actual, path, rtol, atol, torch))
+            out.append(_compare_tensors(expected, actual, path, tolerance, torch))
         return
     if isinstance(expected, Mapping):
-        _walk_mapping(expected, actual, path, rtol, atol, out, torch)
+        _walk_mapping(expected, actual, path, tolerance, out, torch)
         return
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         fields = {f.name: getattr(expected, f.name) for f in dataclasses.fields(expected)}
         if dataclasses.is_dataclass(actual) and not isinstance(actual, type):
             actual = {f.name: getattr(actual, f.name) for f in dataclasses.fields(actual)}
-        _walk_mapping(fields, actual, path, rtol, atol, out, torch, attribute_style=True)
+        _walk_mapping(fields, actual, path, tolerance, out, torch, attribute_style=True)
         return
     if isinstance(expected, (tuple, list)):
-        _walk_sequence(expected, actual, path, rtol, atol, out, torch)
+        _walk_sequence(expected, actual, path, tolerance, out, torch)
         return
     if expected is None or isinstance(expected, (bool, int, str, bytes)):
         if type(actual) is not type(expected):
@@ -167,8 +180,10 @@ def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> N
                     torch.tensor(expected, dtype=torch.float64),
                     torch.tensor(actual, dtype=torch.float64),
                     path,
-                    rtol if rtol is not None else _PYTHON_FLOAT_TOLERANCES[0],
-                    atol if atol is not None else _PYTHON_FLOAT_TOLERANCES[1],
+                    Tolerance(
+                        _PYTHON_FLOAT_TOLERANCES[0] if tolerance.rtol is None else tolerance.rtol,
+                        _PYTHON_FLOAT_TOLERANCES[1] if tolerance.atol is None else tolerance.atol,
+                    ),
                     torch,
                 )
             )
@@ -179,7 +194,7 @@ def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> N
         if actual_leaves is None and isinstance(actual, (tuple, list)):
             actual_leaves = _nested_leaves(actual)
         if actual_leaves is not None:
-            _walk_sequence(leaves, actual_leaves, f"{path} (flattened)", rtol, atol, out, torch)
+            _walk_sequence(leaves, actual_leaves, f"{path} (flattened)", tolerance, out, torch)
             return
         out.append(_type_problem(path, expected, actual))
         return
@@ -191,7 +206,7 @@ def _walk(expected, actual, path, rtol, atol, out: list[LeafResult], torch) -> N
     )
 
 
-def _walk_sequence(expected, actual, path, rtol, atol, out, torch) -> None:
+def _walk_sequence(expected, actual, path, tolerance, out, torch) -> None:
     if not isinstance(actual, (tuple, list)):
         out.append(_type_problem(path, expected, actual))
         return
@@ -207,10 +222,12 @@ def _walk_sequence(expected, actual, path, rtol, atol, out, torch) -> None:
     names = getattr(expected, "_fields", None)
     for index, (left, right) in enumerate(zip(expected, actual)):
         child = f"{path}.{names[index]}" if names else f"{path}[{index}]"
-        _walk(left, right, child, rtol, atol, out, torch)
+        _walk(left, right, child, tolerance, out, torch)
 
 
-def _walk_mapping(expected, actual, path, rtol, atol, out, torch, attribute_style=False) -> None:
+def _walk_mapping(
+    expected, actual, path, tolerance, out, torch, attribute_style=False
+) -> None:
     if not isinstance(actual, Mapping):
         out.append(_type_problem(path, expected, actual))
         return
@@ -222,7 +239,7 @@ def _walk_mapping(expected, actual, path, rtol, atol, out, torch, attribute_styl
         if key not in actual:
             out.append(LeafResult(child(key), problem="present in eager, missing in converted"))
         else:
-            _walk(value, actual[key], child(key), rtol, atol, out, torch)
+            _walk(value, actual[key], child(key), tolerance, out, torch)
     for key in actual:
         if key not in expected:
             out.append(LeafResult(child(key), problem="missing in eager, present in converted"))
@@ -273,12 +290,19 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {short_repr(value, 30)}"
 
 
-def default_tolerances(dtype: Any, device: Any = None) -> tuple[float, float]:
+def default_tolerances(
+    dtype: Any, device: Any = None, floor: Mapping[str, float] | None = None
+) -> tuple[float, float]:
     """(rtol, atol) for ``dtype`` as torch.testing picks them; exact for integers and bools;
-    TF32's where float32 is computed with it on ``device`` (``TF32_TOLERANCES``)."""
-    rtol, atol = _DEFAULT_TOLERANCES.get(str(dtype).replace("torch.", ""), (0.0, 0.0))
-    if _computed_in_tf32(dtype, device):
-        rtol, atol = max(rtol, TF32_TOLERANCES["rtol"]), max(atol, TF32_TOLERANCES["atol"])
+    TF32's where float32 is computed with it on ``device`` (``TF32_TOLERANCES``); and for
+    floating-point dtypes at least ``floor`` (a mode's own: onnxruntime's rounding)."""
+    name = str(dtype).replace("torch.", "")
+    rtol, atol = _DEFAULT_TOLERANCES.get(name, (0.0, 0.0))
+    floors = [TF32_TOLERANCES] if _computed_in_tf32(dtype, device) else []
+    if floor and name in _DEFAULT_TOLERANCES:  # integers and bools stay exact
+        floors.append(floor)
+    for least in floors:
+        rtol, atol = max(rtol, least.get("rtol", 0.0)), max(atol, least.get("atol", 0.0))
     return rtol, atol
 
 
@@ -298,7 +322,7 @@ def tf32_in_use(device: Any) -> bool:
     )
 
 
-def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
+def _compare_tensors(expected, actual, path, tolerance, torch) -> LeafResult:
     if expected.shape != actual.shape:
         return LeafResult(
             path,
@@ -313,10 +337,13 @@ def _compare_tensors(expected, actual, path, rtol, atol, torch) -> LeafResult:
         return LeafResult(
             path, problem=f"device differs: eager {expected.device}, converted {actual.device}"
         )
-    default_rtol, default_atol = default_tolerances(expected.dtype, expected.device)
+    default_rtol, default_atol = default_tolerances(
+        expected.dtype, expected.device, tolerance.floor
+    )
     left_all = _dense(expected, torch).detach().reshape(-1)
     right_all = _dense(actual, torch).detach().reshape(-1)
-    rtol = default_rtol if rtol is None else rtol
+    rtol = default_rtol if tolerance.rtol is None else tolerance.rtol
+    atol = tolerance.atol
     if atol is None:
         atol = default_atol
         if left_all.numel() and _computed_in_tf32(expected.dtype, expected.device):

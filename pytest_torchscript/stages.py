@@ -294,6 +294,7 @@ def parity_all(
                 options.rtol,
                 options.atol,
                 root=f"{name} (input, after the call)",
+                floor=options.tolerance_floor,
             )
             result.leaves.extend(after.leaves)
         results.append(result)
@@ -302,7 +303,9 @@ def parity_all(
 
 def compare(expected: Any, actual: Any, index: int, options: Options) -> ParityResult:
     try:
-        return compare_outputs(expected, actual, index, options.rtol, options.atol)
+        return compare_outputs(
+            expected, actual, index, options.rtol, options.atol, floor=options.tolerance_floor
+        )
     except UncomparableOutput as error:
         raise Stop("parity", f"input set {index}: {error}") from None
 

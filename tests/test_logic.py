@@ -426,3 +426,16 @@ def test_float32_on_a_cuda_device_with_tf32_gets_tf32_tolerances(monkeypatch):
     assert parity.default_tolerances("torch.int64", "cuda") == (0.0, 0.0)
     flags.backends.cudnn.allow_tf32 = False
     assert parity.default_tolerances("torch.float32", "cuda") == (1.3e-6, 1e-5)
+
+
+def test_a_modes_tolerances_are_a_floor_under_each_dtypes_defaults():
+    """onnx's least tolerances raise float32's, but must not tighten bfloat16's rtol (they
+    replaced it before), nor make integers inexact."""
+    from pytest_torchscript import parity
+
+    onnx = {"rtol": 1e-3, "atol": 1e-4}
+    assert parity.default_tolerances("torch.float32", "cpu", onnx) == (1e-3, 1e-4)
+    assert parity.default_tolerances("torch.bfloat16", "cpu", onnx) == (1.6e-2, 1e-4)
+    assert parity.default_tolerances("torch.float64", "cpu", onnx) == (1e-3, 1e-4)
+    assert parity.default_tolerances("torch.int64", "cpu", onnx) == (0.0, 0.0)
+    assert parity.default_tolerances("torch.bool", "cpu", onnx) == (0.0, 0.0)
