@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import warnings
 
 import torch
@@ -67,12 +68,16 @@ def main() -> None:
         f"{'model':<30} {'series':<15} {'reported':>9} {'Timer':>9} {'rep/Timer':>10} "
         f"{'interleaved/Timer':>18} {'Timer drift':>12}"
     )
+    within, drift_within, total = 0, 0, 0
+    summary = []
     for name, build, shape in cases:
         model = build(weights=None).eval()
         example = torch.randn(*shape)
         series = modules(model, example)
         calls = {label: (lambda m=m, x=example: m(x)) for label, m in series.items()}
         calls.update(reference_workloads(torch.device("cpu")))
+        ratios: dict[str, list[float]] = {label: [] for label in series}
+        drifts: dict[str, list[float]] = {label: [] for label in series}
         for _ in range(repeats):
             with torch.no_grad():
                 before = timer_medians(series, example)
@@ -82,6 +87,8 @@ def main() -> None:
             for label in series:
                 reported = ours.latency(label).median
                 interleaved = ours.median(label).median
+                ratios[label].append(reported / timer[label])
+                drifts[label].append(after[label] / before[label])
                 print(
                     f"{name:<30} {label:<15} {reported * 1e3:>7.2f}ms {timer[label] * 1e3:>7.2f}ms "
                     f"{reported / timer[label]:>10.3f} {interleaved / timer[label]:>18.3f} "
@@ -95,7 +102,25 @@ def main() -> None:
                 f"{timer['trace'] / timer['eager']:.3f}",
                 flush=True,
             )
-
+        for label in series:
+            total += len(ratios[label])
+            within += sum(abs(r - 1) <= 0.05 for r in ratios[label])
+            drift_within += sum(abs(d - 1) <= 0.05 for d in drifts[label])
+            summary.append(
+                f"{name:<30} {label:<15} {statistics.median(ratios[label]):>12.3f} "
+                f"{min(ratios[label]):>7.3f}..{max(ratios[label]):<7.3f} "
+                f"{min(drifts[label]):>7.3f}..{max(drifts[label]):<7.3f}"
+            )
+    print()
+    print(
+        f"{'model':<30} {'series':<15} {'median rep/Timer':>12} {'rep/Timer range':>16} "
+        f"{'Timer drift range':>18}"
+    )
+    print("\n".join(summary))
+    print(
+        f"reported within 5% of Timer: {within} of {total}; "
+        f"Timer within 5% of itself (after vs before): {drift_within} of {total}"
+    )
 
 if __name__ == "__main__":
     main()

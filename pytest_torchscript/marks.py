@@ -47,6 +47,30 @@ def reject_repeated_marks(node: Any) -> None:
         )
 
 
+def reject_reasons_for_unchecked_modes(
+    definition: Any, modes: tuple[str, ...], uses_fixture: bool
+) -> None:
+    """``xfail=`` / ``skip=`` on the test's own mark naming a mode the test does not check
+    (``modes``) would be ignored: the user expected that mode to be checked. Marks on a class
+    or module are defaults for many tests and may name modes some of them do not check; a test
+    that calls the fixture chooses its modes at run time."""
+    if uses_fixture:
+        return
+    for mark in definition.own_markers:
+        if mark.name != MARKER:
+            continue
+        for option in ("xfail", "skip"):
+            named = mark.kwargs.get(option) or {}
+            unchecked = [mode for mode in named if mode not in modes]
+            if unchecked:
+                raise UsageProblem(
+                    f"{definition.nodeid}: @pytest.mark.torchscript: {option}= names "
+                    f"mode {unchecked[0]!r}, which this test does not check (its modes: "
+                    f"{', '.join(modes)}); add {unchecked[0]!r} to mode=[...] or drop it from "
+                    f"{option}="
+                )
+
+
 def options_for_test(node: Any, defaults: dict[str, Any], modes: tuple[str, ...]) -> Options:
     """The test's options: ini ``defaults`` < its marks < the mode its parametrization chose
     (``modes``: what mode="all" stands for). Raises ``UsageProblem`` for a bad mark, or one

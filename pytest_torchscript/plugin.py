@@ -25,11 +25,13 @@ from .marks import (
     MODE_PARAM,
     finish_marked_test,
     options_for_test,
+    reject_reasons_for_unchecked_modes,
     reject_repeated_marks,
     result_keeper,
     too_late,
 )
-from .options import ALL, parse_marker
+from .modes import MODES
+from .options import ALL, Options, parse_marker
 from .reporting.run_end import (
     merge_worker_output,
     worker_output,
@@ -140,9 +142,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         problem = str(error)
     if problem is not None:  # outside the except: pytest would print the cause a second time
         pytest.fail(problem, pytrace=False)
-    modes = options.get("mode")
+    settings = metafunc.config.stash[_STATE].settings
+    modes = options.get("mode", Options().merged(settings.option_defaults).mode)
+    try:
+        reject_reasons_for_unchecked_modes(  # "all" may name any mode: --ts-modes varies by job
+            metafunc.definition,
+            MODES if modes == ALL else modes if isinstance(modes, tuple) else (modes,),
+            "torchscript" in metafunc.fixturenames,
+        )
+    except UsageProblem as error:
+        problem = str(error)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     if modes == ALL:
-        modes = metafunc.config.stash[_STATE].settings.modes
+        modes = settings.modes
     if isinstance(modes, tuple):
         metafunc.fixturenames.append(MODE_PARAM)
         metafunc.parametrize(MODE_PARAM, modes, ids=list(modes))

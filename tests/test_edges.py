@@ -467,6 +467,50 @@ def test_one_mode_of_a_list_can_be_xfailed_or_skipped_on_the_marker(suite):
     expect_lines(result, ["xpassed*script*test_user.py::test_affine[script]"])
 
 
+def test_xfail_or_skip_for_a_mode_the_test_does_not_check_is_a_collection_error(suite):
+    # Ignoring it would leave the user believing the mode is checked (and expected to fail).
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        pytestmark = pytest.mark.torchscript(skip={"aoti": "a default for the module"})
+
+        @pytest.mark.torchscript(mode="trace", inputs=torch.randn(2, 4),
+                                 xfail={"onnx": "the exporter drops the branch"})
+        def test_affine():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(errors=1)
+    expect_lines(
+        result,
+        [
+            "*test_user.py::test_affine: @pytest.mark.torchscript: xfail= names mode 'onnx', "
+            "which this test does not check (its modes: trace); add 'onnx' to mode=[...] or "
+            "drop it from xfail=*"
+        ],
+    )
+    assert_no_plugin_traceback(result)
+    result = suite(  # "all" may name any mode: which it stands for varies by CI job
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        pytestmark = pytest.mark.torchscript(skip={"onnx": "a default for the module"})
+
+        @pytest.mark.torchscript(mode="all", inputs=torch.randn(2, 4), roundtrip=False,
+                                 skip={"aoti": "compiles for a minute"})
+        def test_all_modes():
+            return Affine().eval()
+        """,
+        "--ts-modes=trace",
+    )
+    result.assert_outcomes(passed=1)
+
+
 def test_an_acknowledged_hazard_does_not_warn(suite):
     from conftest import MODELS, line_of
 
