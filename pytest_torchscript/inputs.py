@@ -157,6 +157,53 @@ def tensor_leaves(arguments: tuple[tuple, dict]) -> dict[str, Any]:
     return found
 
 
+def python_values(input_set: InputSet) -> dict[str, Any]:
+    """The non-tensor leaves of an input set (numbers, flags, strings, None), named as the
+    user wrote them: ``scale`` for a keyword, ``argument 1`` for a position,
+    ``options['eps']`` inside a container."""
+    torch = import_torch()
+    found: dict[str, Any] = {}
+
+    def collect(value: Any, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            return
+        if isinstance(value, (tuple, list)):
+            for index, item in enumerate(value):
+                collect(item, f"{name}[{index}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                collect(item, f"{name}[{key!r}]")
+        else:
+            found[name] = value
+
+    for index, value in enumerate(input_set.args):
+        collect(value, f"argument {index}")
+    for key, value in input_set.kwargs.items():
+        collect(value, key)
+    return found
+
+
+def changed_python_values(input_sets: list[InputSet], example_index: int) -> dict[int, str]:
+    """Per input set, where it passes other Python values than the example the model was
+    converted with (converters record them from it), as ``scale=4.0 (input set 0: 3.0)``."""
+    example = python_values(input_sets[example_index])
+    changed = {}
+    for index, input_set in enumerate(input_sets):
+        differing = [
+            f"{name}={short_repr(value, 20)} "
+            f"(input set {example_index}: {short_repr(example[name], 20)})"
+            for name, value in python_values(input_set).items()
+            if name in example and not _same_value(example[name], value)
+        ]
+        if differing:
+            changed[index] = ", ".join(differing)
+    return changed
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (a == b or (a != a and b != b))  # NaN equals NaN here
+
+
 def _describe(value: Any) -> str:
     torch = import_torch()
     if isinstance(value, torch.Tensor):

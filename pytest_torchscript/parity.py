@@ -225,9 +225,7 @@ def _walk_sequence(expected, actual, path, tolerance, out, torch) -> None:
         _walk(left, right, child, tolerance, out, torch)
 
 
-def _walk_mapping(
-    expected, actual, path, tolerance, out, torch, attribute_style=False
-) -> None:
+def _walk_mapping(expected, actual, path, tolerance, out, torch, attribute_style=False) -> None:
     if not isinstance(actual, Mapping):
         out.append(_type_problem(path, expected, actual))
         return

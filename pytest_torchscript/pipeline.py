@@ -23,7 +23,7 @@ from .deadline import CheckTimedOut, deadline
 from .decisions import DecisionRecorder
 from .errors import CheckFailed, UsageProblem
 from .evidence import Evidence
-from .inputs import normalize_inputs
+from .inputs import changed_python_values, normalize_inputs
 from .jit_warnings import RecordedWarning, import_torch, quiet_structured_trace
 from .modes import Backend, ConversionFailed, Target
 from .modes.export import export_example, infer_dynamic_shapes
@@ -59,6 +59,9 @@ class CheckContext:
     evidence: Evidence = field(default_factory=Evidence)
     pending_warnings: list[tuple[str, type[Warning]]] = field(default_factory=list)
     stage: str = "model"
+    # input set -> the Python values it passes that differ from the example's, where the
+    # converted module computes with the example's (see Backend.records_python_values)
+    changed_python_values: dict[int, str] = field(default_factory=dict)
 
     @property
     def test_id(self) -> str:
@@ -153,11 +156,14 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             ),
         )
         warn_if_all_nan(ctx, first[0])
-        example = input_sets[0]
+        example_index = 0
         dynamic_shapes = options.dynamic_shapes
         if backend.exported and dynamic_shapes is None:
             dynamic_shapes = infer_dynamic_shapes(model, input_sets)
-            example = input_sets[export_example(input_sets, dynamic_shapes)]
+            example_index = export_example(input_sets, dynamic_shapes)
+        example = input_sets[example_index]
+        if backend.records_python_values:
+            ctx.changed_python_values = changed_python_values(input_sets, example_index)
         ctx.stage = "conversion"
         args, kwargs = example.copy_to(ctx.device)
         target = Target(

@@ -215,7 +215,10 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
     divergences = divergence_block(flow)
     if not all(result.ok for result in report.parity):
         message = describe_mismatch(report.parity, total_sets, "the converted module")
-        raise Stop("parity", message + (divergences or tracer_hint(report.warnings)))
+        recorded = recorded_python_values(
+            ctx, [result.input_index for result in report.parity if not result.ok]
+        )
+        raise Stop("parity", message + (recorded or divergences or tracer_hint(report.warnings)))
     if divergences:
         raise Stop(
             "control-flow",
@@ -250,6 +253,24 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
         )
 
 
+def recorded_python_values(ctx: Any, failing: list[int]) -> str:
+    """Why input sets that pass other Python values than the example fail: the converted
+    module computes with (or guards on) the example's values. Empty when none of ``failing``
+    does."""
+    changed = getattr(ctx, "changed_python_values", {})
+    lines = [f"input set {index} passes {changed[index]}" for index in failing if index in changed]
+    if not lines:
+        return ""
+    return (
+        "\n" + "\n".join(lines) + f"\n{ctx.backend.converter} records the Python values "
+        "(numbers, flags, strings) of the example it converts as constants: the converted "
+        "module computes with them, or refuses other values, whatever it is called with"
+        "\nhint: pass a value that varies in deployment as a tensor (torch.tensor(value)), or "
+        "use mode='script', which compiles it as an argument; or keep it the same in every "
+        "input set (one test per value)"
+    )
+
+
 def parity_all(
     ctx: Any, module, input_sets, eager, options, into, size_decisions=None
 ) -> list[ParityResult]:
@@ -263,6 +284,14 @@ def parity_all(
             with recording_warnings(into):
                 output = module(*args, **kwargs)
         except Exception as error:
+            recorded = recorded_python_values(ctx, [index])
+            if recorded:  # before size guards: export guards on the values it recorded too
+                raise Stop(
+                    "parity",
+                    f"the converted module raised on input set {index} "
+                    f"{input_set.describe()}, where eager did not: "
+                    f"{_converted_error(error, ctx)}" + recorded,
+                ) from None
             if size_decisions is not None:
                 narrowed = explain_rejected_input(
                     error, index, input_set.describe(), size_decisions

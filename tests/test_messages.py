@@ -440,3 +440,43 @@ def test_a_model_onnxruntime_cannot_load_is_not_called_an_export_failure(suite, 
     )
     result.stdout.no_fnmatch_line("*torch.onnx.export could not convert*")
     assert_no_plugin_traceback(result)
+
+
+def test_a_python_value_that_varies_between_input_sets_is_named_as_recorded_by_the_converter(
+    suite,
+):
+    # export and onnx record a float argument as a constant of the program: onnx then computes
+    # with the example's value (a plain numeric mismatch), export refuses the other value (a
+    # guard that reads like a dimension); script compiles it as an argument.
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Scaled(torch.nn.Module):
+            def forward(self, x, scale: float = 1.0):
+                return x * scale
+
+        @pytest.mark.torchscript(
+            mode=["export", "onnx", "script"],
+            inputs=[{"x": torch.ones(2, 3), "scale": 3.0}, {"x": torch.ones(2, 3), "scale": 4.0}],
+            roundtrip=False,
+        )
+        def test_scaled():
+            return Scaled().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    for mode, converter in (("export", "torch.export"), ("onnx", "torch.onnx.export")):
+        expect_lines(
+            result,
+            [
+                f"*check of Scaled failed at parity (mode='{mode}'*",
+                "input set 1 passes scale=4.0 (input set 0: 3.0)",
+                f"{converter} records the Python values (numbers, flags, strings) of the example "
+                "it converts as constants*",
+                "hint: pass a value that varies in deployment as a tensor*mode='script'*",
+            ],
+        )
+    assert "narrowed a dynamic dimension" not in result.stdout.str()
+    assert_no_plugin_traceback(result)

@@ -82,6 +82,10 @@ class Backend:
     cpp_inputs: ClassVar[str | None] = None
     # least rtol/atol under every floating dtype's defaults, where the user set none
     tolerances: ClassVar[Mapping[str, float]] = {}
+    # Whether the converted module computes with the Python values (numbers, flags, strings)
+    # of the example input set whatever it is called with later: the converter records them
+    # as constants (or guards on them). Only script compiles them as real arguments.
+    records_python_values: ClassVar[bool] = True
 
     def missing_reason(self) -> str | None:
         """Why this installation cannot run the mode (a missing extra, a torch without it),

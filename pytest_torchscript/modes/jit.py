@@ -98,6 +98,7 @@ class ScriptBackend(_TorchScript):
     name = "script"
     converter = "torch.jit.script"
     control_flow = "script"
+    records_python_values = False
     hint = (
         "mode='trace' records the operations that one input actually runs and may work where "
         "script cannot (but freezes data-dependent control flow); or keep the unsupported code "
