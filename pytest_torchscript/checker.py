@@ -51,6 +51,9 @@ class TorchScriptChecker:
         """The ``torch.device`` every check of this run uses (``--ts-device``)."""
         return self._session.device.device
 
+    def __repr__(self) -> str:  # pytest shows it among a failed test's arguments
+        return f"<torchscript checker of {self._test_id} (mode={self._options.mode!r})>"
+
     def check(self, model: Any, inputs: Any = None, **options: Any) -> CheckReport:
         """Convert ``model``, compare it with eager on every input set, round-trip it, and
         return the report; raise ``CheckFailed`` (with ``.report``) at the first failure.

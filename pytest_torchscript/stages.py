@@ -66,6 +66,9 @@ def run_eager(
 ) -> tuple[Any, Any]:
     """Eager outputs and the inputs as the model left them (in-place writes included);
     with a ``recorder``, the run's data-dependent decisions are noted too."""
+    # The model's error is chained as the cause (its frames are the user's to debug): this
+    # frame, at its root, is the plugin's and stays out of the traceback pytest prints.
+    __tracebackhide__ = True
     args, kwargs = input_set.copy_to(ctx.device)
     recording = recorder.recording(index) if recorder else contextlib.nullcontext()
     try:

@@ -62,6 +62,19 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
     # The user's own frame is shown as the cause, so they can debug their forward.
     expect_lines(result, ["*return x @ torch.ones(7, 2)*"])
     assert_no_plugin_traceback(result)
+    # A library model's error has no frame in the test file for pytest to cut the cause's
+    # traceback at: the plugin's frame at its root must still not be shown.
+    result = suite(
+        """
+        import torch
+
+        def test_library_model(torchscript):
+            torchscript.check(torch.nn.Linear(3, 2), torch.ones(2, 5))
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(result, ["E *RuntimeError: mat1 and mat2 shapes cannot be multiplied*"])
+    assert_no_plugin_traceback(result)
 
 
 @pytest.mark.parametrize(
