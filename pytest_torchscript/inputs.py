@@ -8,7 +8,7 @@ later calls see different data (torch.jit.trace's own checker reuses mutated inp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,12 @@ def normalize_inputs(value: Any, where: str) -> list[InputSet]:
                 f"{where}: the inputs callable returned another callable; "
                 f"it must return the input sets themselves"
             )
+    if isinstance(value, Iterator):
+        raise UsageProblem(
+            f"{where}: inputs is {type(value).__name__} {short_repr(value)}, which can be read "
+            f"only once (and every mode and re-run of the test reads the inputs again); pass a "
+            f"list, e.g. inputs=list(...), or a zero-argument callable that returns one"
+        )
     if isinstance(value, list):
         if not value:
             raise UsageProblem(f"{where}: inputs is an empty list; give at least one input set")

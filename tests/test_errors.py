@@ -129,6 +129,11 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
             "division by zero",
         ),
         (
+            "torchscript.check(Affine(), (torch.ones(n, 4) for n in (1, 2)))",
+            "inputs is generator <generator object *>, which can be read only once (and every "
+            "mode and re-run of the test reads the inputs again); pass a list*",
+        ),
+        (
             "torchscript.check(Affine(), torch.ones(1, 4), rtol=-1)",
             "torchscript.check(): option rtol=-1 is invalid (-1 is not a finite number >= 0); "
             "rtol accepts a number >= 0 (relative tolerance)",
@@ -145,6 +150,7 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
         "bad-set",
         "bad-argument",
         "raising-callable",
+        "generator",
         "bad-option",
     ],
 )
