@@ -65,7 +65,7 @@ def normalize_inputs(value: Any, where: str) -> list[InputSet]:
             )
     if isinstance(value, Iterator):
         raise UsageProblem(
-            f"{where}: inputs is {type(value).__name__} {short_repr(value)}, which can be read "
+            f"{where}: inputs is a {type(value).__name__}, which can be read "
             f"only once (and every mode and re-run of the test reads the inputs again); pass a "
             f"list, e.g. inputs=list(...), or a zero-argument callable that returns one"
         )

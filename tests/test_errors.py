@@ -130,7 +130,7 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
         ),
         (
             "torchscript.check(Affine(), (torch.ones(n, 4) for n in (1, 2)))",
-            "inputs is generator <generator object *>, which can be read only once (and every "
+            "inputs is a generator, which can be read only once (and every "
             "mode and re-run of the test reads the inputs again); pass a list*",
         ),
         (
