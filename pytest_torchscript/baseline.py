@@ -62,9 +62,15 @@ def load(path: Path) -> dict[str, Any]:
             f"--ts-baseline {path}: cannot read it ({error.strerror or error})"
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        other = (
+            " (it is pytest-benchmark's own JSON, from --benchmark-json or --benchmark-save; "
+            "pytest-benchmark compares those itself with --benchmark-compare)"
+            if isinstance(data, dict) and "benchmarks" in data and "machine_info" in data
+            else ""
+        )
         raise UsageProblem(
             f'--ts-baseline {path}: not a pytest-torchscript baseline (no "format": '
-            f'"{FORMAT}"); pass the file written by --ts-update-baseline'
+            f'"{FORMAT}"){other}; pass the file written by --ts-update-baseline'
         )
     if data.get("version") not in _READABLE:
         raise UsageProblem(

@@ -67,4 +67,12 @@ def _unavailable_reason(torch: Any, device: Any, source: str) -> str | None:
     is_available = getattr(backend, "is_available", None)
     if callable(is_available) and not is_available():
         return f"{source} asks for {device}, but torch.{kind}.is_available() is False"
+    try:  # a backend torch was not built with (xla without torch_xla) parses but cannot allocate
+        torch.empty(1, device=device)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return (
+            f"{source} asks for {device}, but torch cannot place a tensor there "
+            f"({first.split('. ')[0].rstrip('.')})"
+        )
     return None

@@ -91,7 +91,8 @@ def _require_timing_for_gates(config: pytest.Config, settings: Settings) -> None
     reason = timing_blocked(config)
     if reason:
         raise UsageProblem(
-            f"{' and '.join(asked)} need timings, but this run times nothing: {reason}"
+            f"{' and '.join(asked)} {'need' if len(asked) > 1 else 'needs'} timings, but this "
+            f"run times nothing: {reason}"
         )
 
 

@@ -310,6 +310,10 @@ def test_one_bad_entry_is_marked_and_the_others_load(tmp_path):
     [
         ("{not json", r"not valid JSON \(line 1, column 2"),
         ('{"format": "something else"}', "not a pytest-torchscript baseline"),
+        (
+            '{"machine_info": {}, "benchmarks": []}',
+            "it is pytest-benchmark's own JSON.*--benchmark-compare",
+        ),
         ("1" * 5000, "unreadable JSON"),
     ],
 )
