@@ -100,6 +100,7 @@ def test_data_dependent_branch_fails_with_the_line_and_the_fix(suite, pytester):
         def test_value_branch():
             return ValueBranch()
         """,
+        "--ts-artifacts=artifacts",
     )
     result.assert_outcomes(failed=1)
     expect_lines(
@@ -116,8 +117,14 @@ def test_data_dependent_branch_fails_with_the_line_and_the_fix(suite, pytester):
             "with torch.cond(pred, true_fn, false_fn, operands)*"
         ],
     )
-    # torch's structured-trace records (a logger pytest 8 captures) stay out of the failure
+    # torch's structured-trace records (a logger pytest 8 captures) stay out of the failure,
+    # and so does the partial graph torch prints to stderr (thousands of lines for a real
+    # model): it is kept with the converter's whole message under --ts-artifacts.
     assert "torch.__trace" not in result.stdout.str()
+    assert "def forward(self" not in result.stdout.str()
+    kept = next(pytester.path.joinpath("artifacts").rglob("converter-error.txt")).read_text()
+    assert "partial graph (what export captured):" in kept
+    assert "def forward(self" in kept
 
 
 def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):

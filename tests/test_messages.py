@@ -18,13 +18,16 @@ def test_the_plugin_s_own_frame_is_never_named_as_the_cause(monkeypatch):
         "LAST_SIZE_DECISION",
         [("/venv/site-packages/torchvision/ops/boxes.py", 103, "_batched_nms_coordinate_trick")],
     )
-    message = (
-        "Could not guard on data-dependent expression Eq(u0, 0)\n"
-        "Caused by: (/venv/site-packages/pytest_torchscript/exporting.py:171 in observed)"
-    )
-    scrubbed = exporting.without_plugin_frames(message)
-    assert "pytest_torchscript" not in scrubbed
-    assert "boxes.py:103 in _batched_nms_coordinate_trick)" in scrubbed
+    # torch names the innermost Python frame of a failed guard: the plugin's wrapper, in
+    # whatever module it lives (the path is the real one, so moving the module is covered).
+    for frame in (exporting.__file__, "/venv/site-packages/pytest_torchscript/exporting.py"):
+        message = (
+            "Could not guard on data-dependent expression Eq(u0, 0)\n"
+            f"Caused by: ({frame}:218 in observed)"
+        )
+        scrubbed = exporting.without_plugin_frames(message)
+        assert "pytest_torchscript" not in scrubbed
+        assert "boxes.py:103 in _batched_nms_coordinate_trick)" in scrubbed
 
 
 def test_quoted_lines_are_bounded_in_length_and_number():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import linecache
 import re
 import sys
@@ -27,7 +28,7 @@ from ..jit_warnings import (
     import_torch,
     recording_warnings,
 )
-from ..text import display_path, first_lines, root_cause, strip_ansi
+from ..text import display_path, first_lines, root_cause, short_path, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 
 _EXPORT_HINT = (
@@ -191,7 +192,7 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
 # Where the last size decision was taken: torch names the innermost Python frame of a failed
 # guard ("Caused by: ..."), which is this module's wrapper; messages name this caller instead.
 LAST_SIZE_DECISION: list[tuple[str, int, str]] = []
-_PLUGIN_FRAME = re.compile(r"[^\s()\"']*pytest_torchscript[/\\]\w+\.py:\d+(?: in \w+)?")
+_PLUGIN_FRAME = re.compile(r"[^\s()\"']*pytest_torchscript(?:[/\\]\w+)+\.py:\d+(?: in \w+)?")
 
 
 def without_plugin_frames(message: str) -> str:
@@ -200,7 +201,7 @@ def without_plugin_frames(message: str) -> str:
     if not LAST_SIZE_DECISION:
         return _PLUGIN_FRAME.sub("(a frame of pytest-torchscript)", message)
     filename, lineno, function = LAST_SIZE_DECISION[0]
-    return _PLUGIN_FRAME.sub(f"{display_path(filename)}:{lineno} in {function}", message)
+    return _PLUGIN_FRAME.sub(f"{short_path(filename)}:{lineno} in {function}", message)
 
 
 @contextlib.contextmanager
@@ -289,6 +290,14 @@ def program_code(program: Any) -> tuple[str, str]:
     return module.code, str(program.graph)
 
 
+def _pass_on(printed: io.StringIO | str) -> None:
+    """What the converter printed to stderr while converting, to stderr after all (pytest
+    shows it with the failure), less what the check keeps as an artifact instead."""
+    text = printed if isinstance(printed, str) else printed.getvalue()
+    if text.strip():
+        sys.stderr.write(text)
+
+
 class ExportedBackend(Backend):
     """What every mode that goes through torch.export shares: the size decisions of the user's
     code are recorded while exporting, and a failure is explained by them."""
@@ -299,11 +308,22 @@ class ExportedBackend(Backend):
         recorded: list[RecordedWarning] = []
         guards: list[tuple[str, int, str]] = []
         started = time.perf_counter()
+        printed = io.StringIO()
         try:
-            with recording_warnings(recorded), recording_size_decisions(guards):
+            with (
+                recording_warnings(recorded),
+                recording_size_decisions(guards),
+                contextlib.redirect_stderr(printed),
+            ):
                 artifact, module = self.build(model, args, kwargs, target)
         except Exception as error:
-            raise self._failure(model, error, guards) from None
+            failure = self._failure(model, error, guards)
+            partial = getattr(error, "partial_fx_graph", None)
+            if partial:  # torch prints it to stderr: thousands of lines for a real model
+                failure.full_text += f"\n\npartial graph (what export captured):\n{partial}"
+            _pass_on(printed.getvalue().replace(str(partial), "") if partial else printed)
+            raise failure from None
+        _pass_on(printed)
         return Conversion(module, time.perf_counter() - started, recorded, artifact, guards)
 
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
