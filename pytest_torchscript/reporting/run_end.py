@@ -90,8 +90,10 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
     if state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path
         if state.new_baseline_entries:
+            count = len(state.new_baseline_entries)
             terminal.write_line(
-                f"torchscript: wrote {len(state.new_baseline_entries)} baseline entries to {path}"
+                f"torchscript: wrote {count} baseline {'entry' if count == 1 else 'entries'} "
+                f"to {path}"
             )
         else:
             why = f" ({state.timing_off})" if state.timing_off else ""
