@@ -145,22 +145,11 @@ def tensor_leaves(arguments: tuple[tuple, dict]) -> dict[str, Any]:
     """The tensors among ``(args, kwargs)``, named as a user would point at them
     (``args[0]``, ``kwargs['mask'][1]``)."""
     torch = import_torch()
-    found: dict[str, Any] = {}
-
-    def collect(value: Any, name: str) -> None:
-        if isinstance(value, torch.Tensor):
-            found[name] = value
-        elif isinstance(value, (tuple, list)):
-            for index, item in enumerate(value):
-                collect(item, f"{name}[{index}]")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                collect(item, f"{name}[{key!r}]")
-
     args, kwargs = arguments
-    collect(tuple(args), "args")
-    collect(dict(kwargs), "kwargs")
-    return found
+    return _named_leaves(
+        [("args", tuple(args)), ("kwargs", dict(kwargs))],
+        lambda value: isinstance(value, torch.Tensor),
+    )
 
 
 def python_values(input_set: InputSet) -> dict[str, Any]:
@@ -168,24 +157,29 @@ def python_values(input_set: InputSet) -> dict[str, Any]:
     user wrote them: ``scale`` for a keyword, ``argument 1`` for a position,
     ``options['eps']`` inside a container."""
     torch = import_torch()
+    roots = [(f"argument {index}", value) for index, value in enumerate(input_set.args)]
+    return _named_leaves(
+        roots + list(input_set.kwargs.items()),
+        lambda value: not isinstance(value, torch.Tensor),
+    )
+
+
+def _named_leaves(roots: list[tuple[str, Any]], keep: Callable[[Any], bool]) -> dict[str, Any]:
+    """The leaves under each named root that ``keep`` accepts, by their path from it."""
     found: dict[str, Any] = {}
 
     def collect(value: Any, name: str) -> None:
-        if isinstance(value, torch.Tensor):
-            return
         if isinstance(value, (tuple, list)):
             for index, item in enumerate(value):
                 collect(item, f"{name}[{index}]")
         elif isinstance(value, dict):
             for key, item in value.items():
                 collect(item, f"{name}[{key!r}]")
-        else:
+        elif keep(value):
             found[name] = value
 
-    for index, value in enumerate(input_set.args):
-        collect(value, f"argument {index}")
-    for key, value in input_set.kwargs.items():
-        collect(value, key)
+    for name, value in roots:
+        collect(value, name)
     return found
 
 
