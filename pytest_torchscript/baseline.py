@@ -100,6 +100,8 @@ def _entry_problem(entry: Any) -> str | None:
             return f"has {name} = {short_repr(entry.get(name))}, not a positive number of seconds"
     if not isinstance(entry.get("fingerprint"), dict):
         return 'has no "fingerprint" object'
+    if not isinstance(entry.get("timed_input", ""), str):  # optional: older entries lack it
+        return f"has timed_input = {short_repr(entry['timed_input'])}, not a text"
     loops = entry.get("loops", {})
     if not isinstance(loops, dict) or not all(
         isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9

@@ -31,6 +31,8 @@ from .perfstats import Interval, ratio_of
 
 PASS, REGRESSION, INCONCLUSIVE, MISSING = "pass", "regression", "inconclusive", "missing baseline"
 INVALID = "invalid baseline"
+# The entry timed another input set than this run times: nothing in it compares.
+STALE = "stale baseline"
 
 
 @dataclass(frozen=True)

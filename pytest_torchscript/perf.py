@@ -16,6 +16,7 @@ from .gates import (
     MISSING,
     PASS,
     REGRESSION,
+    STALE,
     GateResult,
     figure,
     max_slowdown_gate,
@@ -58,13 +59,15 @@ class PerfReport:
     baseline_key: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
-        bad = {REGRESSION, INCONCLUSIVE, MISSING, INVALID} if strict else {REGRESSION, INVALID}
+        bad = (
+            {REGRESSION, INCONCLUSIVE, MISSING, STALE, INVALID} if strict else {REGRESSION, INVALID}
+        )
         return [gate for gate in self.gates if gate.outcome in bad]
 
     @property
     def verdict(self) -> str:
         outcomes = {gate.outcome for gate in self.gates}
-        for outcome in (INVALID, REGRESSION, INCONCLUSIVE, MISSING, PASS):
+        for outcome in (INVALID, REGRESSION, INCONCLUSIVE, STALE, MISSING, PASS):
             if outcome in outcomes:
                 return outcome
         return "timed" if self.timing else (self.note or "-")
@@ -120,9 +123,12 @@ def run(
     max_slowdown: float | None,
     max_regression: float,
     mode: str = "converted",
+    timed_input: str | None = None,
 ) -> tuple[PerfReport, dict | None]:
     """Time ``calls`` (eager first, converted second, reloaded third if present) and gate.
-    Returns the report and, with --ts-update-baseline, the new baseline entry."""
+    ``timed_input`` describes the input set the calls run on: a baseline entry recorded on
+    another compares with nothing here. Returns the report and, with --ts-update-baseline,
+    the new baseline entry."""
     names = list(calls)
     fingerprint = baseline.fingerprint(device, settings.threads)
     loops = None
@@ -172,6 +178,8 @@ def run(
             "loops": timing.loops,
             "fingerprint": fingerprint,
         }
+        if timed_input is not None:
+            new_entry["timed_input"] = timed_input
     elif settings.baseline_path is not None:
         report.gates.append(
             against_baseline(
@@ -183,6 +191,7 @@ def run(
                 key,
                 settings,
                 mode,
+                timed_input,
             )
         )
     report.gates = [explain_busy(gate, timing) for gate in report.gates]
@@ -229,9 +238,11 @@ def against_baseline(
     key: str,
     settings: PerfSettings,
     mode: str,
+    timed_input: str | None = None,
 ) -> GateResult:
     """Judge the ratio always, and the probe-normalised times where the baseline can carry
-    them (same machine fingerprint, an entry recorded with the probe)."""
+    them (same machine fingerprint, an entry recorded with the probe). An entry recorded on
+    another input set is stale: its times, and even its ratio, belong to other shapes."""
     path = settings.baseline_path
     if entry is None:
         return GateResult(
@@ -246,6 +257,15 @@ def against_baseline(
             INVALID,
             f"--ts-baseline {path}: entry {key!r} {entry.problem}; fix the entry or re-record "
             f"it with --ts-update-baseline",
+        )
+    recorded_on = entry.get("timed_input")
+    if isinstance(recorded_on, str) and timed_input is not None and recorded_on != timed_input:
+        return GateResult(
+            "max_regression",
+            STALE,
+            f"baseline entry {key!r} in {path} timed input set {recorded_on}, and this run "
+            f"times {timed_input} (the test's first input set changed): nothing compares; "
+            f"re-record it with pytest --ts-baseline={path} --ts-update-baseline",
         )
     not_judged = None
     busy = None

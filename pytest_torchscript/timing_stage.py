@@ -45,6 +45,7 @@ def time_and_gate(ctx: Any, model: Any, converted: Any, reloaded: Any, example: 
                 options.max_slowdown,
                 options.max_regression,
                 report.mode,
+                example.describe(),
             )
     except TimingFailed as failure:
         raise Stop("timing", f"{failure}; the other checks of this run still count") from None

@@ -510,6 +510,34 @@ def test_a_baseline_from_another_machine_judges_the_ratio_and_says_what_it_left_
     )
 
 
+def test_a_baseline_timed_on_another_input_set_is_stale_not_a_regression(perf_suite, pytester):
+    # The test's first input set (the one timed) grew from batch 8 to 64: every figure moves
+    # with the shape, so comparing them would call a test edit a model regression.
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline").assert_outcomes(
+        passed=1
+    )
+    entry = json.loads((pytester.path / "base.json").read_text())["entries"][
+        "test_user.py::test_wide | script | cpu"
+    ]
+    assert entry["timed_input"] == "(float32[8, 64])"
+    bigger = WIDE_TESTS.replace("torch.randn(8, 64)", "torch.randn(64, 64)")
+    result = perf_suite(bigger, "--ts-baseline=base.json")
+    result.assert_outcomes(passed=1)  # listed, never silently passed; fails under strict
+    expect_lines(result, ["*script*max_regression stale baseline*test_user.py::test_wide"])
+    assert "regression:" not in result.stdout.str()
+    result = perf_suite(bigger, "--ts-baseline=base.json", "--ts-perf-strict")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "max_regression: stale baseline: baseline entry 'test_user.py::test_wide | script | "
+            "cpu' in * timed input set (float32[8, 64]), and this run times (float32[64, 64]) "
+            "(the test's first input set changed): nothing compares; re-record it with *"
+        ],
+    )
+
+
 def test_a_format_1_baseline_is_judged_by_its_ratio_and_says_to_re_record(perf_suite, pytester):
     _write_baseline(pytester.path / "baseline.json", {"test_fast": (1.0, 0.2, 9.0)})
     document = json.loads((pytester.path / "baseline.json").read_text())
