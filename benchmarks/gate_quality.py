@@ -224,6 +224,7 @@ def main() -> None:
     spread: dict[tuple[str, str], list[dict[str, float]]] = {}
     spent: dict[str, list[float]] = {}
     preempted: dict[str, list[float]] = {}
+    vetoed: dict[tuple[str, str], int] = {}
     script = [sys.executable, os.path.abspath(__file__)]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "baseline.json"
@@ -257,6 +258,16 @@ def main() -> None:
                 preempted.setdefault(machine, []).append(result["preempted"])
                 if result["condition"] == "unchanged" and result["outcome"] != "pass":
                     print(f"{result['outcome']} ({machine}): {result['message']}", flush=True)
+                elif result["condition"] != "unchanged" and result["outcome"] != "regression":
+                    print(
+                        f"missed, {result['outcome']} ({machine}, {result['condition']}): "
+                        f"{result['message']}",
+                        flush=True,
+                    )
+                if "instruments disagree" in result["message"]:  # the steady-state check
+                    vetoed[(machine, result["condition"])] = (
+                        vetoed.get((machine, result["condition"]), 0) + 1
+                    )
     print(
         f"{'machine':<15} {'condition':<16} {'gates':>6} {'regression':>11} "
         f"{'inconclusive':>13} {'pass':>6}"
@@ -269,6 +280,10 @@ def main() -> None:
             f"{counts.get('inconclusive', 0) / total:>13.1%} "
             f"{counts.get('pass', 0) / total:>6.1%}"
         )
+    print(
+        "turned inconclusive by the steady-state latencies (gates.SteadyChanges): "
+        + (", ".join(f"{m} {c}: {n}" for (m, c), n in vetoed.items()) or "none")
+    )
     print("measured change per figure (median [min, max] over the gates), now vs baseline:")
     print(f"{'machine':<15} {'condition':<16} {'ratio':>22} {'eager/probe':>22} {'conv/probe':>22}")
     for (machine, condition), rows in spread.items():

@@ -122,5 +122,6 @@ def main() -> None:
         f"Timer within 5% of itself (after vs before): {drift_within} of {total}"
     )
 
+
 if __name__ == "__main__":
     main()

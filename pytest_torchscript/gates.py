@@ -95,6 +95,28 @@ class Figure:
         )
 
 
+@dataclass(frozen=True)
+class SteadyChanges:
+    """The same comparisons made with the steady-state latencies (consecutive calls, as
+    ``torch.utils.benchmark.Timer`` times them), now / then: a second instrument. The rounds'
+    figures carry the cost of switching between series, which for some models (Python-heavy
+    eager code) differs between processes by more than a threshold; a real slowdown moves
+    both instruments. ``eager``/``converted`` are probe-normalised, None where not judged."""
+
+    ratio: float
+    eager: float | None = None
+    converted: float | None = None
+
+    def describe(self, mode: str) -> str:
+        parts = [f"converted/eager {self.ratio - 1:+.1%}"]
+        if self.eager is not None and self.converted is not None:
+            parts += [
+                f"eager / probe {self.eager - 1:+.1%}",
+                f"{mode} / probe {self.converted - 1:+.1%}",
+            ]
+        return "steady state (consecutive calls): " + ", ".join(parts)
+
+
 def figure(
     label: str, now: Interval, then: Interval, widen: float = 0.0, allowance: float = 0.0
 ) -> Figure:
@@ -118,6 +140,7 @@ def regression_gate(
     not_judged: str | None = None,
     busy: str | None = None,
     raw_converted: Interval | None = None,
+    steady: SteadyChanges | None = None,
 ) -> GateResult:
     """The ``max_regression`` verdict.
 
@@ -129,15 +152,41 @@ def regression_gate(
     more between processes than the ratio does (another process's memory layout, a busy
     neighbour), so one of them drifting alone is shown but not gated: a real model-wide
     slowdown moves both. ``eager``/``converted`` are None where the baseline cannot carry them,
-    with ``not_judged`` saying why; ``busy`` says how the probe saw contention."""
+    with ``not_judged`` saying why; ``busy`` says how the probe saw contention. ``steady``
+    (where the baseline recorded steady-state latencies) must agree: a finding that the
+    steady-state latencies do not show at least half of is inconclusive, not a regression."""
     outcomes = [ratio.outcome(threshold)]
     disagreement = None
+    if outcomes[0] == REGRESSION and steady is not None and steady.ratio - 1 <= threshold / 2:
+        outcomes[0] = INCONCLUSIVE
+        disagreement = (
+            f"the converted/eager ratio moved {ratio.change.median - 1:+.1%} over the "
+            f"interleaved rounds but {steady.ratio - 1:+.1%} in steady state: the two "
+            f"instruments disagree, as they do between processes for models whose calls slow "
+            f"down after switching (Python-heavy eager code); run it again, or re-record the "
+            f"baseline"
+        )
     if eager is not None and converted is not None:
         pair = {eager.outcome(threshold), converted.outcome(threshold)}
         wide = PASS
         if pair == {REGRESSION}:
             wide = REGRESSION
-            if raw_converted is not None and raw_converted.median - 1 <= threshold / 2:
+            steady_moved = (
+                None
+                if steady is None or steady.eager is None or steady.converted is None
+                else min(steady.eager, steady.converted)
+            )
+            if steady_moved is not None and steady_moved - 1 <= threshold / 2:
+                wide = INCONCLUSIVE
+                disagreement = (
+                    f"eager and {mode} moved {eager.change.median - 1:+.1%} and "
+                    f"{converted.change.median - 1:+.1%} (probe-normalised) over the "
+                    f"interleaved rounds, but in steady state one of them only "
+                    f"{steady_moved - 1:+.1%}: the two instruments disagree, as they do between "
+                    f"processes for models whose calls slow down after switching; run it again, "
+                    f"or re-record the baseline"
+                )
+            elif raw_converted is not None and raw_converted.median - 1 <= threshold / 2:
                 wide = INCONCLUSIVE
                 disagreement = (
                     f"the {mode} module's own time moved only {raw_converted.median - 1:+.1%} "
@@ -151,6 +200,7 @@ def regression_gate(
     figures = [f for f in (ratio, eager, converted) if f is not None]
     details = "\n  ".join(
         [f.describe() for f in figures]
+        + ([steady.describe(mode)] if steady else [])
         + ([busy] if busy else [])
         + [f"max_regression={threshold:.0%}"]
     )

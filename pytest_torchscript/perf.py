@@ -18,6 +18,7 @@ from .gates import (
     REGRESSION,
     STALE,
     GateResult,
+    SteadyChanges,
     figure,
     max_slowdown_gate,
     regression_gate,
@@ -177,6 +178,11 @@ def run(
             "rounds": timing.rounds,
             "loops": timing.loops,
             "fingerprint": fingerprint,
+            # steady-state latencies: the gate's second instrument (gates.SteadyChanges)
+            "latency": {
+                "eager": report.medians[names[0]].median,
+                "converted": report.medians[names[1]].median,
+            },
         }
         if timed_input is not None:
             new_entry["timed_input"] = timed_input
@@ -293,6 +299,7 @@ def against_baseline(
         converted = figure(
             f"{mode} / probe", report.normalised["converted"], Interval(**then["converted"]), widen
         )
+    steady = steady_changes(report, entry, converted is not None)
     raw_converted = None
     if converted is not None:
         now = report.interleaved[list(report.interleaved)[1]]
@@ -305,7 +312,26 @@ def against_baseline(
         allowance=BETWEEN_PROCESSES,
     )
     return regression_gate(
-        ratio, eager, converted, threshold, mode, not_judged, busy, raw_converted
+        ratio, eager, converted, threshold, mode, not_judged, busy, raw_converted, steady
+    )
+
+
+def steady_changes(report: PerfReport, entry: dict, normalised: bool) -> SteadyChanges | None:
+    """Now / then of the steady-state latencies (their ratio; with ``normalised``, each over
+    the probe's change too), where the baseline entry recorded them."""
+    then = entry.get("latency")
+    if not isinstance(then, dict) or report.probe is None and normalised:
+        return None
+    eager_name, converted_name = list(report.medians)[:2]
+    eager_now, converted_now = report.medians[eager_name], report.medians[converted_name]
+    ratio = (converted_now.median / eager_now.median) / (then["converted"] / then["eager"])
+    if not normalised:
+        return SteadyChanges(ratio)
+    probe = report.probe.median / entry["probe"]["median"]
+    return SteadyChanges(
+        ratio,
+        eager_now.median / then["eager"] / probe,
+        converted_now.median / then["converted"] / probe,
     )
 
 

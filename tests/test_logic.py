@@ -196,6 +196,34 @@ def test_a_ratio_change_within_what_processes_differ_by_is_not_a_regression():
     assert gates.regression_gate(slower, None, None, 0.05).outcome == gates.REGRESSION
 
 
+def test_a_finding_the_steady_state_latencies_do_not_show_is_inconclusive_not_a_regression():
+    # Measured on example_project's small BERT (eager is Python-heavy): in fresh processes
+    # of unchanged code, the interleaved ratio moved +12.7% and eager/probe +20.5% against the
+    # baseline while the steady-state latencies moved under 2%. A real slowdown moves both.
+    ratio = gates.figure("converted/eager ratio", narrow(1.127), narrow(1.0), allowance=0.03)
+    unchanged = gates.SteadyChanges(ratio=1.012, eager=1.01, converted=1.02)
+    result = gates.regression_gate(ratio, None, None, 0.05, "trace", steady=unchanged)
+    assert result.outcome == gates.INCONCLUSIVE
+    assert "+12.7% over the interleaved rounds but +1.2% in steady state" in result.message
+    assert "steady state (consecutive calls): converted/eager +1.2%" in result.message
+    slower = gates.SteadyChanges(ratio=1.11)
+    assert gates.regression_gate(ratio, None, None, 0.05, steady=slower).outcome == (
+        gates.REGRESSION
+    )
+    flat = gates.figure("converted/eager ratio", narrow(1.0), narrow(1.0))
+    eager = gates.figure("eager / probe", narrow(1.2), narrow(1.0))
+    converted = gates.figure("trace / probe", narrow(1.07), narrow(1.0))
+    wide = gates.regression_gate(
+        flat, eager, converted, 0.05, "trace", raw_converted=narrow(1.07), steady=unchanged
+    )
+    assert wide.outcome == gates.INCONCLUSIVE
+    assert "in steady state one of them only +1.0%" in wide.message
+    model_wide = gates.SteadyChanges(ratio=1.0, eager=1.19, converted=1.08)
+    assert gates.regression_gate(
+        flat, eager, converted, 0.05, "trace", raw_converted=narrow(1.07), steady=model_wide
+    ).outcome == (gates.REGRESSION)
+
+
 # Rounds on a machine busy with other work (a fake clock and a fake preemption count)
 
 
