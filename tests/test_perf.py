@@ -494,6 +494,7 @@ def test_a_baseline_from_another_machine_judges_the_ratio_and_says_what_it_left_
     for entry in document["entries"].values():
         entry["fingerprint"]["cpu"] = "Another CPU 9000"
         entry["ratio"] = {"median": 0.5, "low": 0.49, "high": 0.51}  # script was 2x faster then
+        entry["latency"]["converted"] = entry["latency"]["eager"] * 0.5  # by both instruments
     (pytester.path / "base.json").write_text(json.dumps(document))
     result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json")
     result.assert_outcomes(failed=1)
