@@ -134,6 +134,8 @@ def child(args) -> None:
 
 def _changes(report, path: Path) -> dict[str, float]:
     """Each gated figure now / in the baseline (medians), for the noise table."""
+    from pytest_torchscript import perf
+
     entry = json.loads(path.read_text())[key()]
     return {
         "ratio": report.ratio.median / entry["ratio"]["median"] - 1,
@@ -141,6 +143,7 @@ def _changes(report, path: Path) -> dict[str, float]:
         "converted": report.normalised["converted"].median
         / entry["normalised"]["converted"]["median"]
         - 1,
+        "steady": perf.steady_changes(report, entry, True).ratio - 1,
     }
 
 
@@ -285,10 +288,13 @@ def main() -> None:
         + (", ".join(f"{m} {c}: {n}" for (m, c), n in vetoed.items()) or "none")
     )
     print("measured change per figure (median [min, max] over the gates), now vs baseline:")
-    print(f"{'machine':<15} {'condition':<16} {'ratio':>22} {'eager/probe':>22} {'conv/probe':>22}")
+    print(
+        f"{'machine':<15} {'condition':<16} {'ratio':>22} {'eager/probe':>22} "
+        f"{'conv/probe':>22} {'steady ratio':>22}"
+    )
     for (machine, condition), rows in spread.items():
         cells = []
-        for figure in ("ratio", "eager", "converted"):
+        for figure in ("ratio", "eager", "converted", "steady"):
             values = sorted(row[figure] for row in rows)
             cells.append(f"{values[len(values) // 2]:+.1%} [{values[0]:+.1%}, {values[-1]:+.1%}]")
         print(f"{machine:<15} {condition:<16} " + " ".join(f"{c:>22}" for c in cells))

@@ -154,9 +154,18 @@ def regression_gate(
     slowdown moves both. ``eager``/``converted`` are None where the baseline cannot carry them,
     with ``not_judged`` saying why; ``busy`` says how the probe saw contention. ``steady``
     (where the baseline recorded steady-state latencies) must agree: a finding that the
-    steady-state latencies do not show at least half of is inconclusive, not a regression."""
+    steady-state latencies do not show at least half of is inconclusive, not a regression; and
+    a ratio held back only by the allowance for process noise (its interval excludes no
+    change) is a regression when the steady-state ratio is past the threshold too."""
     outcomes = [ratio.outcome(threshold)]
     disagreement = None
+    if (
+        outcomes[0] == INCONCLUSIVE
+        and steady is not None
+        and _surely_up_past(ratio.change, threshold)
+        and steady.ratio - 1 > threshold
+    ):
+        outcomes[0] = REGRESSION  # past the threshold by both instruments: not process noise
     if outcomes[0] == REGRESSION and steady is not None and steady.ratio - 1 <= threshold / 2:
         outcomes[0] = INCONCLUSIVE
         disagreement = (
@@ -235,6 +244,12 @@ def regression_gate(
             not_judged=not_judged,
         )
     return GateResult("max_regression", PASS, details, not_judged=not_judged)
+
+
+def _surely_up_past(change: Interval, threshold: float) -> bool:
+    """An estimate past the threshold whose interval excludes no change: a regression but for
+    the allowance for process noise (or the widening for contention)."""
+    return change.median - 1 > threshold and change.low > 1.0
 
 
 def _what_moved(

@@ -224,6 +224,28 @@ def test_a_finding_the_steady_state_latencies_do_not_show_is_inconclusive_not_a_
     ).outcome == (gates.REGRESSION)
 
 
+def test_a_finding_held_back_by_process_noise_is_a_regression_when_steady_state_agrees():
+    # Measured by gate_quality.py: a converted 10% slowdown whose ratio read +7.0% [+1.1%,
+    # +13.7%] (widened for contention, so it could not exclude the 3% processes differ by),
+    # while the steady-state ratio read +6.1%. Past the threshold by both instruments.
+    ratio = gates.figure(
+        "converted/eager ratio", Interval(1.07, 1.011, 1.137), narrow(1.0), 0, 0.03
+    )
+    assert gates.regression_gate(ratio, None, None, 0.05).outcome == gates.INCONCLUSIVE
+    confirmed = gates.SteadyChanges(ratio=1.061)
+    result = gates.regression_gate(ratio, None, None, 0.05, steady=confirmed)
+    assert result.outcome == gates.REGRESSION
+    assert "slower than the baseline: converted/eager ratio" in result.message
+    unconfirmed = gates.SteadyChanges(ratio=1.03)
+    assert gates.regression_gate(ratio, None, None, 0.05, steady=unconfirmed).outcome == (
+        gates.INCONCLUSIVE
+    )
+    no_change = gates.figure("converted/eager ratio", Interval(1.07, 0.98, 1.16), narrow(1.0))
+    assert gates.regression_gate(no_change, None, None, 0.05, steady=confirmed).outcome == (
+        gates.INCONCLUSIVE  # an interval that includes no change is not settled by steady state
+    )
+
+
 # Rounds on a machine busy with other work (a fake clock and a fake preemption count)
 
 
