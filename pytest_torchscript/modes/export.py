@@ -290,10 +290,9 @@ def program_code(program: Any) -> tuple[str, str]:
     return module.code, str(program.graph)
 
 
-def _pass_on(printed: io.StringIO | str) -> None:
+def _pass_on(text: str) -> None:
     """What the converter printed to stderr while converting, to stderr after all (pytest
     shows it with the failure), less what the check keeps as an artifact instead."""
-    text = printed if isinstance(printed, str) else printed.getvalue()
     if text.strip():
         sys.stderr.write(text)
 
@@ -309,6 +308,7 @@ class ExportedBackend(Backend):
         guards: list[tuple[str, int, str]] = []
         started = time.perf_counter()
         printed = io.StringIO()
+        partial = None
         try:
             with (
                 recording_warnings(recorded),
@@ -321,9 +321,11 @@ class ExportedBackend(Backend):
             partial = getattr(error, "partial_fx_graph", None)
             if partial:  # torch prints it to stderr: thousands of lines for a real model
                 failure.full_text += f"\n\npartial graph (what export captured):\n{partial}"
-            _pass_on(printed.getvalue().replace(str(partial), "") if partial else printed)
             raise failure from None
-        _pass_on(printed)
+        finally:  # also past a timeout or an interrupt: what was printed is not lost
+            _pass_on(
+                printed.getvalue().replace(str(partial), "") if partial else printed.getvalue()
+            )
         return Conversion(module, time.perf_counter() - started, recorded, artifact, guards)
 
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
