@@ -102,9 +102,10 @@ def _entry_problem(entry: Any) -> str | None:
         return 'has no "fingerprint" object'
     if not isinstance(entry.get("timed_input", ""), str):  # optional: older entries lack it
         return f"has timed_input = {short_repr(entry['timed_input'])}, not a text"
-    latency = entry.get("latency", {"eager": 1, "converted": 1})  # optional, like timed_input
-    if not isinstance(latency, dict) or not all(
-        _positive(latency.get(name)) for name in ("eager", "converted")
+    latency = entry.get("latency")  # optional, like timed_input
+    if latency is not None and not (
+        isinstance(latency, dict)
+        and all(_positive(latency.get(name)) for name in ("eager", "converted"))
     ):
         return f"has latency = {short_repr(latency)}, not positive seconds for eager and converted"
     loops = entry.get("loops", {})

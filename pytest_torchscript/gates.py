@@ -152,13 +152,14 @@ def regression_gate(
     more between processes than the ratio does (another process's memory layout, a busy
     neighbour), so one of them drifting alone is shown but not gated: a real model-wide
     slowdown moves both. ``eager``/``converted`` are None where the baseline cannot carry them,
-    with ``not_judged`` saying why; ``busy`` says how the probe saw contention. ``steady``
-    (where the baseline recorded steady-state latencies) must agree: the ratio is a
-    regression only when its steady-state counterpart is past the threshold too (measured:
-    unchanged code in an unlucky process read +7.8% interleaved, +2.6% steady), a model-wide
-    finding only when both forms show at least half of it in steady state; and
-    a ratio held back only by the allowance for process noise (its interval excludes no
-    change) is a regression when the steady-state ratio is past the threshold too."""
+    with ``not_judged`` saying why; ``busy`` says how the probe saw contention.
+
+    ``steady`` (where the baseline recorded steady-state latencies) is a second instrument
+    that must agree. The ratio is a regression only when its steady-state counterpart is past
+    the threshold too (measured: unchanged code in an unlucky process read +7.8% interleaved,
+    +2.6% steady); a ratio held back only by the allowance for process noise (its interval
+    excludes no change) is one when it is. A model-wide finding needs both forms to show at
+    least half of it in steady state."""
     outcomes = [ratio.outcome(threshold)]
     disagreement = None
     if (

@@ -320,7 +320,7 @@ def steady_changes(report: PerfReport, entry: dict, normalised: bool) -> SteadyC
     """Now / then of the steady-state latencies (their ratio; with ``normalised``, each over
     the probe's change too), where the baseline entry recorded them."""
     then = entry.get("latency")
-    if not isinstance(then, dict) or report.probe is None and normalised:
+    if not isinstance(then, dict) or (normalised and report.probe is None):
         return None
     eager_name, converted_name = list(report.medians)[:2]
     eager_now, converted_now = report.medians[eager_name], report.medians[converted_name]

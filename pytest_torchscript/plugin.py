@@ -135,25 +135,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marks = list(metafunc.definition.iter_markers(MARKER))
     if not marks:
         return
+    settings = metafunc.config.stash[_STATE].settings
     try:
         reject_repeated_marks(metafunc.definition)
         options = parse_marker(marks, metafunc.definition.nodeid)
-        problem = None
-    except UsageProblem as error:
-        problem = str(error)
-    if problem is not None:  # outside the except: pytest would print the cause a second time
-        pytest.fail(problem, pytrace=False)
-    settings = metafunc.config.stash[_STATE].settings
-    modes = options.get("mode", Options().merged(settings.option_defaults).mode)
-    try:
+        modes = options.get("mode", Options().merged(settings.option_defaults).mode)
         reject_reasons_for_unchecked_modes(  # "all" may name any mode: --ts-modes varies by job
             metafunc.definition,
             MODES if modes == ALL else modes if isinstance(modes, tuple) else (modes,),
             "torchscript" in metafunc.fixturenames,
         )
+        problem = None
     except UsageProblem as error:
         problem = str(error)
-    if problem is not None:
+    if problem is not None:  # outside the except: pytest would print the cause a second time
         pytest.fail(problem, pytrace=False)
     if modes == ALL:
         modes = settings.modes

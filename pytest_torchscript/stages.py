@@ -260,7 +260,7 @@ def recorded_python_values(ctx: Any, failing: list[int]) -> str:
     """Why input sets that pass other Python values than the example fail: the converted
     module computes with (or guards on) the example's values. Empty when none of ``failing``
     does."""
-    changed = getattr(ctx, "changed_python_values", {})
+    changed = ctx.changed_python_values
     lines = [f"input set {index} passes {changed[index]}" for index in failing if index in changed]
     if not lines:
         return ""
@@ -288,14 +288,8 @@ def parity_all(
                 output = module(*args, **kwargs)
         except Exception as error:
             recorded = recorded_python_values(ctx, [index])
-            if recorded:  # before size guards: export guards on the values it recorded too
-                raise Stop(
-                    "parity",
-                    f"the converted module raised on input set {index} "
-                    f"{input_set.describe()}, where eager did not: "
-                    f"{_converted_error(error, ctx)}" + recorded,
-                ) from None
-            if size_decisions is not None:
+            # export guards on the Python values it recorded too: those are not sizes
+            if size_decisions is not None and not recorded:
                 narrowed = explain_rejected_input(
                     error, index, input_set.describe(), size_decisions
                 )
@@ -306,11 +300,14 @@ def parity_all(
                 f"the converted module raised on input set {index} {input_set.describe()}, "
                 f"where eager did not: {_converted_error(error, ctx)}"
                 + (
-                    f"\nthe module was converted with input set 0 {input_sets[0].describe()}"
-                    if index
-                    else ""
-                )
-                + tracer_hint(into),
+                    recorded
+                    or (
+                        f"\nthe module was converted with input set 0 {input_sets[0].describe()}"
+                        if index
+                        else ""
+                    )
+                    + tracer_hint(into)
+                ),
             ) from None
         result = compare(eager[index][0], output, index, options)
         if not result.ok:  # kept as evidence only where they differ; released otherwise
