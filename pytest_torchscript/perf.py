@@ -29,7 +29,7 @@ from .settings import PerfSettings
 from .timing import TimingResult, TooSlowToTime, measure
 
 SPREAD_FLOOR = 0.02  # a probe's rounds spread this much on a quiet machine (measured: 0.5-2%)
-UNEVEN_ALLOWANCE = 0.15  # probe components drift apart up to ~13% between quiet processes
+UNEVEN_ALLOWANCE = 0.10  # probe components drift apart up to ~8% between quiet processes
 # The converted/eager ratio of an unchanged model moves between processes by more than one
 # run's interval shows (measured on a quiet 2-core machine: -6% to +5% over 135 gates, while
 # each run's interval is about +-2%; memory layout differs from process to process). A
