@@ -21,7 +21,12 @@ Targets (issue 10): at most 1% false alarms on the unchanged model, quiet or loa
 90% detection of 10%, 99% of 25%, 100% of 50%; at most 3 s of timing per model and mode.
 
 Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--device cuda]
-     [--load | --load-only] [--oversubscribed]
+     [--load | --load-only] [--oversubscribed] [--record-gates FILE]
+
+``--record-gates FILE`` keeps what every gate was given (the figures, their intervals, the
+steady-state changes); ``--replay FILE`` judges those same measurements again with the gate
+code as it is now and prints the outcome table, so a change to the gate's rules is compared
+with the old ones on identical data instead of on another day's noise.
 """
 
 from __future__ import annotations
@@ -115,8 +120,19 @@ def child(args) -> None:
     candidates = [("unchanged", 0, False)] * UNCHANGED_PER_TRIAL
     for kind, everywhere in (("converted", False), ("model-wide", True)):
         candidates += [(f"{kind} {s:.0%}", steps[kind][f"{s}"], everywhere) for s in SLOWDOWNS]
+    from pytest_torchscript import perf
+
+    given: list[dict] = []
+    judge = perf.regression_gate
+
+    def recording_gate(*arguments, **keywords):  # what the gate was given, for --replay
+        given.append(gate_inputs(*arguments, **keywords))
+        return judge(*arguments, **keywords)
+
+    perf.regression_gate = recording_gate
     results = []
     for name, extra, everywhere in candidates:
+        given.clear()
         report, _ = time_and_gate(extra, everywhere, args.budget, path, record=False)
         gate = report.gates[0]
         results.append(
@@ -127,9 +143,73 @@ def child(args) -> None:
                 "preempted": report.timing.disturbed_rounds / max(report.timing.rounds, 1),
                 "changes": _changes(report, path),
                 "message": gate.message,
+                "gate_inputs": given[0] if given else None,
             }
         )
     print(json.dumps(results))
+
+
+GATE_ARGUMENTS = (
+    "ratio",
+    "eager",
+    "converted",
+    "threshold",
+    "mode",
+    "not_judged",
+    "busy",
+    "raw_converted",
+    "steady",
+)
+
+
+def gate_inputs(*arguments, **keywords) -> dict:
+    """``gates.regression_gate``'s arguments as JSON-ready data."""
+    import dataclasses
+
+    given = dict(zip(GATE_ARGUMENTS, arguments), **keywords)
+    return {
+        name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        for name, value in given.items()
+    }
+
+
+def replay_gate(given: dict):
+    """Judge recorded gate inputs again with today's ``gates.regression_gate``."""
+    from pytest_torchscript import gates
+    from pytest_torchscript.perfstats import Interval
+
+    def figure(data):
+        if data is None:
+            return None
+        intervals = {k: Interval(**data[k]) for k in ("now", "then", "change")}
+        return gates.Figure(data["label"], allowance=data["allowance"], **intervals)
+
+    arguments = dict(given)
+    for name in ("ratio", "eager", "converted"):
+        arguments[name] = figure(given.get(name))
+    if given.get("raw_converted") is not None:
+        arguments["raw_converted"] = Interval(**given["raw_converted"])
+    if given.get("steady") is not None:
+        arguments["steady"] = gates.SteadyChanges(**given["steady"])
+    return gates.regression_gate(**arguments)
+
+
+def replay(path: Path) -> None:
+    """Print the outcome table of recorded gates judged by the gate code as it is now, and
+    every gate whose outcome changed."""
+    tally: dict[tuple[str, str], dict[str, int]] = {}
+    for result in json.loads(path.read_text()):
+        if result.get("gate_inputs") is None:
+            continue
+        gate = replay_gate(result["gate_inputs"])
+        if gate.outcome != result["outcome"]:
+            print(
+                f"{result['outcome']} -> {gate.outcome} ({result['machine']}, "
+                f"{result['condition']}): {gate.message}"
+            )
+        counts = tally.setdefault((result["machine"], result["condition"]), {})
+        counts[gate.outcome] = counts.get(gate.outcome, 0) + 1
+    print_outcomes(tally)
 
 
 def _changes(report, path: Path) -> dict[str, float]:
@@ -194,6 +274,8 @@ def main() -> None:
     parser.add_argument(
         "--oversubscribed", action="store_true", help="also gate beside two CPU hogs"
     )
+    parser.add_argument("--record-gates", help="write what every gate was given to this file")
+    parser.add_argument("--replay", help="judge a --record-gates file again, with today's gate")
     parser.add_argument("--role", choices=["record", "gate"], help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
@@ -203,6 +285,9 @@ def main() -> None:
     DEVICE = args.device
     if args.role:
         child(args)
+        return
+    if args.replay:
+        replay(Path(args.replay))
         return
     import warnings
 
@@ -228,6 +313,7 @@ def main() -> None:
     spent: dict[str, list[float]] = {}
     preempted: dict[str, list[float]] = {}
     vetoed: dict[tuple[str, str], int] = {}
+    recorded: list[dict] = []
     script = [sys.executable, os.path.abspath(__file__)]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "baseline.json"
@@ -254,6 +340,7 @@ def main() -> None:
                 for neighbour in neighbours:
                     neighbour.join()
             for result in json.loads(output.strip().splitlines()[-1]):
+                recorded.append({"machine": machine, **result})
                 spread.setdefault((machine, result["condition"]), []).append(result["changes"])
                 counts = tally.setdefault((machine, result["condition"]), {})
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
@@ -271,18 +358,9 @@ def main() -> None:
                     vetoed[(machine, result["condition"])] = (
                         vetoed.get((machine, result["condition"]), 0) + 1
                     )
-    print(
-        f"{'machine':<15} {'condition':<16} {'gates':>6} {'regression':>11} "
-        f"{'inconclusive':>13} {'pass':>6}"
-    )
-    for (machine, condition), counts in tally.items():
-        total = sum(counts.values())
-        print(
-            f"{machine:<15} {condition:<16} {total:>6} "
-            f"{counts.get('regression', 0) / total:>11.1%} "
-            f"{counts.get('inconclusive', 0) / total:>13.1%} "
-            f"{counts.get('pass', 0) / total:>6.1%}"
-        )
+    if args.record_gates:
+        Path(args.record_gates).write_text(json.dumps(recorded))
+    print_outcomes(tally)
     print(
         "turned inconclusive by the steady-state latencies (gates.SteadyChanges): "
         + (", ".join(f"{m} {c}: {n}" for (m, c), n in vetoed.items()) or "none")
@@ -311,6 +389,21 @@ def main() -> None:
             f"max {shares[-1]:.0%} (left out and replaced)"
         )
     print(f"({time.time() - started:.0f} s in all)")
+
+
+def print_outcomes(tally: dict[tuple[str, str], dict[str, int]]) -> None:
+    print(
+        f"{'machine':<15} {'condition':<16} {'gates':>6} {'regression':>11} "
+        f"{'inconclusive':>13} {'pass':>6}"
+    )
+    for (machine, condition), counts in tally.items():
+        total = sum(counts.values())
+        print(
+            f"{machine:<15} {condition:<16} {total:>6} "
+            f"{counts.get('regression', 0) / total:>11.1%} "
+            f"{counts.get('inconclusive', 0) / total:>13.1%} "
+            f"{counts.get('pass', 0) / total:>6.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -252,6 +252,44 @@ def test_a_finding_held_back_by_process_noise_is_a_regression_when_steady_state_
     )
 
 
+def test_a_slower_deployed_module_is_a_regression_when_eager_drift_hides_it_from_the_ratio():
+    # Measured by gate_quality.py, one core busy: a converted 10% slowdown whose ratio read
+    # +1.4% because eager's interleaved time moved +4.9% in that process; the scripted module
+    # itself read +8.3% [+7.1%, +9.2%] probe-normalised and +5.6% in steady state.
+    ratio = gates.figure(
+        "converted/eager ratio", Interval(1.014, 1.004, 1.032), narrow(1.0), allowance=0.03
+    )
+    eager = gates.figure("eager / probe", Interval(1.049, 1.037, 1.059), narrow(1.0))
+    slower = gates.figure("script / probe", Interval(1.083, 1.071, 1.092), narrow(1.0))
+    steady = gates.SteadyChanges(ratio=1.048, eager=1.008, converted=1.056)
+    result = gates.regression_gate(
+        ratio, eager, slower, 0.05, "script", raw_converted=narrow(1.08), steady=steady
+    )
+    assert result.outcome == gates.REGRESSION
+    assert result.message.startswith(
+        "the script module got 8% slower (probe-normalised, 95% interval 7%..10%, steady state "
+        "+5.6%); eager moved only +4.9% [+3.3%, +6.4%] (probe-normalised), so the conversion "
+        "made it slower; the converted/eager ratio moved +1.4% ["
+    ), result.message
+    # Each instrument must agree: not in steady state, not in the module's plain time (the
+    # probe alone ran faster), or an interval within what processes of the same code differ
+    # by, and it is not a regression.
+    calm = gates.SteadyChanges(ratio=1.0, eager=1.0, converted=1.03)
+    for steady_now, raw, figure in [
+        (calm, narrow(1.08), slower),
+        (steady, narrow(1.01), slower),
+        (
+            steady,
+            narrow(1.08),
+            gates.figure("script / probe", Interval(1.06, 1.02, 1.09), narrow(1.0)),
+        ),
+    ]:
+        outcome = gates.regression_gate(
+            ratio, eager, figure, 0.05, "script", raw_converted=raw, steady=steady_now
+        ).outcome
+        assert outcome != gates.REGRESSION
+
+
 # Rounds on a machine busy with other work (a fake clock and a fake preemption count)
 
 

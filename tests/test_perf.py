@@ -538,14 +538,23 @@ def test_a_busy_neighbour_is_inconclusive_never_a_regression(perf_suite, pyteste
             "+*] change, max_regression=5%; eager moved * (probe-normalised), so the "
             "conversion made it slower",
         ),
+        (
+            # eager drifted (1% here, and this virtual machine's per-process drift adds about
+            # 3% in the gate's process, as Python-heavy eager code moves between processes)
+            # while the scripted module got 6.5% slower: the ratio moves under 5%, what ships
+            # about 8%
+            {"eager": 1.01, "converted": 1.065},
+            "the script module got ?% slower (probe-normalised, 95% interval *, steady state "
+            "+*%); eager moved * (probe-normalised)*; the converted/eager ratio moved +*",
+        ),
     ],
-    ids=["model-wide", "converted-only"],
+    ids=["model-wide", "converted-only", "deployed-only"],
 )
 def test_a_slowdown_on_a_slower_machine_is_a_regression_naming_what_moved(
     perf_suite, pytester, slowdown, headline
 ):
-    # The gate runs on a machine 1.8x slower than the baseline's, and the model got 30%
-    # slower on top: normalising by the probe must take the machine out and leave the model.
+    # The gate runs on a machine 1.8x slower than the baseline's, and the model got slower on
+    # top: normalising by the probe must take the machine out and leave the model.
     result, gate = _gate_on_virtual_machine(perf_suite, pytester, _scaled(1.8, **slowdown))
     result.assert_outcomes(failed=1)
     assert gate["outcome"] == "regression", gate["message"]
