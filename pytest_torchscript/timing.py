@@ -105,6 +105,9 @@ class TimingResult:
     # above what it was before the series' first call (``cpu_memory.py``).
     peak_memory: dict[str, int] = field(default_factory=dict)
     steady: dict[str, Interval] = field(default_factory=dict)  # per-call, consecutive calls
+    # Per series, the per-call medians of its two steady-state windows (after warm-up, after
+    # the rounds): how far they differ is how far the module's own speed moved meanwhile.
+    steady_windows: dict[str, list[float]] = field(default_factory=dict)
     # Per series, the rounds whose sample was taken while the process was switched out.
     preempted: dict[str, list[int]] = field(default_factory=dict)
 
@@ -117,6 +120,11 @@ class TimingResult:
     def disturbed_rounds(self) -> int:
         """Rounds in which any series was preempted."""
         return len({index for rounds in self.preempted.values() for index in rounds})
+
+    def clean_rounds(self, *names: str) -> int:
+        """How many rounds ran with none of ``names`` preempted."""
+        left_out = {index for name in names for index in self.preempted.get(name, ())}
+        return self.rounds - len(left_out)
 
     def undisturbed(self, *names: str) -> list[int]:
         """The rounds in which none of ``names`` was preempted, or every round where fewer
@@ -155,6 +163,7 @@ class TimingResult:
             "peak_memory": self.peak_memory,
             "preempted": self.preempted,
             "medians": {name: self.latency(name).to_dict() for name in self.samples},
+            "steady_windows": self.steady_windows,
             "interleaved_medians": {name: self.median(name).to_dict() for name in self.samples},
             "samples": self.samples,
         }
@@ -248,10 +257,13 @@ def measure(
             # traced BERT's read 40% above its rounds and above its reloaded twin's, and the
             # gate took it for a regression); it does not slow two windows a second apart,
             # while a slower module is slower in both. The faster window counts.
+            windows = {name: [found.median] for name, found in steady.items()}
             for name in list(steady):
                 again = _steady(name, calls[name], single[name], synchronize, window, settle=False)
-                if again is not None and again.median < steady[name].median:
-                    steady[name] = again
+                if again is not None:
+                    windows[name].append(again.median)
+                    if again.median < steady[name].median:
+                        steady[name] = again
     finally:
         torch.set_num_threads(previous_threads)
     return TimingResult(
@@ -263,6 +275,7 @@ def measure(
         seconds_spent=clock() - started,
         peak_memory=peak_memory,
         steady=steady,
+        steady_windows=windows,
         preempted=preempted,
     )
 
