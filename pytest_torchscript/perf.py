@@ -227,7 +227,7 @@ def too_busy(timing: TimingResult, series: list[str], what: str) -> str | None:
     added to eager and converted alike also pulls their ratio towards 1. Such figures are not
     judged: the gate says inconclusive, with this reason."""
     clean = timing.clean_rounds(*series)
-    if clean >= MIN_ROUNDS:
+    if clean >= MIN_ROUNDS or clean == timing.rounds:  # enough, or few but none interrupted
         return None
     return (
         f"{what} not judged: the machine was too busy to time them cleanly (only {clean} of "

@@ -290,6 +290,38 @@ def test_a_slower_deployed_module_is_a_regression_when_eager_drift_hides_it_from
         assert outcome != gates.REGRESSION
 
 
+def test_figures_are_too_busy_to_judge_only_where_interruptions_left_too_few_clean_rounds():
+    def result(rounds, preempted):
+        samples = {name: [1e-3] * rounds for name in ("eager", "trace", "probe:compute")}
+        return timing.TimingResult(samples, {}, rounds, 1, "cpu", 1.0, preempted=preempted)
+
+    series = ["eager", "trace", "probe:compute"]
+    # resnet18 beside pytest -n 2: its long calls interrupted in most rounds
+    busy = result(36, {"eager": list(range(29)), "trace": list(range(3, 35))})
+    assert perf.too_busy(busy, series, "absolute times") == (
+        "absolute times not judged: the machine was too busy to time them cleanly (only 1 of 36 "
+        "rounds ran without another process taking the core, and a long call is interrupted "
+        "more often than a short one); run the gate on a quieter machine"
+    )
+    assert perf.too_busy(result(36, {"eager": [1, 2, 3]}), series, "absolute times") is None
+    # a slow model that fitted only 5 rounds, none interrupted: coarse, not busy
+    assert perf.too_busy(result(5, {}), series, "absolute times") is None
+
+
+def test_a_ratio_verdict_on_a_busy_machine_stands_only_where_interruptions_cannot_make_it():
+    # Interruptions add the same slices to eager and converted: the measured ratio is pulled
+    # towards 1, so the true one lies further from 1.
+    regression = gates.GateResult("max_regression", gates.REGRESSION, "slower")
+    passed = gates.GateResult("max_regression", gates.PASS, "figures")
+    assert perf.ratio_verdict(regression, 1.3, "busy").outcome == gates.REGRESSION
+    assert perf.ratio_verdict(regression, 0.9, "busy").outcome == gates.INCONCLUSIVE
+    assert perf.ratio_verdict(passed, 0.5, "busy").outcome == gates.PASS
+    doubtful = perf.ratio_verdict(passed, 1.02, "busy")
+    assert doubtful.outcome == gates.INCONCLUSIVE
+    assert doubtful.message == "too noisy to tell: busy\n  figures"
+    assert perf.ratio_verdict(regression, 0.9, None) is regression
+
+
 # Rounds on a machine busy with other work (a fake clock and a fake preemption count)
 
 
