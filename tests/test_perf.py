@@ -561,6 +561,30 @@ def test_a_model_interrupted_in_every_round_is_inconclusive_not_a_regression(per
     )
 
 
+def test_a_baseline_is_not_recorded_from_a_run_too_busy_to_time_cleanly(perf_suite, pytester):
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=1, sliced=()))
+    perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline").assert_outcomes(
+        passed=1
+    )
+    recorded = (pytester.path / "base.json").read_text()
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=2, sliced=("eager", "converted")))
+    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline")
+    result.assert_outcomes(passed=1)
+    expect_lines(
+        result,
+        [
+            "  1 check(s): baseline entry not recorded: the converted/eager ratio not judged: "
+            "the machine was too busy to time them cleanly*; record it again on a quieter "
+            "machine",
+            "torchscript: --ts-update-baseline wrote nothing to *base.json: no check was timed "
+            "cleanly enough to record (the summary says why)",
+        ],
+    )
+    assert (pytester.path / "base.json").read_text() == recorded  # the entry before stays
+    assert_no_plugin_traceback(result)
+
+
 @pytest.mark.parametrize(
     "slowdown, headline",
     [

@@ -96,9 +96,12 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                 f"to {path}"
             )
         else:
-            why = f" ({state.timing_off})" if state.timing_off else ""
+            why = (
+                f"no check was timed ({state.timing_off})"
+                if state.timing_off
+                else "no check was timed cleanly enough to record (the summary says why)"
+            )
             terminal.write_line(
-                f"torchscript: --ts-update-baseline wrote nothing to {path}: no check was "
-                f"timed{why}",
+                f"torchscript: --ts-update-baseline wrote nothing to {path}: {why}",
                 yellow=True,
             )
