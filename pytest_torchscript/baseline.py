@@ -4,6 +4,13 @@ One JSON file, ``{"format": "pytest-torchscript-baseline", "version": 2, "entrie
 entries keyed ``"<test id> | <mode> | <device>"``. Updates re-read the file under a lock and
 merge, so two pytest processes updating it at once keep each other's entries, and the new file
 replaces the old one by rename, so a crash never leaves half a baseline.
+
+An entry may hold several recordings (``--ts-extend-baseline``: one per pytest run) under
+``"recordings"``; its own figures are then their medians, and how far the recordings lie from
+those medians tells the gate how much this model's time moves between runs of the same code
+(``between_runs``). Some models move far more than their own intervals show: mobilenet_v3_small
+read -11%..+4% across 12 processes on a quiet machine, each run's interval about +-1.5%
+(benchmarks/between_processes.py).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 import platform
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,9 @@ VERSION = 2  # 2 added the machine-speed probe; 1 is read and judged by its rati
 _READABLE = (1, 2)
 _INTERVAL_FIELDS = ("median", "low", "high")
 _NUMBER_FIELDS = ("eager_median", "converted_median")
+# What one run measured: the figures an entry of several recordings keeps per recording.
+RECORDING_FIELDS = ("ratio", "eager_median", "converted_median", "normalised", "probe", "latency")
+MAX_RECORDINGS = 5  # --ts-extend-baseline keeps the latest five: a model that changes moves on
 
 
 class InvalidEntry:
@@ -114,6 +126,20 @@ def _entry_problem(entry: Any) -> str | None:
         for value in loops.values()
     ):
         return f"has loops = {short_repr(loops)}, not whole numbers of calls per series"
+    recordings = entry.get("recordings")
+    if recordings is not None:
+        if not isinstance(recordings, list) or not recordings:
+            return f"has recordings = {short_repr(recordings)}, not a list of recordings"
+        for number, recording in enumerate(recordings, 1):
+            problem = (
+                _entry_problem({**recording, "fingerprint": entry["fingerprint"]})
+                if isinstance(recording, dict)
+                else f"is {short_repr(recording)}, not an object"
+            )
+            if problem is None and "normalised" not in recording:
+                problem = 'has no "normalised" object'
+            if problem:
+                return f"recording {number} {problem}"
     if "normalised" in entry or "probe" in entry:  # format 2
         normalised = entry.get("normalised")
         if not isinstance(normalised, dict):
@@ -174,17 +200,115 @@ def fingerprint_difference(then: dict, now: dict) -> str | None:
     return "with " + ", ".join(differences) if differences else None
 
 
-def update(path: Path, new_entries: dict[str, dict]) -> None:
-    """Merge ``new_entries`` into the baseline at ``path``, keeping every other entry."""
+def update(path: Path, new_entries: dict[str, dict], extend: bool = False) -> list[str]:
+    """Merge ``new_entries`` into the baseline at ``path``, keeping every other entry. With
+    ``extend``, each new entry is added to the recordings of the entry it replaces, where
+    that one was recorded on this machine, input set and calls per sample; the keys where it
+    could not be (and so started over with this run's recording) are returned."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    started_over = []
     with locked(path.with_name(f".{path.name}.lock")):
         entries = {
             key: entry.raw if isinstance(entry, InvalidEntry) else entry
             for key, entry in load(path).items()
         }
-        entries.update(new_entries)
+        for key, entry in new_entries.items():
+            if extend:
+                combined = extended(entries.get(key), entry)
+                if combined is None:
+                    started_over.append(key)
+                else:
+                    entry = combined
+            entries[key] = entry
         document = {"format": FORMAT, "version": VERSION, "entries": dict(sorted(entries.items()))}
         write_text_atomically(path, json.dumps(document, indent=2) + "\n")
+    return started_over
+
+
+def recordings(entry: dict) -> list[dict]:
+    """The runs an entry was recorded from: its ``"recordings"``, or the entry itself."""
+    return entry.get("recordings") or [{name: entry[name] for name in RECORDING_FIELDS}]
+
+
+def extended(old: Any, new: dict) -> dict | None:
+    """``new`` (one run's entry) with ``old``'s recordings kept before it, the latest
+    ``MAX_RECORDINGS``; None where ``old`` is not comparable: missing, invalid, recorded
+    before the probe or latencies existed, on another machine, input set or calls per
+    sample."""
+    comparable = (
+        isinstance(old, dict)
+        and _entry_problem(old) is None
+        and all(name in old for name in RECORDING_FIELDS)
+        and all(old.get(name) == new.get(name) for name in ("fingerprint", "timed_input", "loops"))
+    )
+    if not comparable:
+        return None
+    kept = [*recordings(old), {name: new[name] for name in RECORDING_FIELDS}]
+    return pooled(new, kept[-MAX_RECORDINGS:])
+
+
+def pooled(template: dict, runs: list[dict]) -> dict:
+    """An entry of several recordings: ``template``'s other fields, and each figure the
+    median of the recordings' (an interval keeps the median recording's relative width:
+    how precisely one run measures it; how far runs differ is ``between_runs``'s)."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def interval(get: Callable[[dict], dict]) -> dict:
+        found = [get(run) for run in runs]
+        middle = median([value["median"] for value in found])
+        return {
+            "median": middle,
+            "low": middle * median([value["low"] / value["median"] for value in found]),
+            "high": middle * median([value["high"] / value["median"] for value in found]),
+        }
+
+    probes = [run["probe"] for run in runs]
+    components = set.intersection(*(set(probe.get("components", {})) for probe in probes))
+    entry = {
+        **template,
+        "ratio": interval(lambda run: run["ratio"]),
+        "eager_median": median([run["eager_median"] for run in runs]),
+        "converted_median": median([run["converted_median"] for run in runs]),
+        "normalised": {
+            role: interval(lambda run, role=role: run["normalised"][role])
+            for role in ("eager", "converted")
+        },
+        "probe": {
+            **interval(lambda run: {k: run["probe"][k] for k in ("median", "low", "high")}),
+            "spread": median([probe.get("spread", 0.0) for probe in probes]),
+            "components": {
+                name: median([probe["components"][name] for probe in probes])
+                for name in sorted(components)
+            },
+        },
+        "latency": {
+            role: median([run["latency"][role] for run in runs]) for role in ("eager", "converted")
+        },
+        "recordings": runs,
+    }
+    return entry
+
+
+def between_runs(entry: dict) -> dict[str, float]:
+    """How far (log units) the entry's recordings lie from its figures, at most: what runs of
+    the same code differ by for this model, per figure ("ratio", "eager", "converted"); {}
+    for an entry of one recording, which cannot tell."""
+    runs = entry.get("recordings") or []
+    if len(runs) < 2:
+        return {}
+    figures = {
+        "ratio": lambda run: run["ratio"]["median"],
+        "eager": lambda run: run["normalised"]["eager"]["median"],
+        "converted": lambda run: run["normalised"]["converted"]["median"],
+    }
+    spread = {}
+    for name, get in figures.items():
+        values = [get(run) for run in runs]
+        middle = statistics.median(values)
+        spread[name] = max(abs(math.log(value / middle)) for value in values)
+    return spread
 
 
 def fingerprint(device: Any, threads: int) -> dict[str, Any]:

@@ -218,7 +218,7 @@ def regression_gate(
     deployed_slower = (
         REGRESSION not in outcomes
         and converted is not None
-        and _surely_slower_deployed(converted, ratio.allowance, threshold, raw_converted, steady)
+        and _surely_slower_deployed(converted, threshold, raw_converted, steady)
     )
     if deployed_slower:
         outcomes.append(REGRESSION)
@@ -244,9 +244,25 @@ def regression_gate(
             and ratio.change.median - 1 > threshold
             and ratio.change.low > 1.0
         )
+        model_within_runs = (
+            eager is not None
+            and converted is not None
+            and all(
+                _surely_up_past(f.change, threshold) and f.change.low <= math.exp(f.allowance)
+                for f in (eager, converted)
+            )
+        )
         why = (
             disagreement
             or busy
+            or (
+                f"eager and {mode} moved {percent(eager.change)} and {percent(converted.change)} "
+                f"(probe-normalised), but runs of unchanged code of this model differ by up to "
+                f"{math.exp(max(eager.allowance, converted.allowance)) - 1:.0%}; run it again, or "
+                f"add runs to the baseline with --ts-extend-baseline"
+                if model_within_runs and eager is not None and converted is not None
+                else None
+            )
             or (
                 f"the converted/eager ratio moved {percent(ratio.change)}, but separate "
                 f"processes of unchanged code differ by up to "
@@ -268,7 +284,6 @@ def regression_gate(
 
 def _surely_slower_deployed(
     converted: Figure,
-    allowance: float,
     threshold: float,
     raw_converted: Interval | None,
     steady: SteadyChanges | None,
@@ -278,14 +293,14 @@ def _surely_slower_deployed(
     several percent on its own (gate_quality.py: a converted 10% slowdown read +1.4% in the
     ratio while eager/probe moved +4.9% and script/probe +8.3%). Since one absolute figure
     drifts more than a ratio, every instrument must agree: the probe-normalised time past the
-    threshold with an interval clear of what processes of the same code differ by
-    (``allowance``, log units), the steady-state latency past the threshold too, and the
+    threshold with an interval clear of what runs of the same code differ by (its
+    ``allowance``), the steady-state latency past the threshold too, and the
     module's plain time at least half of it (a probe that alone ran faster is not a slower
     module)."""
     change = converted.change
     return (
         change.median - 1 > threshold
-        and change.low > math.exp(allowance)
+        and change.low > math.exp(converted.allowance)
         and steady is not None
         and steady.converted is not None
         and steady.converted - 1 > threshold

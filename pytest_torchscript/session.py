@@ -34,6 +34,7 @@ class SessionState:
         self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
         self.new_baseline_entries: dict[str, dict] = {}
+        self.started_over: list[str] = []  # --ts-extend-baseline: entries that took no runs
         if settings.perf.baseline_path is not None:
             self.baseline_entries = baseline.load(settings.perf.baseline_path)
 
@@ -69,11 +70,15 @@ class SessionState:
         return self.temp_root
 
     def write_baseline(self) -> Path | None:
-        """With --ts-update-baseline, merge this run's entries into the baseline file."""
+        """With --ts-update-baseline, merge this run's entries into the baseline file (with
+        --ts-extend-baseline, into the entries' recordings: ``started_over`` keeps the keys
+        whose old entry could not take another)."""
         path = self.settings.perf.baseline_path
         if not self.settings.perf.update_baseline or not self.new_baseline_entries:
             return None
-        baseline.update(path, self.new_baseline_entries)
+        self.started_over = baseline.update(
+            path, self.new_baseline_entries, extend=self.settings.perf.extend_baseline
+        )
         return path
 
     def cpp_runner(self, device_type: str) -> Any:

@@ -25,9 +25,11 @@ class PerfSettings:
     """Run-wide perf settings."""
 
     baseline_path: Path | None = None
-    update_baseline: bool = False
+    update_baseline: bool = False  # write this run's entries (with --ts-extend-baseline too)
     strict: bool = False
     threads: int = 1
+    # --ts-extend-baseline: add this run's timings to an entry's recordings, not replace them
+    extend_baseline: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ RUN_SETTINGS = (
     RunSetting(
         "update_baseline",
         "write this run's timings into --ts-baseline, keeping the entries of other tests",
+        ini=False,
+    ),
+    RunSetting(
+        "extend_baseline",
+        "add this run's timings to --ts-baseline as another recording of each entry (up to "
+        "5 kept): the gate then knows how much each model's time moves between runs",
         ini=False,
     ),
     RunSetting(
@@ -234,7 +242,7 @@ def resolve(config: pytest.Config) -> Settings:
     text, where = read.get("baseline")
     outputs["baseline"] = None
     if text:  # only written with --ts-update-baseline: a read-only checkout may gate
-        if read.get("update_baseline")[0]:
+        if read.get("update_baseline")[0] or read.get("extend_baseline")[0]:
             outputs["baseline"] = prepare_output_path(text, where)
         else:
             outputs["baseline"] = readable_input_path(text, where)
@@ -242,15 +250,21 @@ def resolve(config: pytest.Config) -> Settings:
     text, where = read.get("modes")
     modes = parse_modes_list(text, where) if text else MODES
     update_baseline = bool(read.get("update_baseline")[0])
-    if update_baseline and outputs["baseline"] is None:
+    extend_baseline = bool(read.get("extend_baseline")[0])
+    if update_baseline and extend_baseline:
         raise UsageProblem(
-            "--ts-update-baseline needs --ts-baseline=PATH: the file to write the timings into"
+            "--ts-update-baseline replaces each entry with this run's timings and "
+            "--ts-extend-baseline adds them to the entry's recordings: pass one of them"
         )
+    flag = "--ts-extend-baseline" if extend_baseline else "--ts-update-baseline"
+    if (update_baseline or extend_baseline) and outputs["baseline"] is None:
+        raise UsageProblem(f"{flag} needs --ts-baseline=PATH: the file to write the timings into")
     perf = PerfSettings(
         outputs["baseline"],
-        update_baseline,
+        update_baseline or extend_baseline,
         bool(read.get("perf_strict")[0]),
         _parsed(read, "threads", int, lambda n: n >= 1, "a whole number >= 1"),
+        extend_baseline,
     )
     cpp, where = read.get("cpp")
     cpp = str(cpp).strip()

@@ -89,12 +89,26 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
         )
     if state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path
+        extend = state.settings.perf.extend_baseline
+        flag = "--ts-extend-baseline" if extend else "--ts-update-baseline"
         if state.new_baseline_entries:
             count = len(state.new_baseline_entries)
-            terminal.write_line(
-                f"torchscript: wrote {count} baseline {'entry' if count == 1 else 'entries'} "
-                f"to {path}"
-            )
+            entries = "entry" if count == 1 else "entries"
+            if extend:
+                added = count - len(state.started_over)
+                terminal.write_line(
+                    f"torchscript: added this run's timings to {added} of {count} baseline "
+                    f"{entries} in {path}"
+                )
+                for key in state.started_over:
+                    terminal.write_line(
+                        f"torchscript: {key!r} started over with this run's timings: the entry "
+                        f"before was missing, invalid, or recorded on another machine, input "
+                        f"set or torch",
+                        yellow=True,
+                    )
+            else:
+                terminal.write_line(f"torchscript: wrote {count} baseline {entries} to {path}")
         else:
             why = (
                 f"no check was timed ({state.timing_off})"
@@ -102,6 +116,6 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                 else "no check was timed cleanly enough to record (the summary says why)"
             )
             terminal.write_line(
-                f"torchscript: --ts-update-baseline wrote nothing to {path}: {why}",
+                f"torchscript: {flag} wrote nothing to {path}: {why}",
                 yellow=True,
             )

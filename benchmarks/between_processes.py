@@ -1,0 +1,189 @@
+"""How much do a real model's timings move between processes of the same code, and how often
+does that alone fail the max_regression gate, with a baseline of one recording and of three?
+
+A baseline is recorded in one pytest process and gated in a later one. Some models run at a
+different speed in one process than in the next with nothing changed (memory layout, which
+core's cache the weights land in): example_project's mobilenet_v3_small read 8-21% faster in
+one recording process, and every later gate against that recording flagged a model-wide
+slowdown on a quiet machine. This measures it on real models instead of the synthetic chain
+of ``gate_quality.py``:
+
+1. ``--processes N`` fresh processes in turn each time every model exactly as a check does
+   (``perf.run`` with ``--ts-update-baseline``: the plugin's timing, probe and entry);
+2. every process is then the gate of every baseline built from the others, judged by the
+   plugin's own ``perf.against_baseline``: one recording (each other process alone) and
+   three recordings (every three other processes, pooled as ``--ts-extend-baseline`` pools
+   them). Every outcome that is not a pass is a false alarm or an inconclusive: nothing
+   changed between the processes.
+
+Run: .venv/bin/python benchmarks/between_processes.py [--processes 10] [--save F] [--judge F]
+``--judge F`` judges a ``--save``d file again with the gate code as it is now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+THRESHOLD = 0.05  # max_regression's default
+INPUT = (1, 3, 96, 96)  # example_project's first image
+
+
+def models() -> dict:
+    """name -> (mode, builder): the example project's vision models, and a plain MLP."""
+    import torch
+    import torchvision
+
+    def vision(arch):
+        return lambda: getattr(torchvision.models, arch)(weights=None, num_classes=10).eval()
+
+    def mlp():
+        torch.manual_seed(0)
+        layers = [torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU()) for _ in range(8)]
+        return torch.nn.Sequential(*layers).eval()
+
+    return {
+        "mobilenet_v3_small": ("trace", vision("mobilenet_v3_small"), INPUT),
+        "resnet18": ("trace", vision("resnet18"), INPUT),
+        "mlp": ("trace", mlp, (8, 256)),
+    }
+
+
+def child() -> None:
+    """One process: an entry per model, as ``--ts-update-baseline`` would write it."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import torch
+
+    from pytest_torchscript import perf
+
+    entries = {}
+    for name, (mode, build, shape) in models().items():
+        model = build()
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            traced = torch.jit.trace(model, (x,))
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
+            buffer.seek(0)
+            reloaded = torch.jit.load(buffer)
+            calls = {
+                "eager": lambda: model(x),
+                mode: lambda: traced(x),
+                f"{mode} reloaded": lambda: reloaded(x),
+            }
+            settings = perf.PerfSettings(Path("unused.json"), True, False, 1)
+            _, entry = perf.run(
+                calls, torch.device("cpu"), 2.0, settings, {}, name, None, THRESHOLD, mode
+            )
+        entries[name] = entry  # None when the machine was too busy to record it
+    print(json.dumps(entries))
+
+
+def judge(recordings: list[dict], now: dict, mode: str) -> str:
+    """The gate's outcome for a process measuring ``now`` against a baseline entry made of
+    ``recordings``, with the plugin's own code."""
+    from pytest_torchscript import baseline, perf
+    from pytest_torchscript.perfstats import Interval
+
+    entry = recordings[0]
+    if len(recordings) > 1:
+        runs = [{name: run[name] for name in baseline.RECORDING_FIELDS} for run in recordings]
+        entry = baseline.pooled(recordings[-1], runs)
+    report = perf.PerfReport(
+        ratio=Interval(**now["ratio"]),
+        probe=Interval(**{k: now["probe"][k] for k in ("median", "low", "high")}),
+        probe_spread=now["probe"]["spread"],
+        normalised={role: Interval(**now["normalised"][role]) for role in ("eager", "converted")},
+        interleaved={
+            "eager": Interval(*[now["eager_median"]] * 3),
+            mode: Interval(*[now["converted_median"]] * 3),
+        },
+        medians={
+            "eager": Interval(*[now["latency"]["eager"]] * 3),
+            mode: Interval(*[now["latency"]["converted"]] * 3),
+        },
+    )
+    settings = perf.PerfSettings(Path("baseline.json"), False, False, 1)
+    gate = perf.against_baseline(
+        report,
+        now["probe"]["components"],
+        entry,
+        now["fingerprint"],
+        THRESHOLD,
+        "key",
+        settings,
+        mode,
+    )
+    return gate.outcome
+
+
+def summarise(runs: list[dict]) -> None:
+    for name, (mode, _, _) in models().items():
+        entries = [run[name] for run in runs if run.get(name)]
+        if len(entries) < 5:
+            print(f"{name}: only {len(entries)} processes recorded it")
+            continue
+        for role in ("eager", "converted"):
+            values = [e["normalised"][role]["median"] for e in entries]
+            center = statistics.median(values)
+            moved = [v / center - 1 for v in values]
+            print(
+                f"{name} {role if role == 'eager' else mode} / probe across {len(values)} "
+                f"processes: {min(moved):+.1%} .. {max(moved):+.1%} from their median, "
+                f"sd {statistics.stdev(values) / center:.1%}"
+            )
+        for count in (1, 3):
+            tally: dict[str, int] = {}
+            for j, now in enumerate(entries):
+                others = entries[:j] + entries[j + 1 :]
+                for chosen in itertools.combinations(others, count):
+                    outcome = judge(list(chosen), now, mode)
+                    tally[outcome] = tally.get(outcome, 0) + 1
+            total = sum(tally.values())
+            shares = ", ".join(
+                f"{outcome} {n}/{total} ({n / total:.0%})" for outcome, n in sorted(tally.items())
+            )
+            print(f"  baseline of {count} recording{'s' * (count > 1)}: {shares}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=10)
+    parser.add_argument("--save", help="keep every process's entries in this JSON file")
+    parser.add_argument("--judge", help="judge a --save'd file again, with today's gate code")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child()
+        return
+    if args.judge:
+        summarise(json.loads(Path(args.judge).read_text()))
+        return
+    runs = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for index in range(args.processes):
+            output = subprocess.run(
+                [sys.executable, __file__, "--child"],
+                cwd=workdir,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            runs.append(json.loads(output.strip().splitlines()[-1]))
+            print(f"process {index + 1}/{args.processes} done", file=sys.stderr)
+    if args.save:
+        Path(args.save).write_text(json.dumps(runs))
+    summarise(runs)
+
+
+if __name__ == "__main__":
+    main()
