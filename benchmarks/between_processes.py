@@ -16,8 +16,9 @@ of ``gate_quality.py``:
    them). Every outcome that is not a pass is a false alarm or an inconclusive: nothing
    changed between the processes.
 
-Run: .venv/bin/python benchmarks/between_processes.py [--processes 10] [--save F] [--judge F]
-``--judge F`` judges a ``--save``d file again with the gate code as it is now.
+Run: .venv/bin/python benchmarks/between_processes.py [--processes 10] [--save F]
+``--judge F [F ...]`` judges ``--save``d files (their processes together) again with the gate
+code as it is now.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import argparse
 import io
 import itertools
 import json
+import math
+import random
 import statistics
 import subprocess
 import sys
@@ -76,9 +79,9 @@ def child() -> None:
             buffer.seek(0)
             reloaded = torch.jit.load(buffer)
             calls = {
-                "eager": lambda: model(x),
-                mode: lambda: traced(x),
-                f"{mode} reloaded": lambda: reloaded(x),
+                "eager": lambda model=model, x=x: model(x),
+                mode: lambda traced=traced, x=x: traced(x),
+                f"{mode} reloaded": lambda reloaded=reloaded, x=x: reloaded(x),
             }
             settings = perf.PerfSettings(Path("unused.json"), True, False, 1)
             _, entry = perf.run(
@@ -126,47 +129,80 @@ def judge(recordings: list[dict], now: dict, mode: str) -> str:
     return gate.outcome
 
 
-def summarise(runs: list[dict]) -> None:
+def combinations(pool: list, count: int, limit: int = 300) -> list[list]:
+    """Every ``count`` of ``pool``, or ``limit`` of them drawn at random (seeded) if more."""
+    if math.comb(len(pool), count) <= limit:
+        return [list(chosen) for chosen in itertools.combinations(pool, count)]
+    draw = random.Random(len(pool) * 1000 + count)
+    return [draw.sample(pool, count) for _ in range(limit)]
+
+
+def summarise(batches: list[list[dict]]) -> None:
+    """Per model: how far its figures spread, and the gate's outcomes for baselines of one and
+    of three runs: from the same batch of processes (minutes apart), from another batch (the
+    gate run later, as CI runs it), and one run from each other batch (recorded over time)."""
     for name, (mode, _, _) in models().items():
-        entries = [run[name] for run in runs if run.get(name)]
-        if len(entries) < 5:
-            print(f"{name}: only {len(entries)} processes recorded it")
-            continue
+        found = [[run[name] for run in batch if run.get(name)] for batch in batches]
+        everything = [entry for batch in found for entry in batch]
         for role in ("eager", "converted"):
-            values = [e["normalised"][role]["median"] for e in entries]
+            values = [entry["normalised"][role]["median"] for entry in everything]
             center = statistics.median(values)
-            moved = [v / center - 1 for v in values]
+            moved = [value / center - 1 for value in values]
+            medians = [
+                statistics.median(entry["normalised"][role]["median"] for entry in batch) / center
+                - 1
+                for batch in found
+            ]
             print(
                 f"{name} {role if role == 'eager' else mode} / probe across {len(values)} "
                 f"processes: {min(moved):+.1%} .. {max(moved):+.1%} from their median, "
-                f"sd {statistics.stdev(values) / center:.1%}"
+                f"sd {statistics.stdev(values) / center:.1%}; batch medians "
+                + " ".join(f"{value:+.1%}" for value in medians)
             )
-        for count in (1, 3):
-            tally: dict[str, int] = {}
-            for j, now in enumerate(entries):
-                others = entries[:j] + entries[j + 1 :]
-                for chosen in itertools.combinations(others, count):
-                    outcome = judge(list(chosen), now, mode)
+        conditions = {"same batch": [], "another batch": [], "one run from each other batch": []}
+        for index, batch in enumerate(found):
+            others = [entry for other, runs in enumerate(found) if other != index for entry in runs]
+            for j, now in enumerate(batch):
+                same = batch[:j] + batch[j + 1 :]
+                for count in (1, 3, 5):
+                    conditions["same batch"] += [
+                        (count, chosen, now) for chosen in combinations(same, count)
+                    ]
+                    conditions["another batch"] += [
+                        (count, chosen, now) for chosen in combinations(others, count)
+                    ]
+                spread = [runs for other, runs in enumerate(found) if other != index]
+                if len(spread) >= 2:
+                    conditions["one run from each other batch"] += [
+                        (len(spread), list(chosen), now) for chosen in itertools.product(*spread)
+                    ]
+        for condition, cases in conditions.items():
+            for count in sorted({count for count, _, _ in cases}):
+                tally: dict[str, int] = {}
+                for _, chosen, now in (case for case in cases if case[0] == count):
+                    outcome = judge(chosen, now, mode)
                     tally[outcome] = tally.get(outcome, 0) + 1
-            total = sum(tally.values())
-            shares = ", ".join(
-                f"{outcome} {n}/{total} ({n / total:.0%})" for outcome, n in sorted(tally.items())
-            )
-            print(f"  baseline of {count} recording{'s' * (count > 1)}: {shares}")
+                total = sum(tally.values())
+                shares = ", ".join(
+                    f"{outcome} {n / total:.1%}" for outcome, n in sorted(tally.items())
+                )
+                print(f"  {condition}, baseline of {count} run(s): {total} gates: {shares}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=10)
     parser.add_argument("--save", help="keep every process's entries in this JSON file")
-    parser.add_argument("--judge", help="judge a --save'd file again, with today's gate code")
+    parser.add_argument(
+        "--judge", nargs="+", help="judge --save'd files (together) again, with today's gate code"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child()
         return
     if args.judge:
-        summarise(json.loads(Path(args.judge).read_text()))
+        summarise([json.loads(Path(path).read_text()) for path in args.judge])
         return
     runs = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -182,7 +218,7 @@ def main() -> None:
             print(f"process {index + 1}/{args.processes} done", file=sys.stderr)
     if args.save:
         Path(args.save).write_text(json.dumps(runs))
-    summarise(runs)
+    summarise([runs])
 
 
 if __name__ == "__main__":

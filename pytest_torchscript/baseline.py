@@ -35,6 +35,7 @@ _NUMBER_FIELDS = ("eager_median", "converted_median")
 # What one run measured: the figures an entry of several recordings keeps per recording.
 RECORDING_FIELDS = ("ratio", "eager_median", "converted_median", "normalised", "probe", "latency")
 MAX_RECORDINGS = 5  # --ts-extend-baseline keeps the latest five: a model that changes moves on
+RANGE_FACTOR = 2  # a later run may differ by twice the range of the entry's runs (between_runs)
 
 
 class InvalidEntry:
@@ -292,9 +293,16 @@ def pooled(template: dict, runs: list[dict]) -> dict:
 
 
 def between_runs(entry: dict) -> dict[str, float]:
-    """How far (log units) the entry's recordings lie from its figures, at most: what runs of
-    the same code differ by for this model, per figure ("ratio", "eager", "converted"); {}
-    for an entry of one recording, which cannot tell."""
+    """What a later run of the same code may differ by from the entry's figures (log units),
+    per figure ("ratio", "eager", "converted"): twice as far as its runs lie apart (their
+    range); {} for an entry of one run, which cannot tell.
+
+    Twice, because a few runs underestimate how far the next can land: for normally varying
+    runs, a new one lies beyond the median of three by more than their range 12% of the time
+    and by more than twice it 4% (5 runs: 5% and 0.6%); and the threshold comes on top. On
+    mobilenet_v3_small, whose time here wanders +-9% over tens of minutes, baselines of runs
+    from other batches 20 minutes apart flagged 10% of unchanged gates with the range, 6-7%
+    with twice it (between_processes.py)."""
     runs = entry.get("recordings") or []
     if len(runs) < 2:
         return {}
@@ -306,8 +314,7 @@ def between_runs(entry: dict) -> dict[str, float]:
     spread = {}
     for name, get in figures.items():
         values = [get(run) for run in runs]
-        middle = statistics.median(values)
-        spread[name] = max(abs(math.log(value / middle)) for value in values)
+        spread[name] = RANGE_FACTOR * math.log(max(values) / min(values))
     return spread
 
 
