@@ -1,24 +1,26 @@
-"""How much do a real model's timings move between processes of the same code, and how often
-does that alone fail the max_regression gate, with a baseline of one recording and of three?
+"""How much do a real model's timings move between runs of the same code, and how often does
+that alone fail the max_regression gate, with a baseline of one run, three or five?
 
 A baseline is recorded in one pytest process and gated in a later one. Some models run at a
-different speed in one process than in the next with nothing changed (memory layout, which
-core's cache the weights land in): example_project's mobilenet_v3_small read 8-21% faster in
-one recording process, and every later gate against that recording flagged a model-wide
-slowdown on a quiet machine. This measures it on real models instead of the synthetic chain
-of ``gate_quality.py``:
+different speed from one run to the next with nothing changed, and the machine-speed probe
+does not follow them: example_project's mobilenet_v3_small read 8-21% faster in one recording
+process, and every later gate against that recording flagged a model-wide slowdown on a quiet
+machine. This measures it on real models instead of the synthetic chain of
+``gate_quality.py``:
 
 1. ``--processes N`` fresh processes in turn each time every model exactly as a check does
-   (``perf.run`` with ``--ts-update-baseline``: the plugin's timing, probe and entry);
-2. every process is then the gate of every baseline built from the others, judged by the
-   plugin's own ``perf.against_baseline``: one recording (each other process alone) and
-   three recordings (every three other processes, pooled as ``--ts-extend-baseline`` pools
-   them). Every outcome that is not a pass is a false alarm or an inconclusive: nothing
-   changed between the processes.
+   (``perf.run`` with ``--ts-update-baseline``: the plugin's timing, probe and entry), and
+   ``--save F`` keeps their entries: a batch. Run it again later for another batch;
+2. ``--judge A B C`` then makes every process the gate of baselines built from the others,
+   judged by the plugin's own ``perf.against_baseline``: runs from the same batch (minutes
+   apart), from other batches (the gate later than the baseline, as in CI), and one run from
+   each other batch, each as one run or pooled as ``--ts-extend-baseline`` pools them. Nothing
+   changed between the processes: every outcome that is not a pass is a false alarm or an
+   inconclusive.
 
-Run: .venv/bin/python benchmarks/between_processes.py [--processes 10] [--save F]
-``--judge F [F ...]`` judges ``--save``d files (their processes together) again with the gate
-code as it is now.
+Run: .venv/bin/python benchmarks/between_processes.py [--processes 12] [--save F]
+     .venv/bin/python benchmarks/between_processes.py --judge A.json [B.json ...]
+(without --save, a run judges its own batch.)
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def summarise(batches: list[list[dict]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=12)
     parser.add_argument("--save", help="keep every process's entries in this JSON file")
     parser.add_argument(
         "--judge", nargs="+", help="judge --save'd files (together) again, with today's gate code"

@@ -5,12 +5,12 @@ entries keyed ``"<test id> | <mode> | <device>"``. Updates re-read the file unde
 merge, so two pytest processes updating it at once keep each other's entries, and the new file
 replaces the old one by rename, so a crash never leaves half a baseline.
 
-An entry may hold several recordings (``--ts-extend-baseline``: one per pytest run) under
-``"recordings"``; its own figures are then their medians, and how far the recordings lie from
-those medians tells the gate how much this model's time moves between runs of the same code
-(``between_runs``). Some models move far more than their own intervals show: mobilenet_v3_small
-read -11%..+4% across 12 processes on a quiet machine, each run's interval about +-1.5%
-(benchmarks/between_processes.py).
+An entry may hold several runs (``--ts-extend-baseline`` adds one per pytest run) under
+``"recordings"``; its own figures are then their medians, and how far apart the runs lie tells
+the gate how much this model's time moves between runs of the same code (``between_runs``).
+Some models move far more than one run's interval shows: mobilenet_v3_small's probe-normalised
+time spread -14.5%..+12.6% over 36 processes on a quiet machine, each run's interval about
++-1.5% (benchmarks/between_processes.py).
 """
 
 from __future__ import annotations
@@ -253,8 +253,7 @@ def pooled(template: dict, runs: list[dict]) -> dict:
     median of the recordings' (an interval keeps the median recording's relative width:
     how precisely one run measures it; how far runs differ is ``between_runs``'s)."""
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
+    median = statistics.median
 
     def interval(get: Callable[[dict], dict]) -> dict:
         found = [get(run) for run in runs]
@@ -267,7 +266,7 @@ def pooled(template: dict, runs: list[dict]) -> dict:
 
     probes = [run["probe"] for run in runs]
     components = set.intersection(*(set(probe.get("components", {})) for probe in probes))
-    entry = {
+    return {
         **template,
         "ratio": interval(lambda run: run["ratio"]),
         "eager_median": median([run["eager_median"] for run in runs]),
@@ -289,7 +288,6 @@ def pooled(template: dict, runs: list[dict]) -> dict:
         },
         "recordings": runs,
     }
-    return entry
 
 
 def between_runs(entry: dict) -> dict[str, float]:

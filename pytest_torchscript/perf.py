@@ -388,6 +388,22 @@ def against_baseline(
         )
     if verdict.outcome == REGRESSION and eager is not None and not spread:
         verdict = replace(verdict, message=f"{verdict.message}\n  {ONE_RECORDING}")
+    elif spread:
+        allowed = ", ".join(
+            f"{label} {math.exp(figure.allowance) - 1:.1%}"
+            for label, figure in (
+                ("ratio", ratio),
+                ("eager / probe", eager),
+                (f"{mode} / probe", converted),
+            )
+            if figure is not None
+        )
+        verdict = replace(
+            verdict,
+            message=f"{verdict.message}\n  the baseline entry holds "
+            f"{len(baseline.recordings(entry))} runs; a run of unchanged code may differ from "
+            f"their medians by: {allowed}",
+        )
     return ratio_verdict(verdict, report.ratio.median, report.ratio_too_busy)
 
 

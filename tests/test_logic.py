@@ -618,6 +618,10 @@ def test_the_gate_allows_for_how_much_runs_differ_and_says_how_to_teach_it():
     within = gate_of(three, 1.3)
     assert within.outcome == gates.INCONCLUSIVE, within.message
     assert "runs of unchanged code of this model differ by up to 37%" in within.message
+    assert within.message.endswith(
+        "the baseline entry holds 3 runs; a run of unchanged code may differ from their "
+        "medians by: ratio 3.0%, eager / probe 37.5%, script / probe 37.5%"
+    ), within.message
     slower = gate_of(three, 1.6)
     assert slower.outcome == gates.REGRESSION
     assert slower.message.startswith("the model got 60% slower in eager and script alike")
