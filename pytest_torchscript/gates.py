@@ -265,9 +265,9 @@ def regression_gate(
             )
             or (
                 f"the converted/eager ratio moved {percent(ratio.change)}, but separate "
-                f"processes of unchanged code differ by up to "
-                f"{math.exp(ratio.allowance) - 1:.0%}; run it again, or re-record the "
-                f"baseline if it was taken in an unlucky process"
+                f"runs of unchanged code differ by up to {math.exp(ratio.allowance) - 1:.0%}; "
+                f"run it again, or add runs to the baseline with --ts-extend-baseline if it "
+                f"was taken in an unlucky one"
                 if within_processes
                 else None
             )

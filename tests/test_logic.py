@@ -195,7 +195,7 @@ def test_a_ratio_change_within_what_processes_differ_by_is_not_a_regression():
     unlucky = gates.figure("converted/eager ratio", now, then, allowance=0.03)
     result = gates.regression_gate(unlucky, None, None, 0.05)
     assert result.outcome == gates.INCONCLUSIVE
-    assert "separate processes of unchanged code differ by up to 3%" in result.message
+    assert "separate runs of unchanged code differ by up to 3%" in result.message
     slower = gates.figure("converted/eager ratio", Interval(0.46, 0.455, 0.465), then, 0, 0.03)
     assert gates.regression_gate(slower, None, None, 0.05).outcome == gates.REGRESSION
 
