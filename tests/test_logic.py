@@ -228,6 +228,11 @@ def test_a_finding_the_steady_state_latencies_do_not_show_is_inconclusive_not_a_
     )
     assert wide.outcome == gates.INCONCLUSIVE
     assert "in steady state one of them only +1.0%" in wide.message
+    # Past half the threshold in steady state is not enough: steady state must agree.
+    halfway = gates.SteadyChanges(ratio=1.0, eager=1.19, converted=1.04)
+    assert gates.regression_gate(
+        flat, eager, converted, 0.05, "trace", raw_converted=narrow(1.07), steady=halfway
+    ).outcome == (gates.INCONCLUSIVE)
     model_wide = gates.SteadyChanges(ratio=1.0, eager=1.19, converted=1.08)
     assert gates.regression_gate(
         flat, eager, converted, 0.05, "trace", raw_converted=narrow(1.07), steady=model_wide
