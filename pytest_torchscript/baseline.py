@@ -137,8 +137,9 @@ def _entry_problem(entry: Any) -> str | None:
                 if isinstance(recording, dict)
                 else f"is {short_repr(recording)}, not an object"
             )
-            if problem is None and "normalised" not in recording:
-                problem = 'has no "normalised" object'
+            if problem is None:  # a dict: every run records every figure
+                missing = [name for name in RECORDING_FIELDS if name not in recording]
+                problem = f"has no {', '.join(map(repr, missing))}" if missing else None
             if problem:
                 return f"recording {number} {problem}"
     if "normalised" in entry or "probe" in entry:  # format 2
@@ -228,7 +229,9 @@ def update(path: Path, new_entries: dict[str, dict], extend: bool = False) -> li
 
 def recordings(entry: dict) -> list[dict]:
     """The runs an entry was recorded from: its ``"recordings"``, or the entry itself."""
-    return entry.get("recordings") or [{name: entry[name] for name in RECORDING_FIELDS}]
+    return entry.get("recordings") or [
+        {name: entry[name] for name in RECORDING_FIELDS if name in entry}
+    ]
 
 
 def extended(old: Any, new: dict) -> dict | None:

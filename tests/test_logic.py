@@ -577,6 +577,13 @@ def test_extending_a_baseline_file_says_which_entries_started_over(tmp_path):
     path.write_text(json.dumps(broken))
     problem = baseline.load(path)["same"].problem
     assert problem == "recording 2 has ratio.median = -1, not a positive number"
+    del broken["entries"]["same"]["recordings"][1]["latency"]  # every run records all figures
+    broken["entries"]["same"]["recordings"][1]["ratio"] = {"median": 1, "low": 1, "high": 1}
+    path.write_text(json.dumps(broken))
+    assert baseline.load(path)["same"].problem == "recording 2 has no 'latency'"
+    broken["entries"]["same"]["recordings"] = [5]
+    path.write_text(json.dumps(broken))
+    assert baseline.load(path)["same"].problem == "recording 1 is 5, not an object"
 
 
 def gate_of(entry: dict, now_scale: float) -> GateResult:
