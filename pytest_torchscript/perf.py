@@ -46,6 +46,11 @@ BETWEEN_PROCESSES = 0.03
 # this one, 4. A baseline entry of several recordings (--ts-extend-baseline) replaces it by
 # what its own recordings show, where that is more (``baseline.between_runs``).
 BETWEEN_RUNS = 0.05
+ONE_RECORDING = (
+    "the baseline entry holds one run's timings, and runs of unchanged code differ (for some "
+    "models by 10% and more); if nothing changed here, add runs to it with "
+    "--ts-extend-baseline, and the gate allows for how much this model's runs differ"
+)
 
 
 @dataclass
@@ -325,7 +330,7 @@ def against_baseline(
     not_judged = None
     busy = None
     widen = 0.0
-    spread = baseline.between_runs(entry)  # {} for an entry of one recording
+    runs_differ = baseline.between_runs(entry)  # {} for an entry of one run
     eager = converted = None
     mismatch = baseline.fingerprint_difference(entry["fingerprint"], fingerprint)
     if "normalised" not in entry:
@@ -352,14 +357,14 @@ def against_baseline(
             report.normalised["eager"],
             Interval(**then["eager"]),
             widen,
-            allowance=max(BETWEEN_RUNS, spread.get("eager", 0.0)),
+            allowance=max(BETWEEN_RUNS, runs_differ.get("eager", 0.0)),
         )
         converted = figure(
             f"{mode} / probe",
             report.normalised["converted"],
             Interval(**then["converted"]),
             widen,
-            allowance=max(BETWEEN_RUNS, spread.get("converted", 0.0)),
+            allowance=max(BETWEEN_RUNS, runs_differ.get("converted", 0.0)),
         )
     steady = steady_changes(report, entry, converted is not None)
     raw_converted = None
@@ -371,7 +376,7 @@ def against_baseline(
         report.ratio,
         Interval(**entry["ratio"]),
         widen,
-        allowance=max(BETWEEN_PROCESSES, spread.get("ratio", 0.0)),
+        allowance=max(BETWEEN_PROCESSES, runs_differ.get("ratio", 0.0)),
     )
     verdict = regression_gate(
         ratio, eager, converted, threshold, mode, not_judged, busy, raw_converted, steady
@@ -386,32 +391,30 @@ def against_baseline(
         verdict = (
             ratio_only if ratio_only.outcome == REGRESSION else untrusted(verdict, report.too_busy)
         )
-    if verdict.outcome == REGRESSION and eager is not None and not spread:
-        verdict = replace(verdict, message=f"{verdict.message}\n  {ONE_RECORDING}")
-    elif spread:
-        allowed = ", ".join(
-            f"{label} {math.exp(figure.allowance) - 1:.1%}"
-            for label, figure in (
-                ("ratio", ratio),
-                ("eager / probe", eager),
-                (f"{mode} / probe", converted),
-            )
-            if figure is not None
-        )
-        verdict = replace(
-            verdict,
-            message=f"{verdict.message}\n  the baseline entry holds "
-            f"{len(baseline.recordings(entry))} runs; a run of unchanged code may differ from "
-            f"their medians by: {allowed}",
-        )
+    verdict = about_runs(verdict, entry, [ratio, eager, converted], bool(runs_differ))
     return ratio_verdict(verdict, report.ratio.median, report.ratio_too_busy)
 
 
-ONE_RECORDING = (
-    "the baseline entry holds one run's timings, and runs of unchanged code differ (for some "
-    "models by 10% and more); if nothing changed here, add runs to it with "
-    "--ts-extend-baseline, and the gate allows for how much this model's runs differ"
-)
+def about_runs(gate: GateResult, entry: dict, figures: list, several: bool) -> GateResult:
+    """``gate`` with what the baseline's runs say: against several, how much a run of
+    unchanged code may differ from their medians, per figure (``figures``, None where not
+    judged); a regression of absolute times against one run, how to teach the gate that."""
+    judged = [figure for figure in figures if figure is not None]
+    if several:
+        allowed = ", ".join(
+            f"{figure.label.replace('converted/eager ratio', 'ratio')} "
+            f"{math.exp(figure.allowance) - 1:.1%}"
+            for figure in judged
+        )
+        note = (
+            f"the baseline entry holds {len(baseline.recordings(entry))} runs; a run of "
+            f"unchanged code may differ from their medians by: {allowed}"
+        )
+    elif gate.outcome == REGRESSION and len(judged) > 1:
+        note = ONE_RECORDING
+    else:
+        return gate
+    return replace(gate, message=f"{gate.message}\n  {note}")
 
 
 def ratio_verdict(gate: GateResult, measured: float, reason: str | None) -> GateResult:
@@ -489,15 +492,11 @@ def contention(
         [probe_then.get("spread", 0.0), SPREAD_FLOOR, *(run.get("spread", 0.0) for run in recorded)]
     )
     then = probe_then.get("components") or {}
-    shifts = {
-        name: math.log(components_now[name] / then[name])
-        for name in components_now
-        if isinstance(then.get(name), (int, float)) and then[name] > 0
-    }
-    uneven = _unevenness(components_now, then)
+    shifts = _shifts(components_now, then)
     allowed = max(
-        [UNEVEN_ALLOWANCE, *(_unevenness(run.get("components", {}), then) for run in recorded)]
+        [UNEVEN_ALLOWANCE, *(_apart(_shifts(run.get("components", {}), then)) for run in recorded)]
     )
+    uneven = _apart(shifts)
     widen = max(0.0, spread_now - spread_then) + max(0.0, uneven - allowed)
     if widen < 0.005:
         return 0.0, None
@@ -510,11 +509,15 @@ def contention(
     )
 
 
-def _unevenness(components: dict[str, float], then: dict[str, float]) -> float:
-    """How far apart (log units) the probe's components moved between ``then`` and now."""
-    shifts = [
-        math.log(components[name] / then[name])
+def _shifts(components: dict[str, float], then: dict[str, float]) -> dict[str, float]:
+    """How far (log units) each probe component moved from ``then``."""
+    return {
+        name: math.log(components[name] / then[name])
         for name in components
         if isinstance(then.get(name), (int, float)) and then[name] > 0
-    ]
-    return max(shifts) - min(shifts) if len(shifts) > 1 else 0.0
+    }
+
+
+def _apart(shifts: dict[str, float]) -> float:
+    """How far apart the components moved: uniform movement is the machine's speed."""
+    return max(shifts.values()) - min(shifts.values()) if len(shifts) > 1 else 0.0
