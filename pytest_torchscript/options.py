@@ -236,8 +236,8 @@ OPTION_SPECS: dict[str, OptionSpec] = {
         ),
         OptionSpec(
             "max_regression",
-            "a fraction >= 0: how much slower (relative to eager) than the baseline the "
-            "converted module may get, e.g. 0.05 for 5%",
+            "a fraction >= 0: how much slower than the baseline the converted module may "
+            "get, relative to eager or to the machine-speed probe, e.g. 0.05 for 5%",
             _tolerance,
             _float_text,
         ),

@@ -225,7 +225,13 @@ def test_update_baseline_writes_entries_and_keeps_the_others(perf_suite, pyteste
     _write_baseline(pytester.path / "baseline.json", {"test_elsewhere": (1.0, 0.9, 1.1)})
     result = perf_suite(TESTS, "--ts-baseline=baseline.json", "--ts-update-baseline")
     result.assert_outcomes(passed=2)
-    expect_lines(result, ["torchscript: wrote 2 baseline entries to */baseline.json"])
+    expect_lines(
+        result,
+        [
+            "torchscript: wrote 2 baseline entries to */baseline.json, one run each: runs of "
+            "unchanged code differ * add two or more runs later with --ts-extend-baseline *"
+        ],
+    )
     entries = json.loads((pytester.path / "baseline.json").read_text())["entries"]
     assert sorted(entries) == [
         "test_user.py::test_elsewhere | script | cpu",

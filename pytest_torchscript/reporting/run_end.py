@@ -108,7 +108,12 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                         yellow=True,
                     )
             else:
-                terminal.write_line(f"torchscript: wrote {count} baseline {entries} to {path}")
+                terminal.write_line(
+                    f"torchscript: wrote {count} baseline {entries} to {path}, one run each: "
+                    f"runs of unchanged code differ (some models by 10% and more between runs "
+                    f"minutes apart), so add two or more runs later with --ts-extend-baseline "
+                    f"and the gate allows for how much each model's runs differ"
+                )
         else:
             why = (
                 f"no check was timed ({state.timing_off})"
