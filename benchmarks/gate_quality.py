@@ -174,15 +174,19 @@ def gate_inputs(*arguments, **keywords) -> dict:
 
 
 def replay_gate(given: dict):
-    """Judge recorded gate inputs again with today's ``gates.regression_gate``."""
-    from pytest_torchscript import gates
+    """Judge recorded gate inputs again with today's ``gates.regression_gate`` and today's
+    allowances for what runs differ by (this benchmark's baselines are one run each, so each
+    figure's allowance is the default of ``perf``)."""
+    from pytest_torchscript import gates, perf
     from pytest_torchscript.perfstats import Interval
 
     def figure(data):
         if data is None:
             return None
         intervals = {k: Interval(**data[k]) for k in ("now", "then", "change")}
-        return gates.Figure(data["label"], allowance=data["allowance"], **intervals)
+        ratio = "ratio" in data["label"]
+        allowance = perf.BETWEEN_PROCESSES if ratio else perf.BETWEEN_RUNS
+        return gates.Figure(data["label"], allowance=allowance, **intervals)
 
     arguments = dict(given)
     for name in ("ratio", "eager", "converted"):
