@@ -161,9 +161,10 @@ def regression_gate(
     threshold too (measured: unchanged code in an unlucky process read +7.8% interleaved, +2.6%
     steady). Steady state does not lift a ratio that is within the allowance for what runs
     differ by: a model's own speed drifts in both instruments alike (mobilenet_v3_small's
-    traced/eager ratio moved +6% in one batch of processes, by both), and against one run of
-    another batch that lift failed 16 more of 864 unchanged gates while catching no slowdown of
-    480 recorded gate_quality.py gates that the module's own figure did not. A model-wide
+    traced/eager ratio moved +6% in one batch of processes, by both), and against runs of
+    other batches that lift failed 13.9% / 5.7% / 3.7% of unchanged gates (1 / 3 / 5 runs)
+    instead of 12.0% / 2.3% / 0.2% (between_processes.py), while catching none of 240 recorded
+    gate_quality.py 10% slowdowns that the converted module's own figure did not. A model-wide
     finding needs both forms past the threshold in steady state too: absolute interleaved times
     wander between runs more than steady-state ones (mobilenet_v3_small, batches of processes 10
     minutes apart: eager -16% interleaved, -9% steady), and with half the threshold, 18.5% of
