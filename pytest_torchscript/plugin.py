@@ -80,10 +80,7 @@ def _require_timing_for_gates(config: pytest.Config, settings: Settings) -> None
     asked = [
         flag
         for flag, on in (
-            (
-                "--ts-extend-baseline" if perf.extend_baseline else "--ts-update-baseline",
-                perf.update_baseline,
-            ),
+            (perf.record_flag, perf.update_baseline),
             ("--ts-baseline", perf.baseline_path is not None and not perf.update_baseline),
             ("--ts-perf-strict", perf.strict),
         )

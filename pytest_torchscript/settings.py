@@ -31,6 +31,15 @@ class PerfSettings:
     # --ts-extend-baseline: add this run's timings to an entry's recordings, not replace them
     extend_baseline: bool = False
 
+    @property
+    def record_flag(self) -> str:
+        """The option this run writes the baseline with, for messages that name it."""
+        return record_flag(self.extend_baseline)
+
+
+def record_flag(extend: bool) -> str:
+    return "--ts-extend-baseline" if extend else "--ts-update-baseline"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -256,9 +265,11 @@ def resolve(config: pytest.Config) -> Settings:
             "--ts-update-baseline replaces each entry with this run's timings and "
             "--ts-extend-baseline adds them to the entry's recordings: pass one of them"
         )
-    flag = "--ts-extend-baseline" if extend_baseline else "--ts-update-baseline"
     if (update_baseline or extend_baseline) and outputs["baseline"] is None:
-        raise UsageProblem(f"{flag} needs --ts-baseline=PATH: the file to write the timings into")
+        raise UsageProblem(
+            f"{record_flag(extend_baseline)} needs --ts-baseline=PATH: the file to write the "
+            f"timings into"
+        )
     perf = PerfSettings(
         outputs["baseline"],
         update_baseline or extend_baseline,

@@ -90,7 +90,6 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
     if state.settings.perf.update_baseline:
         path = state.settings.perf.baseline_path
         extend = state.settings.perf.extend_baseline
-        flag = "--ts-extend-baseline" if extend else "--ts-update-baseline"
         if state.new_baseline_entries:
             count = len(state.new_baseline_entries)
             entries = "entry" if count == 1 else "entries"
@@ -121,6 +120,6 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                 else "no check was timed cleanly enough to record (the summary says why)"
             )
             terminal.write_line(
-                f"torchscript: {flag} wrote nothing to {path}: {why}",
+                f"torchscript: {state.settings.perf.record_flag} wrote nothing to {path}: {why}",
                 yellow=True,
             )
