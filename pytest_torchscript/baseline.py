@@ -1,6 +1,6 @@
 """The perf baseline a user commits: read and validated at start-up, updated atomically.
 
-One JSON file, ``{"format": "pytest-torchscript-baseline", "version": 3, "entries": {...}}``,
+One JSON file, ``{"format": "pytest-torchscript-baseline", "version": 2, "entries": {...}}``,
 entries keyed ``"<test id> | <mode> | <device>"``. Updates re-read the file under a lock and
 merge, so two pytest processes updating it at once keep each other's entries, and the new file
 replaces the old one by rename, so a crash never leaves half a baseline.
@@ -23,17 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import probe
 from .errors import UsageProblem
 from .files import locked, write_text_atomically
 from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
-# 2 added the machine-speed probe, 3 its second workload (``probe.WORKLOAD``, also in each
-# entry's fingerprint). Entries of 1 and 2 are read and judged by their ratio alone: their
-# absolute times were normalised by another probe, or by none.
-VERSION = 3
-_READABLE = (1, 2, 3)
+VERSION = 2  # 2 added the machine-speed probe; 1 is read and judged by its ratio alone
+_READABLE = (1, 2)
 _INTERVAL_FIELDS = ("median", "low", "high")
 _NUMBER_FIELDS = ("eager_median", "converted_median")
 # What one run measured: the figures an entry of several recordings keeps per recording.
@@ -93,8 +89,8 @@ def load(path: Path) -> dict[str, Any]:
         raise UsageProblem(
             f"--ts-baseline {path}: written in baseline format version "
             f"{short_repr(data.get('version'))}, and this pytest-torchscript reads versions "
-            f"{', '.join(map(str, _READABLE[:-1]))} and {_READABLE[-1]}; re-create it with "
-            f"--ts-update-baseline (timings are not comparable across formats)"
+            f"{' and '.join(map(str, _READABLE))}; re-create it with --ts-update-baseline "
+            f"(timings are not comparable across formats)"
         )
     entries = data.get("entries")
     if not isinstance(entries, dict):
@@ -333,7 +329,6 @@ def fingerprint(device: Any, threads: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": threads,
         "device": str(device),
-        "probe": probe.WORKLOAD,  # absolute times are normalised by this workload's
     }
     if getattr(device, "type", "") == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -342,12 +342,6 @@ def against_baseline(
             "absolute times not judged: the baseline entry predates the machine-speed probe "
             "(format 1); re-record it with --ts-update-baseline"
         )
-    elif entry["fingerprint"].get("probe") != fingerprint.get("probe"):
-        not_judged = (
-            "absolute times not judged: the baseline entry was normalised by an earlier "
-            "machine-speed probe (baseline format 2), whose times do not compare with this "
-            "one's; re-record it with --ts-update-baseline"
-        )
     elif mismatch:
         not_judged = (
             f"absolute times not judged: the baseline was recorded {mismatch}; only the "

@@ -9,9 +9,8 @@ check's device and thread count, interleaved round by round with the model, so
 Its components are timed apart: when they move unevenly against the baseline, the machine is
 not just slower but contended, and normalising is trusted less (see ``perf.contention``).
 
-The workload never changes between releases without a new ``WORKLOAD`` revision (and a
-baseline format bump): its times are what baselines are normalised by, so a baseline records
-the revision it was timed with, and absolute times against another revision are not judged.
+The workload never changes between releases without a baseline format bump: its times are
+what baselines are normalised by.
 """
 
 from __future__ import annotations
@@ -23,19 +22,11 @@ from .jit_warnings import import_torch
 
 PROBE = "probe"  # the prefix of its series in a timing result; no mode is named so
 COMPONENTS = ("compute", "memory", "overhead")
-# Revision 2 streams a buffer twice a 32 MB last-level cache instead of an 8 MB one that fit
-# in it: how fast an L3-resident buffer streams depends on what else holds the shared cache
-# (the series before it in the round, other tenants of the host), and it read 10-26% off the
-# baseline in processes whose compute and overhead components held within 5%, turning gates
-# inconclusive and hiding 10% slowdowns (README, gate quality). Streaming from memory does not
-# depend on what the cache held.
-WORKLOAD = 2
 
 # Per device type: (matrix side, conv channels, conv image side, streamed floats, small-op
-# length). The streamed buffer (64 MB on a CPU, 128 MB on a GPU) is larger than the last-level
-# cache of most machines, so it measures memory bandwidth whatever ran before it; on a GPU
-# larger shapes keep the kernels, not their launches, in what is measured.
-_SHAPES = {"cpu": (96, 8, 24, 1 << 24, 16), "cuda": (1024, 32, 64, 1 << 25, 16)}
+# length). The streamed buffer is larger than a core's L2, so memory bandwidth and a shared
+# cache show; on a GPU larger shapes keep the kernels, not their launches, in what is measured.
+_SHAPES = {"cpu": (96, 8, 24, 1 << 20, 16), "cuda": (1024, 32, 64, 1 << 24, 16)}
 
 
 def series_name(component: str) -> str:
@@ -49,8 +40,7 @@ def is_probe(name: str) -> bool:
 def reference_workloads(device: Any) -> dict[str, Callable[[], Any]]:
     """The probe's three components on ``device``, each a no-argument callable timed as its
     own series: cache-resident compute (a matrix multiply, a convolution), memory streaming
-    (elementwise, in place, over a buffer larger than the last-level cache), and per-op
-    overhead (a chain of tiny ops).
+    (elementwise over a buffer larger than L2), and per-op overhead (a chain of tiny ops).
     Models mix the three; contention slows them unevenly, which is how it is told apart
     from a machine that is uniformly slower.
 
@@ -66,9 +56,7 @@ def reference_workloads(device: Any) -> dict[str, Callable[[], Any]]:
 
     a, b = tensor(side, side), tensor(side, side)
     picture, weight = tensor(1, channels, image, image), tensor(channels, channels, 3, 3)
-    # Filled, not drawn: 16M random numbers would cost a check 0.2 s; multiplying by one in
-    # place leaves the values (and so the speed) as they are, call after call.
-    streamed_buffer = torch.full((streamed,), 1.0, device=device)
+    big, big_out = tensor(streamed), tensor(streamed)
     tiny = tensor(small)
     conv2d = torch.nn.functional.conv2d
 
@@ -77,7 +65,7 @@ def reference_workloads(device: Any) -> dict[str, Callable[[], Any]]:
         return conv2d(picture, weight, padding=1)
 
     def memory() -> Any:
-        return streamed_buffer.mul_(1.0)
+        return torch.mul(big, 1.5, out=big_out)
 
     def overhead() -> Any:
         x = tiny

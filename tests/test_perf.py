@@ -291,7 +291,7 @@ def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite
         (
             '{"format": "pytest-torchscript-baseline", "version": 7, "entries": {}}',
             "*shared.json: written in baseline format version 7, and this pytest-torchscript "
-            "reads versions 1, 2 and 3; re-create it with --ts-update-baseline*",
+            "reads versions 1 and 2; re-create it with --ts-update-baseline*",
         ),
         (b'{"format": "\xff"}', "*shared.json: not UTF-8 text (byte 12); fix it or delete it*"),
         ("[" * 100_000 + "]" * 100_000, "*shared.json: unreadable JSON (*); fix it or delete it*"),
@@ -659,8 +659,7 @@ def test_runs_added_to_a_baseline_keep_one_unlucky_run_from_failing_every_gate(
         [
             "torchscript: added this run's timings to 0 of 1 baseline entry in *base.json",
             f"torchscript: {key!r} started over with this run's timings: the entry before was "
-            "missing, invalid, or recorded on another machine, input set or torch, or with an "
-            "earlier machine-speed probe",
+            "missing, invalid, or recorded on another machine, input set or torch",
         ],
     )
     assert "recordings" not in json.loads((pytester.path / "base.json").read_text())["entries"][key]
@@ -769,38 +768,6 @@ def test_a_baseline_from_another_machine_judges_the_ratio_and_says_what_it_left_
             "'Another CPU 9000' (now *); only the converted/eager ratio carries across machines"
         ],
     )
-
-
-def test_a_format_2_baseline_judges_the_ratio_and_says_its_probe_was_another(perf_suite, pytester):
-    # Format 2 normalised absolute times by an earlier probe workload: they compare with
-    # nothing this probe measures, while the converted/eager ratio still does.
-    pytester.makepyfile(wide_model=WIDE_MODEL)
-    perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline").assert_outcomes(
-        passed=1
-    )
-    document = json.loads((pytester.path / "base.json").read_text())
-    assert document["version"] == 3
-    document["version"] = 2
-    for entry in document["entries"].values():
-        assert entry["fingerprint"].pop("probe") == 2
-        entry["ratio"] = {"median": 0.5, "low": 0.49, "high": 0.51}  # script was 2x faster then
-        entry["latency"]["converted"] = entry["latency"]["eager"] * 0.5  # by both instruments
-    (pytester.path / "base.json").write_text(json.dumps(document))
-    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json")
-    result.assert_outcomes(failed=1)
-    expect_lines(
-        result,
-        ["max_regression: regression: slower than the baseline: converted/eager ratio *"],
-    )
-    expect_lines(
-        result,
-        [
-            "  1 check(s): absolute times not judged: the baseline entry was normalised by an "
-            "earlier machine-speed probe (baseline format 2), whose times do not compare with "
-            "this one's; re-record it with --ts-update-baseline"
-        ],
-    )
-    assert_no_plugin_traceback(result)
 
 
 def test_a_baseline_timed_on_another_input_set_is_stale_not_a_regression(perf_suite, pytester):

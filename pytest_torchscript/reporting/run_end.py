@@ -103,7 +103,7 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                     terminal.write_line(
                         f"torchscript: {key!r} started over with this run's timings: the entry "
                         f"before was missing, invalid, or recorded on another machine, input "
-                        f"set or torch, or with an earlier machine-speed probe",
+                        f"set or torch",
                         yellow=True,
                     )
             else:
