@@ -23,10 +23,13 @@ Targets (issue 10): at most 1% false alarms on the unchanged model, quiet or loa
 Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--device cuda]
      [--load | --load-only] [--oversubscribed] [--record-gates FILE]
 
-``--record-gates FILE`` keeps what every gate was given (the figures, their intervals, the
-steady-state changes); ``--replay FILE`` judges those same measurements again with the gate
-code as it is now and prints the outcome table, so a change to the gate's rules is compared
-with the old ones on identical data instead of on another day's noise.
+``--record-gates FILE`` keeps what every gate was given (each run's measurements, the probe's
+components and the baseline entry, before anything was widened); ``--replay FILE`` judges
+those same measurements again with the gate code as it is now (``perf.against_baseline``:
+how the probe is read, the allowances, the rules) and prints the outcome table, so a change
+is compared with the old code on identical data instead of on another day's noise. Files
+recorded before 2026-12-01 hold only the gate's figures, already widened; they replay the
+rules alone.
 """
 
 from __future__ import annotations
@@ -123,13 +126,13 @@ def child(args) -> None:
     from pytest_torchscript import perf
 
     given: list[dict] = []
-    judge = perf.regression_gate
+    judge = perf.against_baseline
 
     def recording_gate(*arguments, **keywords):  # what the gate was given, for --replay
-        given.append(gate_inputs(*arguments, **keywords))
+        given.append(baseline_inputs(*arguments, **keywords))
         return judge(*arguments, **keywords)
 
-    perf.regression_gate = recording_gate
+    perf.against_baseline = recording_gate
     results = []
     for name, extra, everywhere in candidates:
         given.clear()
@@ -143,7 +146,7 @@ def child(args) -> None:
                 "preempted": report.timing.disturbed_rounds / max(report.timing.rounds, 1),
                 "changes": _changes(report, path),
                 "message": gate.message,
-                "gate_inputs": given[0] if given else None,
+                "baseline_inputs": given[0] if given else None,
             }
         )
     print(json.dumps(results))
@@ -160,17 +163,48 @@ GATE_ARGUMENTS = (
     "raw_converted",
     "steady",
 )
+BASELINE_ARGUMENTS = (
+    "report",
+    "components_now",
+    "entry",
+    "fingerprint",
+    "threshold",
+    "key",
+    "settings",
+    "mode",
+    "timed_input",
+)
+# What ``perf.against_baseline`` reads of a report: the measurements, not the timing itself.
+REPORT_FIELDS = (
+    "ratio",
+    "medians",
+    "interleaved",
+    "probe",
+    "probe_spread",
+    "normalised",
+    "too_busy",
+    "ratio_too_busy",
+)
 
 
-def gate_inputs(*arguments, **keywords) -> dict:
-    """``gates.regression_gate``'s arguments as JSON-ready data."""
-    import dataclasses
+def baseline_inputs(*arguments, **keywords) -> dict:
+    """``perf.against_baseline``'s arguments as JSON-ready data: every measurement the gate
+    judges, before the probe's view of the machine widened or corrected any of them, so a
+    change to how the probe is read can be judged on identical runs (``--replay``)."""
+    given = dict(zip(BASELINE_ARGUMENTS, arguments), **keywords)
+    report = given.pop("report")
+    settings = given.pop("settings")
+    given["baseline_path"] = str(settings.baseline_path)
 
-    given = dict(zip(GATE_ARGUMENTS, arguments), **keywords)
-    return {
-        name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-        for name, value in given.items()
-    }
+    def plain(value):
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        if isinstance(value, dict):
+            return {name: plain(item) for name, item in value.items()}
+        return value
+
+    given["report"] = {name: plain(getattr(report, name)) for name in REPORT_FIELDS}
+    return given
 
 
 def replay_gate(given: dict):
@@ -198,14 +232,51 @@ def replay_gate(given: dict):
     return gates.regression_gate(**arguments)
 
 
+def replay_baseline(given: dict):
+    """Judge recorded measurements again with today's ``perf.against_baseline``: the probe's
+    reading of the machine, the allowances and the gate's rules as they are now."""
+    from pytest_torchscript import perf
+    from pytest_torchscript.perfstats import Interval
+
+    def interval(data):
+        return Interval(**data) if data is not None else None
+
+    measured = given["report"]
+    report = perf.PerfReport(
+        ratio=interval(measured["ratio"]),
+        medians={name: interval(value) for name, value in measured["medians"].items()},
+        interleaved={name: interval(value) for name, value in measured["interleaved"].items()},
+        probe=interval(measured["probe"]),
+        probe_spread=measured["probe_spread"],
+        normalised={name: interval(value) for name, value in measured["normalised"].items()},
+        too_busy=measured["too_busy"],
+        ratio_too_busy=measured["ratio_too_busy"],
+    )
+    settings = perf.PerfSettings(Path(given["baseline_path"]), False, False, 1)
+    return perf.against_baseline(
+        report,
+        given["components_now"],
+        given["entry"],
+        given["fingerprint"],
+        given["threshold"],
+        given["key"],
+        settings,
+        given["mode"],
+        given["timed_input"],
+    )
+
+
 def replay(path: Path) -> None:
     """Print the outcome table of recorded gates judged by the gate code as it is now, and
     every gate whose outcome changed."""
     tally: dict[tuple[str, str], dict[str, int]] = {}
     for result in json.loads(path.read_text()):
-        if result.get("gate_inputs") is None:
+        if result.get("baseline_inputs") is not None:
+            gate = replay_baseline(result["baseline_inputs"])
+        elif result.get("gate_inputs") is not None:  # recorded before baseline_inputs were
+            gate = replay_gate(result["gate_inputs"])
+        else:
             continue
-        gate = replay_gate(result["gate_inputs"])
         if gate.outcome != result["outcome"]:
             print(
                 f"{result['outcome']} -> {gate.outcome} ({result['machine']}, "
