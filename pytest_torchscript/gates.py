@@ -143,8 +143,9 @@ def regression_gate(
     busy: str | None = None,
     raw_converted: Interval | None = None,
     steady: SteadyChanges | None = None,
+    notes: list[str] | tuple[str, ...] = (),
 ) -> GateResult:
-    """The ``max_regression`` verdict.
+    """The ``max_regression`` verdict (``notes``: how the figures were read, shown with them).
 
     Three findings are gated. The conversion lost ground: the converted/eager ratio (a
     converted-only slowdown shows here, measured within one run and so precisely). The model
@@ -229,6 +230,7 @@ def regression_gate(
         [f.describe() for f in figures]
         + ([steady.describe(mode)] if steady else [])
         + ([busy] if busy else [])
+        + list(notes)
         + [f"max_regression={threshold:.0%}"]
     )
     if REGRESSION in outcomes:
