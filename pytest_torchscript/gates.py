@@ -158,7 +158,11 @@ def regression_gate(
     with ``not_judged`` saying why; ``busy`` says how the probe saw contention.
 
     ``steady`` (where the baseline recorded steady-state latencies) is a second instrument that
-    must agree. The ratio is a regression only when its steady-state counterpart is past the
+    must agree, and it settles a ratio the rounds cannot: one whose interval reaches into what
+    runs of the model differ by, while steady state moved less than half the threshold, passes
+    (on the between-runs batches, inconclusive unchanged mobilenet gates against 5 runs of
+    other batches 55.6% -> 44.1%; no outcome of six recorded gate_quality.py runs changed).
+    The ratio is a regression only when its steady-state counterpart is past the
     threshold too (measured: unchanged code in an unlucky process read +7.8% interleaved, +2.6%
     steady). Steady state does not lift a ratio that is within the allowance for what runs
     differ by: a model's own speed drifts in both instruments alike (mobilenet_v3_small's
@@ -178,6 +182,27 @@ def regression_gate(
     and a slower deployed module is a regression whichever form caused it."""
     outcomes = [ratio.outcome(threshold)]
     disagreement = None
+    steady_settles = (
+        outcomes[0] == INCONCLUSIVE
+        and busy is None
+        and steady is not None
+        and abs(steady.ratio - 1) <= threshold / 2
+        and ratio.change.low <= math.exp(ratio.allowance)
+    )
+    if steady_settles:
+        # The rounds cannot tell (a change within what runs of this model differ by, or an
+        # interval too wide), and the steady-state ratio, measured on consecutive calls and
+        # far steadier between processes for the models whose rounds wander (a small BERT:
+        # interleaved ratio +16%, steady state -0.7%, with nothing changed), clearly moved
+        # less than half the threshold: no regression of the threshold's size is there.
+        outcomes[0] = PASS
+        notes = [
+            *notes,
+            f"the converted/eager ratio's rounds could not tell ({percent(ratio.change)}, "
+            f"runs of this model differ by up to {math.exp(ratio.allowance) - 1:.0%}); in "
+            f"steady state it moved {steady.ratio - 1:+.1%}, within half of max_regression, "
+            f"so it passes",
+        ]
     if outcomes[0] == REGRESSION and steady is not None and steady.ratio - 1 <= threshold:
         outcomes[0] = INCONCLUSIVE
         disagreement = (

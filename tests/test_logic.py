@@ -779,3 +779,46 @@ def test_a_modes_tolerances_are_a_floor_under_each_dtypes_defaults():
     assert parity.default_tolerances("torch.float64", "cpu", onnx) == (1e-3, 1e-4)
     assert parity.default_tolerances("torch.int64", "cpu", onnx) == (0.0, 0.0)
     assert parity.default_tolerances("torch.bool", "cpu", onnx) == (0.0, 0.0)
+
+
+def ratio_moved(change: float, low: float, high: float, allowance: float) -> gates.Figure:
+    """A converted/eager ratio that moved by ``change`` [low, high] against the baseline."""
+    then = Interval(0.4, 0.396, 0.404)
+    return gates.Figure(
+        "converted/eager ratio",
+        Interval(0.4 * change, 0.4 * low, 0.4 * high),
+        then,
+        Interval(change, low, high),
+        allowance,
+    )
+
+
+@pytest.mark.parametrize(
+    ("steady_ratio", "busy", "expected"),
+    [
+        (0.993, None, gates.PASS),  # steady state clearly still: the rounds' wander is noise
+        (1.03, None, gates.INCONCLUSIVE),  # steady state moved over half the threshold
+        (0.993, "the machine is not in the state it was in", gates.INCONCLUSIVE),
+    ],
+    ids=["steady-still", "steady-moved", "machine-busy"],
+)
+def test_a_ratio_the_rounds_cannot_settle_is_settled_by_a_clearly_still_steady_state(
+    steady_ratio, busy, expected
+):
+    # A small BERT's interleaved ratio moved +16% with nothing changed, within the 31% its
+    # recorded runs differ by, while its steady-state ratio moved -0.7%.
+    ratio = ratio_moved(1.163, 1.137, 1.185, allowance=math.log(1.31))
+    verdict = gates.regression_gate(
+        ratio, None, None, 0.05, "trace", busy=busy, steady=gates.SteadyChanges(steady_ratio)
+    )
+    assert verdict.outcome == expected, verdict.message
+    settled = "the converted/eager ratio's rounds could not tell (+16.3% [+13.7%, +18.5%]"
+    assert (settled in verdict.message) == (expected == gates.PASS), verdict.message
+    if expected == gates.PASS:
+        assert "in steady state it moved -0.7%, within half of max_regression" in verdict.message
+    # Past what runs differ by, the rounds do tell: steady state never settles that to a pass.
+    surely = ratio_moved(1.163, 1.137, 1.185, allowance=math.log(1.03))
+    outcome = gates.regression_gate(
+        surely, None, None, 0.05, "trace", steady=gates.SteadyChanges(steady_ratio)
+    ).outcome
+    assert outcome == (gates.REGRESSION if steady_ratio - 1 > 0.05 else gates.INCONCLUSIVE)
