@@ -552,6 +552,7 @@ def odd_component(
 
 
 def scaled(value: Interval, log_factor: float) -> Interval:
+    """``value`` and its interval times ``exp(log_factor)``."""
     factor = math.exp(log_factor)
     return Interval(value.median * factor, value.low * factor, value.high * factor)
 
