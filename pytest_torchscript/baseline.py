@@ -21,7 +21,7 @@ import platform
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import UsageProblem
 from .files import locked, write_text_atomically
@@ -202,13 +202,22 @@ def fingerprint_difference(then: dict, now: dict) -> str | None:
     return "with " + ", ".join(differences) if differences else None
 
 
-def update(path: Path, new_entries: dict[str, dict], extend: bool = False) -> list[str]:
+class Extension(NamedTuple):
+    """What ``--ts-extend-baseline`` could not add a run to: entries the file did not hold
+    yet (``new``), and entries it held that could not take another run (``started_over``)."""
+
+    new: list[str]
+    started_over: list[str]
+
+
+def update(path: Path, new_entries: dict[str, dict], extend: bool = False) -> Extension:
     """Merge ``new_entries`` into the baseline at ``path``, keeping every other entry. With
     ``extend``, each new entry is added to the recordings of the entry it replaces, where
     that one was recorded on this machine, input set and calls per sample; the keys where it
-    could not be (and so started over with this run's recording) are returned."""
+    could not be (and so started over with this run's recording), and the keys the file did
+    not hold, are returned."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    started_over = []
+    result = Extension([], [])
     with locked(path.with_name(f".{path.name}.lock")):
         entries = {
             key: entry.raw if isinstance(entry, InvalidEntry) else entry
@@ -217,14 +226,16 @@ def update(path: Path, new_entries: dict[str, dict], extend: bool = False) -> li
         for key, entry in new_entries.items():
             if extend:
                 combined = extended(entries.get(key), entry)
-                if combined is None:
-                    started_over.append(key)
-                else:
+                if combined is not None:
                     entry = combined
+                elif key in entries:
+                    result.started_over.append(key)
+                else:
+                    result.new.append(key)
             entries[key] = entry
         document = {"format": FORMAT, "version": VERSION, "entries": dict(sorted(entries.items()))}
         write_text_atomically(path, json.dumps(document, indent=2) + "\n")
-    return started_over
+    return result
 
 
 def recordings(entry: dict) -> list[dict]:

@@ -34,7 +34,9 @@ class SessionState:
         self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
         self.new_baseline_entries: dict[str, dict] = {}
-        self.started_over: list[str] = []  # --ts-extend-baseline: entries that took no runs
+        # --ts-extend-baseline: the entries that took no run (new ones, and old ones that
+        # could not take another)
+        self.extension = baseline.Extension([], [])
         if settings.perf.baseline_path is not None:
             self.baseline_entries = baseline.load(settings.perf.baseline_path)
 
@@ -71,12 +73,12 @@ class SessionState:
 
     def write_baseline(self) -> Path | None:
         """With --ts-update-baseline, merge this run's entries into the baseline file (with
-        --ts-extend-baseline, into the entries' recordings: ``started_over`` keeps the keys
-        whose old entry could not take another)."""
+        --ts-extend-baseline, into the entries' recordings: ``extension`` keeps the keys
+        that were new, and those whose old entry could not take another run)."""
         path = self.settings.perf.baseline_path
         if not self.settings.perf.update_baseline or not self.new_baseline_entries:
             return None
-        self.started_over = baseline.update(
+        self.extension = baseline.update(
             path, self.new_baseline_entries, extend=self.settings.perf.extend_baseline
         )
         return path

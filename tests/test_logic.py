@@ -575,7 +575,7 @@ def test_extending_a_baseline_file_says_which_entries_started_over(tmp_path):
         },
     )
     new = {"same": recorded_run(1.0), "moved": recorded_run(1.0), "new": recorded_run(1.0)}
-    assert sorted(baseline.update(path, new, extend=True)) == ["moved", "new"]
+    assert baseline.update(path, new, extend=True) == baseline.Extension(["new"], ["moved"])
     entries = baseline.load(path)
     assert len(entries["same"]["recordings"]) == 2
     assert "recordings" not in entries["moved"] and "recordings" not in entries["new"]

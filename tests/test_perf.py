@@ -677,11 +677,26 @@ def test_runs_added_to_a_baseline_keep_one_unlucky_run_from_failing_every_gate(
         [
             "torchscript: added this run's timings to 0 of 1 baseline entry in *base.json",
             f"torchscript: {key!r} started over with this run's timings: the entry before was "
-            "missing, invalid, or recorded on another machine, input set or torch",
+            "invalid, or recorded on another machine, input set or torch",
         ],
     )
     assert "recordings" not in json.loads((pytester.path / "base.json").read_text())["entries"][key]
     assert_no_plugin_traceback(moved)
+    # Extending a file that does not hold the entry yet records it, said once, not as a
+    # warning per entry: that is how a baseline can be started with --ts-extend-baseline.
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=6, sliced=()))
+    fresh = perf_suite(WIDE_TESTS, "--ts-baseline=fresh.json", "--ts-extend-baseline")
+    fresh.assert_outcomes(passed=1)
+    expect_lines(
+        fresh,
+        [
+            "torchscript: added this run's timings to 0 of 1 baseline entry in *fresh.json",
+            "torchscript: 1 of them new to the file, recorded with this run's timings; "
+            "--ts-extend-baseline in later runs adds runs to them",
+        ],
+    )
+    assert "started over" not in fresh.stdout.str()
+    assert key in json.loads((pytester.path / "fresh.json").read_text())["entries"]
 
 
 def test_extend_and_update_baseline_are_one_or_the_other(perf_suite):

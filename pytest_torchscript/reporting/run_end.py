@@ -94,16 +94,22 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
             count = len(state.new_baseline_entries)
             entries = "entry" if count == 1 else "entries"
             if extend:
-                added = count - len(state.started_over)
+                new, started_over = state.extension
+                added = count - len(new) - len(started_over)
                 terminal.write_line(
                     f"torchscript: added this run's timings to {added} of {count} baseline "
                     f"{entries} in {path}"
                 )
-                for key in state.started_over:
+                if new:
+                    terminal.write_line(
+                        f"torchscript: {len(new)} of them new to the file, recorded with this "
+                        f"run's timings; --ts-extend-baseline in later runs adds runs to them"
+                    )
+                for key in started_over:
                     terminal.write_line(
                         f"torchscript: {key!r} started over with this run's timings: the entry "
-                        f"before was missing, invalid, or recorded on another machine, input "
-                        f"set or torch",
+                        f"before was invalid, or recorded on another machine, input set or "
+                        f"torch",
                         yellow=True,
                     )
             else:
