@@ -677,7 +677,8 @@ def test_runs_added_to_a_baseline_keep_one_unlucky_run_from_failing_every_gate(
         [
             "torchscript: added this run's timings to 0 of 1 baseline entry in *base.json",
             f"torchscript: {key!r} started over with this run's timings: the entry before was "
-            "invalid, or recorded on another machine, input set or torch",
+            "invalid, lacked figures this version records, or was timed on another machine, "
+            "torch, input set or number of calls per sample",
         ],
     )
     assert "recordings" not in json.loads((pytester.path / "base.json").read_text())["entries"][key]

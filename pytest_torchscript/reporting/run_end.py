@@ -108,8 +108,9 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                 for key in started_over:
                     terminal.write_line(
                         f"torchscript: {key!r} started over with this run's timings: the entry "
-                        f"before was invalid, or recorded on another machine, input set or "
-                        f"torch",
+                        f"before was invalid, lacked figures this version records, or was "
+                        f"timed on another machine, torch, input set or number of calls per "
+                        f"sample",
                         yellow=True,
                     )
             else:
