@@ -147,9 +147,91 @@ def child(args) -> None:
                 "changes": _changes(report, path),
                 "message": gate.message,
                 "baseline_inputs": given[0] if given else None,
+                "budget": args.budget,
+                "timing": timing_record(report.timing),
             }
         )
     print(json.dumps(results))
+
+
+def timing_record(timing) -> dict:
+    """Everything ``perf.run`` reads of a ``TimingResult``, round by round, with when each
+    round ended: ``--replay-ceiling`` cuts it where a shorter timing would have stopped."""
+    return {
+        "samples": timing.samples,
+        "loops": timing.loops,
+        "threads": timing.threads,
+        "device": timing.device,
+        "seconds_spent": timing.seconds_spent,
+        "steady": {name: value.to_dict() for name, value in timing.steady.items()},
+        "steady_windows": timing.steady_windows,
+        "preempted": timing.preempted,
+        "round_ends": timing.round_ends,
+        "phases": timing.phases,
+    }
+
+
+def cut_at_ceiling(record: dict, budget: float, ceiling: float):
+    """The ``TimingResult`` a timing capped at ``ceiling`` budgets would have returned: the
+    rounds that began before the cap less the time the steady-state windows after them take
+    (as long as the ones before, the reserve ``timing.measure`` keeps), FLOOR_ROUNDS at least."""
+    from pytest_torchscript import timing
+    from pytest_torchscript.perfstats import Interval
+
+    phases, ends = record["phases"], record["round_ends"]
+    cap = ceiling * budget - phases["steady_before"]
+    began = phases["warm_up"] + phases["steady_before"]
+    starts = [began, *ends[:-1]]
+    kept = max(timing.FLOOR_ROUNDS, sum(1 for start in starts if start < cap))
+    kept = min(kept, len(ends))
+    samples = {name: values[:kept] for name, values in record["samples"].items()}
+    preempted = {
+        name: [i for i in rounds if i < kept] for name, rounds in record["preempted"].items()
+    }
+    return timing.TimingResult(
+        samples=samples,
+        loops=record["loops"],
+        rounds=kept,
+        threads=record["threads"],
+        device=record["device"],
+        seconds_spent=ends[kept - 1] + phases["steady_after"],
+        steady={name: Interval(**value) for name, value in record["steady"].items()},
+        steady_windows=record["steady_windows"],
+        preempted=preempted,
+        round_ends=ends[:kept],
+        phases=phases,
+    )
+
+
+def replay_ceiling(result: dict, ceiling: float):
+    """``perf.run`` on a recorded timing cut at ``ceiling`` budgets: (gate, seconds)."""
+    import torch
+
+    from pytest_torchscript import perf
+    from pytest_torchscript.probe import is_probe
+
+    given = result["baseline_inputs"]
+    cut = cut_at_ceiling(result["timing"], result["budget"], ceiling)
+    names = [name for name in cut.samples if not is_probe(name)]
+    measure = perf.measure
+    perf.measure = lambda *arguments, **keywords: cut
+    try:
+        settings = perf.PerfSettings(Path(given["baseline_path"]), False, False, 1)
+        report, _ = perf.run(
+            {name: None for name in names},
+            torch.device(cut.device),
+            result["budget"],
+            settings,
+            {given["key"]: given["entry"]},
+            given["key"],
+            None,
+            given["threshold"],
+            given["mode"],
+            given["timed_input"],
+        )
+    finally:
+        perf.measure = measure
+    return report.gates[0], cut.seconds_spent
 
 
 GATE_ARGUMENTS = (
@@ -266,12 +348,19 @@ def replay_baseline(given: dict):
     )
 
 
-def replay(path: Path) -> None:
+def replay(path: Path, ceiling: float | None = None) -> None:
     """Print the outcome table of recorded gates judged by the gate code as it is now, and
-    every gate whose outcome changed."""
+    every gate whose outcome changed; with ``ceiling``, each timing cut where a timing capped
+    at that many budgets would have stopped (recorded with their rounds' clock only)."""
     tally: dict[tuple[str, str], dict[str, int]] = {}
+    spent: dict[str, list[float]] = {}
     for result in json.loads(path.read_text()):
-        if result.get("baseline_inputs") is not None:
+        if ceiling is not None:
+            if result.get("timing") is None:
+                continue
+            gate, seconds = replay_ceiling(result, ceiling)
+            spent.setdefault(result["machine"], []).append(seconds)
+        elif result.get("baseline_inputs") is not None:
             gate = replay_baseline(result["baseline_inputs"])
         elif result.get("gate_inputs") is not None:  # recorded before baseline_inputs were
             gate = replay_gate(result["gate_inputs"])
@@ -285,6 +374,12 @@ def replay(path: Path) -> None:
         counts = tally.setdefault((result["machine"], result["condition"]), {})
         counts[gate.outcome] = counts.get(gate.outcome, 0) + 1
     print_outcomes(tally)
+    for machine, seconds in spent.items():
+        seconds.sort()
+        print(
+            f"timing per check ({machine}): median {seconds[len(seconds) // 2]:.2f} s, "
+            f"max {seconds[-1]:.2f} s"
+        )
 
 
 def _changes(report, path: Path) -> dict[str, float]:
@@ -351,6 +446,12 @@ def main() -> None:
     )
     parser.add_argument("--record-gates", help="write what every gate was given to this file")
     parser.add_argument("--replay", help="judge a --record-gates file again, with today's gate")
+    parser.add_argument(
+        "--replay-ceiling",
+        type=float,
+        help="with --replay: cut each recorded timing where one capped at this many budgets "
+        "would have stopped, and gate what is left",
+    )
     parser.add_argument("--role", choices=["record", "gate"], help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
@@ -362,7 +463,7 @@ def main() -> None:
         child(args)
         return
     if args.replay:
-        replay(Path(args.replay))
+        replay(Path(args.replay), args.replay_ceiling)
         return
     import warnings
 

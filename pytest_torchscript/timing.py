@@ -110,6 +110,12 @@ class TimingResult:
     steady_windows: dict[str, list[float]] = field(default_factory=dict)
     # Per series, the rounds whose sample was taken while the process was switched out.
     preempted: dict[str, list[int]] = field(default_factory=dict)
+    # When each round ended, in seconds since timing began: where the time went, and what a
+    # shorter budget would have kept (benchmarks/gate_quality.py --replay-ceiling).
+    round_ends: list[float] = field(default_factory=list)
+    # Seconds spent warming up, in the steady-state windows before and after the rounds, and
+    # in the rounds: what the budget went on.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def coarse(self) -> bool:
@@ -162,6 +168,8 @@ class TimingResult:
             "seconds_spent": self.seconds_spent,
             "peak_memory": self.peak_memory,
             "preempted": self.preempted,
+            "round_ends": self.round_ends,
+            "phases": self.phases,
             "medians": {name: self.latency(name).to_dict() for name in self.samples},
             "steady_windows": self.steady_windows,
             "interleaved_medians": {name: self.median(name).to_dict() for name in self.samples},
@@ -250,9 +258,11 @@ def measure(
             remaining = budget_s - (clock() - started - apart_spent)
             planned = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
             deadline = started + apart_spent + budget_s  # also when the machine slows down
-            samples, preempted = take_rounds(
+            rounds_began = clock()
+            samples, preempted, ends = take_rounds(
                 calls, loops, synchronize, planned, deadline, deadline + budget_s * CONTENTION_SHARE
             )
+            rounds_ended = clock()
             # A second window after the rounds. A transient can slow one whole window (a
             # traced BERT's read 40% above its rounds and above its reloaded twin's, and the
             # gate took it for a regression); it does not slow two windows a second apart,
@@ -266,17 +276,25 @@ def measure(
                         steady[name] = again
     finally:
         torch.set_num_threads(previous_threads)
+    ended = clock()
     return TimingResult(
         samples=samples,
         loops=loops,
         rounds=len(samples[names[0]]),
         threads=threads,
         device=str(device),
-        seconds_spent=clock() - started,
+        seconds_spent=ended - started,
         peak_memory=peak_memory,
         steady=steady,
         steady_windows=windows,
         preempted=preempted,
+        round_ends=[end - started for end in ends],
+        phases={
+            "warm_up": rounds_began - started - apart_spent,
+            "steady_before": apart_spent,
+            "rounds": rounds_ended - rounds_began,
+            "steady_after": ended - rounds_ended,
+        },
     )
 
 
@@ -287,9 +305,10 @@ def take_rounds(
     planned: int,
     deadline: float,
     late_deadline: float,
-) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
-    """Interleaved rounds: per-call seconds of each series, and the rounds in which the
-    process was switched out while a series' sample ran (``preemptions``).
+) -> tuple[dict[str, list[float]], dict[str, list[int]], list[float]]:
+    """Interleaved rounds: per-call seconds of each series, the rounds in which the process
+    was switched out while a series' sample ran (``preemptions``), and when each round ended
+    (``clock``).
 
     ``planned`` rounds are taken, fewer if ``deadline`` passes first (never fewer than
     FLOOR_ROUNDS). Rounds that were preempted do not count towards the plan while
@@ -298,6 +317,7 @@ def take_rounds(
     names = list(calls)
     samples: dict[str, list[float]] = {name: [] for name in names}
     preempted: dict[str, list[int]] = {name: [] for name in names}
+    ends: list[float] = []
     done = clean = 0
     while done < MAX_ROUNDS:
         now = clock()
@@ -316,7 +336,8 @@ def take_rounds(
             samples[name].append(elapsed / loops[name])
         done += 1
         clean += not disturbed
-    return samples, preempted
+        ends.append(clock())
+    return samples, preempted, ends
 
 
 def _warm_up(

@@ -369,7 +369,7 @@ class BusyMachine:
         self.round += 1
 
     def rounds(self, planned, deadline=1.0, late_deadline=2.0):
-        samples, preempted = timing.take_rounds(
+        samples, preempted, _ = timing.take_rounds(
             {"eager": self.eager, "converted": self.converted},
             {"eager": 1, "converted": 1},
             lambda: None,
