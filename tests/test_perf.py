@@ -604,6 +604,24 @@ def test_a_model_interrupted_in_every_round_is_inconclusive_not_a_regression(per
     )
 
 
+def test_a_machine_busy_in_every_round_costs_precision_not_an_open_ended_wait(
+    perf_suite, pytester
+):
+    # Every round is preempted, so every round could be replaced for as long as that is
+    # allowed. The whole timing (warm-up, steady-state windows, rounds) still ends within
+    # CEILING budgets (1.4: 0.7 s of virtual time for time_budget=0.5; it took 1.1 s when
+    # replacing could go on for a whole budget more), plus the last round at most.
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=2, sliced=("eager", "converted")))
+    result = perf_suite(WIDE_TESTS, "--ts-report=report.json")
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    timing = check["perf"]["timing"]
+    assert len(timing["preempted"]["eager"]) == timing["rounds"] >= 3  # all preempted
+    assert 0.5 < timing["seconds_spent"] <= 1.4 * 0.5 + 0.02, timing["phases"]
+    assert sum(timing["phases"].values()) == pytest.approx(timing["seconds_spent"])
+
+
 def test_a_baseline_is_not_recorded_from_a_run_too_busy_to_time_cleanly(perf_suite, pytester):
     pytester.makepyfile(wide_model=WIDE_MODEL)
     pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=1, sliced=()))
