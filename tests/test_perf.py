@@ -604,9 +604,7 @@ def test_a_model_interrupted_in_every_round_is_inconclusive_not_a_regression(per
     )
 
 
-def test_a_machine_busy_in_every_round_costs_precision_not_an_open_ended_wait(
-    perf_suite, pytester
-):
+def test_a_machine_busy_in_every_round_costs_precision_not_an_open_ended_wait(perf_suite, pytester):
     # Every round is preempted, so every round could be replaced for as long as that is
     # allowed. The whole timing (warm-up, steady-state windows, rounds) still ends within
     # CEILING budgets (1.4: 0.7 s of virtual time for time_budget=0.5; it took 1.1 s when
