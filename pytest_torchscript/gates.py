@@ -20,8 +20,9 @@ the ratio: no change beyond what separate processes of the same code show); it i
 inconclusive when its estimate is beyond the threshold but "no change" is still possible, or
 when its interval is too wide to resolve a change of the threshold's size (reported, and
 failed only with ``--ts-perf-strict``); otherwise it passes. When the probe shows the machine
-was busy (see ``perf.contention``), every interval is widened by that much, so a loaded
-machine reads as inconclusive, never as a regression of unchanged code.
+was busy (see ``perf.contention``), the intervals are widened by that much (the ratio's by
+what can reach it), so a loaded machine reads as inconclusive, never as a regression of
+unchanged code.
 """
 
 from __future__ import annotations
