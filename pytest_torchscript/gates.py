@@ -121,15 +121,20 @@ class SteadyChanges:
 
 
 def figure(
-    label: str, now: Interval, then: Interval, widen: float = 0.0, allowance: float = 0.0
+    label: str,
+    now: Interval,
+    then: Interval,
+    widen: float | tuple[float, float] = 0.0,
+    allowance: float = 0.0,
 ) -> Figure:
-    """``now`` against ``then``; ``widen`` (in log units) is added to both sides of the
-    change's interval, for what the probe says about a busy machine; ``allowance`` is the
-    change a regression must exceed (``Figure.allowance``)."""
+    """``now`` against ``then``; ``widen`` (in log units; one value for both sides, or below
+    and above) is added to the change's interval, for what the probe says about a busy
+    machine; ``allowance`` is the change a regression must exceed (``Figure.allowance``)."""
     change = ratio_of(now, then)
-    if widen > 0:
+    below, above = widen if isinstance(widen, tuple) else (widen, widen)
+    if below > 0 or above > 0:
         change = Interval(
-            change.median, change.low * math.exp(-widen), change.high * math.exp(widen)
+            change.median, change.low * math.exp(-below), change.high * math.exp(above)
         )
     return Figure(label, now, then, change, allowance)
 
@@ -214,6 +219,22 @@ def regression_gate(
             f"instruments disagree, as they do between processes for models whose calls slow "
             f"down after switching (Python-heavy eager code); run it again, or re-record the "
             f"baseline"
+        )
+    if (
+        outcomes[0] == PASS
+        and steady is not None
+        and steady.ratio - 1 > threshold
+        and ratio.change.high - 1 > threshold
+    ):
+        # The mirror of the veto above: the rounds put the ratio within the threshold (eager's
+        # interleaved time drifts between processes and can take a slowdown's place), while
+        # steady state says the conversion got slower by more (a converted 10% slowdown: +5.0%
+        # [+2.7%, +7.1%] over the rounds, +10.2% in steady state). Not a pass.
+        outcomes[0] = INCONCLUSIVE
+        disagreement = (
+            f"the converted/eager ratio moved {percent(ratio.change)} over the interleaved "
+            f"rounds but {steady.ratio - 1:+.1%} in steady state: the two instruments "
+            f"disagree, and the slower one is past max_regression; run it again"
         )
     if eager is not None and converted is not None:
         pair = {eager.outcome(threshold), converted.outcome(threshold)}

@@ -493,11 +493,11 @@ def spread(samples: list[float]) -> float:
 
 
 class Contention(NamedTuple):
-    """How much (log units) to widen the probe-normalised times' intervals and the ratio's,
-    because the machine is not in the state it was in for the baseline, and the sentence that
-    says so (None when it is)."""
+    """How much (log units) to widen the probe-normalised times' intervals (below and above
+    their change) and the ratio's, because the machine is not in the state it was in for the
+    baseline, and the sentence that says so (None when it is)."""
 
-    times: float
+    times: tuple[float, float]
     ratio: float
     reason: str | None
 
@@ -521,7 +521,15 @@ def contention(
     varies (1.7%..6.8% over 12 processes): where the baseline holds several runs' probes
     (``recorded``), the machine's ordinary state is what they show, where that is more. A
     spread reaches every figure alike; components moving apart reach the ratio only by
-    ``RATIO_UNEVEN_SHARE``."""
+    ``RATIO_UNEVEN_SHARE``.
+
+    The times are read against the middle component (``odd_component``), so a model that
+    does more of one kind of work than the probe is off by at most how far that component
+    moved from the middle, and in that direction only: a component that got slower can have
+    made the model read slower, never faster. So the widening is split: below the change by
+    the share of the unevenness above the middle, above it by the share below. A memory
+    stream that alone read 20% slower then cannot pass a slower model (the change's low end
+    is widened) and does not hold back an unchanged one (its high end is not)."""
     spread_then = max(
         [probe_then.get("spread", 0.0), SPREAD_FLOOR, *(run.get("spread", 0.0) for run in recorded)]
     )
@@ -531,20 +539,28 @@ def contention(
         [UNEVEN_ALLOWANCE, *(_apart(_shifts(run.get("components", {}), then)) for run in recorded)]
     )
     spreading = max(0.0, spread_now - spread_then)
-    apart = max(0.0, _apart(shifts) - allowed)
-    times, ratio = spreading + apart, spreading + RATIO_UNEVEN_SHARE * apart
-    if times < 0.005:
-        return Contention(0.0, 0.0, None)
+    spread_apart = _apart(shifts)
+    apart = max(0.0, spread_apart - allowed)
+    below = above = spreading
+    if apart > 0:
+        middle = sorted(shifts.values())[len(shifts) // 2]
+        below += apart * (max(shifts.values()) - middle) / spread_apart
+        above += apart * (middle - min(shifts.values())) / spread_apart
+    ratio = spreading + RATIO_UNEVEN_SHARE * apart
+    if max(below, above) < 0.005:
+        return Contention((0.0, 0.0), 0.0, None)
     moved = ", ".join(f"{name} {math.exp(shift) - 1:+.0%}" for name, shift in shifts.items())
+    percents = [f"{math.exp(value) - 1:.0%}" for value in (below, above, ratio)]
     widened = (
-        f"every interval was widened by {math.exp(times) - 1:.0%}"
-        if f"{math.exp(times) - 1:.0%}" == f"{math.exp(ratio) - 1:.0%}"
-        else f"the probe-normalised intervals were widened by {math.exp(times) - 1:.0%} and "
-        f"the ratio's by {math.exp(ratio) - 1:.0%} (eager and converted run mostly the same "
-        f"kernels, so one kind of work slowing alone moves their ratio little)"
+        f"every interval was widened by {percents[0]}"
+        if len(set(percents)) == 1
+        else f"the probe-normalised intervals were widened by {percents[0]} below the change "
+        f"and {percents[1]} above it (a model doing more of the work that moved than the probe "
+        f"followed it that way), the ratio's by {percents[2]} (eager and converted run mostly "
+        f"the same kernels)"
     )
     return Contention(
-        times,
+        (below, above),
         ratio,
         f"the machine is not in the state it was in for the baseline: the probe's components "
         f"moved {moved or 'unknown'} and its rounds spread {spread_now:.1%} (then "

@@ -654,6 +654,52 @@ def test_one_probe_component_moving_alone_is_not_read_as_the_machines_speed():
     assert "middle component" not in gate_of(recorded_run(1.0), 1.0).message
 
 
+def test_a_probe_component_moving_alone_widens_the_times_only_the_way_it_can_mislead():
+    # The memory stream alone 25% slower: a model that streams more than the probe may have
+    # followed it and read slower than it is, never faster. So the change's low end is
+    # widened and its high end is not: an unchanged model passes (it was inconclusive when
+    # both ends were widened), while a slower one still cannot be caught by the slow stream.
+    unchanged = gate_of(recorded_run(1.0), 1.0, memory=1.25)
+    assert unchanged.outcome == gates.PASS, unchanged.message
+    assert (
+        "so the probe-normalised intervals were widened by 13% below the change and 0% above "
+        "it (a model doing more of the work that moved than the probe followed it that way), "
+        "the ratio's by 3%"
+    ) in unchanged.message
+    # The stream 20% faster: the model may read faster than it is, so a slowdown's low end
+    # stands (a model 12% slower is caught) and an unchanged model's high end is widened.
+    assert gate_of(recorded_run(1.0), 1.12, memory=0.8).outcome == gates.REGRESSION
+    hidden = gate_of(recorded_run(1.0), 1.0, memory=0.8)
+    assert hidden.outcome == gates.INCONCLUSIVE, hidden.message
+    assert "widened by 0% below the change and 13% above it" in hidden.message
+
+
+def test_a_ratio_within_the_threshold_is_not_a_pass_when_steady_state_is_past_it():
+    # gate_quality.py, a converted 10% slowdown: the interleaved ratio read +5.0% [+2.7%,
+    # +7.1%] (eager's interleaved time had drifted up), steady state +10.2%. The rounds alone
+    # would pass it; the two instruments disagree, and the slower one is past the threshold.
+    ratio = gates.figure(
+        "converted/eager ratio",
+        Interval(1.049, 1.027, 1.071),
+        narrow(1.0),
+        allowance=perf.BETWEEN_PROCESSES,
+    )
+    slower = gates.regression_gate(ratio, None, None, 0.05, steady=gates.SteadyChanges(1.102))
+    assert slower.outcome == gates.INCONCLUSIVE, slower.message
+    assert re.match(
+        r"too noisy to tell: the converted/eager ratio moved \+4\.9% \[\+2\.\d%, \+7\.\d%\] over "
+        r"the interleaved rounds but \+10\.2% in steady state: the two instruments disagree",
+        slower.message,
+    ), slower.message
+    same = gates.regression_gate(ratio, None, None, 0.05, steady=gates.SteadyChanges(1.03))
+    assert same.outcome == gates.PASS, same.message
+    # A ratio the rounds place surely within the threshold is not second-guessed.
+    within = gates.figure("converted/eager ratio", Interval(1.02, 1.01, 1.03), narrow(1.0))
+    assert gates.regression_gate(
+        within, None, None, 0.05, steady=gates.SteadyChanges(1.102)
+    ).outcome == (gates.PASS)
+
+
 def test_the_gate_allows_for_how_much_runs_differ_and_says_how_to_teach_it():
     unlucky = recorded_run(0.87)
     alone = gate_of(unlucky, 1.0)
