@@ -318,16 +318,42 @@ def between_runs(entry: dict) -> dict[str, float]:
     runs = entry.get("recordings") or []
     if len(runs) < 2:
         return {}
+    reference = (entry.get("probe") or {}).get("components") or {}
     figures = {
         "ratio": lambda run: run["ratio"]["median"],
-        "eager": lambda run: run["normalised"]["eager"]["median"],
-        "converted": lambda run: run["normalised"]["converted"]["median"],
+        "eager": lambda run: run["normalised"]["eager"]["median"] * _odd_factor(run, reference),
+        "converted": lambda run: (
+            run["normalised"]["converted"]["median"] * _odd_factor(run, reference)
+        ),
     }
     spread = {}
     for name, get in figures.items():
         values = [get(run) for run in runs]
         spread[name] = RANGE_FACTOR * math.log(max(values) / min(values))
     return spread
+
+
+def _odd_factor(run: dict, reference: dict[str, float]) -> float:
+    """What ``run``'s probe-normalised times are multiplied by to read them against its probe's
+    middle component, as the gate reads a new run's (``perf.odd_component``): the probe is the
+    geometric mean of its components, so one of them moving alone between recordings (the
+    memory stream here: 10-26% between processes of an idle VM) would otherwise spread the
+    recordings' normalised times by a third of that, and the allowance of twice their range
+    with it (a chain model's 3 runs allowed a later run 16-18% where its own runs differed by
+    2-3%). 1.0 where the components are not known."""
+    components = (run.get("probe") or {}).get("components") or {}
+    shifts = [
+        math.log(components[name] / reference[name])
+        for name in components
+        if isinstance(reference.get(name), (int, float))
+        and reference[name] > 0
+        and isinstance(components[name], (int, float))
+        and components[name] > 0
+    ]
+    if len(shifts) < 3:
+        return 1.0
+    middle = sorted(shifts)[len(shifts) // 2]
+    return math.exp(sum(shifts) / len(shifts) - middle)
 
 
 def fingerprint(device: Any, threads: int) -> dict[str, Any]:

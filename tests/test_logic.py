@@ -700,6 +700,28 @@ def test_a_ratio_within_the_threshold_is_not_a_pass_when_steady_state_is_past_it
     ).outcome == (gates.PASS)
 
 
+def test_runs_of_a_baseline_differ_by_the_model_not_by_a_probe_component_moving_alone():
+    # Three recordings of an unchanged model; in one the probe's memory stream alone ran 25%
+    # slower (as between processes of an idle VM), so that run's times divided by the whole
+    # probe read 7% faster. Read against the middle component, as the gate reads a new run,
+    # the runs agree: the allowance is the model's, not the memory stream's 15%.
+    def with_memory(run: dict, memory: float) -> dict:
+        run["probe"]["components"]["memory"] *= memory
+        for role in ("eager", "converted"):
+            run["normalised"][role] = {
+                name: value / memory ** (1 / 3) for name, value in run["normalised"][role].items()
+            }
+        return run
+
+    entry = baseline.extended(
+        baseline.extended(recorded_run(1.0), with_memory(recorded_run(1.0), 1.25)),
+        recorded_run(1.02),
+    )
+    allowed = baseline.between_runs(entry)
+    assert allowed["eager"] == pytest.approx(2 * math.log(1.02), abs=1e-3), allowed
+    assert allowed["converted"] == pytest.approx(2 * math.log(1.02), abs=1e-3), allowed
+
+
 def test_the_gate_allows_for_how_much_runs_differ_and_says_how_to_teach_it():
     unlucky = recorded_run(0.87)
     alone = gate_of(unlucky, 1.0)
