@@ -51,8 +51,9 @@ BETWEEN_PROCESSES = math.log1p(0.03)
 # what its own recordings show, where that is more (``baseline.between_runs``).
 BETWEEN_RUNS = math.log1p(0.05)
 # How much of the probe's components moving apart can reach the converted/eager ratio. The
-# probe-normalised times are widened by all of it beyond UNEVEN_ALLOWANCE (a model that
-# streams more than the probe follows a memory stream that slowed alone); the ratio divides
+# probe-normalised times are widened by all of it beyond UNEVEN_ALLOWANCE, on the side a
+# model could have followed it (``contention``: one that streams more than the probe follows
+# a memory stream that slowed alone); the ratio divides
 # two forms of one model that run mostly the same kernels, so such a change slows both and
 # the ratio follows only their difference. Measured: where the memory component moved alone
 # (up to 20% against the others), the ratio followed it with slopes -0.01 (mobilenet_v3_small),
