@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from .errors import UsageProblem
 from .files import locked, write_text_atomically
+from .probe import component_shifts, middle_of
 from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
@@ -341,19 +342,11 @@ def _odd_factor(run: dict, reference: dict[str, float]) -> float:
     recordings' normalised times by a third of that, and the allowance of twice their range
     with it (a chain model's 3 runs allowed a later run 16-18% where its own runs differed by
     2-3%). 1.0 where the components are not known."""
-    components = (run.get("probe") or {}).get("components") or {}
-    shifts = [
-        math.log(components[name] / reference[name])
-        for name in components
-        if isinstance(reference.get(name), (int, float))
-        and reference[name] > 0
-        and isinstance(components[name], (int, float))
-        and components[name] > 0
-    ]
+    shifts = component_shifts((run.get("probe") or {}).get("components") or {}, reference)
     if len(shifts) < 3:
         return 1.0
-    middle = sorted(shifts)[len(shifts) // 2]
-    return math.exp(sum(shifts) / len(shifts) - middle)
+    _, middle = middle_of(shifts)
+    return math.exp(sum(shifts.values()) / len(shifts) - middle)
 
 
 def fingerprint(device: Any, threads: int) -> dict[str, Any]:

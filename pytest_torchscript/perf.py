@@ -24,7 +24,7 @@ from .gates import (
     regression_gate,
 )
 from .perfstats import Interval, median_interval, ratio_of
-from .probe import COMPONENTS, reference_workloads, series_name
+from .probe import COMPONENTS, component_shifts, middle_of, reference_workloads, series_name
 from .settings import PerfSettings
 from .timing import MIN_ROUNDS, TimingResult, TooSlowToTime, measure
 
@@ -535,16 +535,19 @@ def contention(
         [probe_then.get("spread", 0.0), SPREAD_FLOOR, *(run.get("spread", 0.0) for run in recorded)]
     )
     then = probe_then.get("components") or {}
-    shifts = _shifts(components_now, then)
+    shifts = component_shifts(components_now, then)
     allowed = max(
-        [UNEVEN_ALLOWANCE, *(_apart(_shifts(run.get("components", {}), then)) for run in recorded)]
+        [
+            UNEVEN_ALLOWANCE,
+            *(_apart(component_shifts(run.get("components", {}), then)) for run in recorded),
+        ]
     )
     spreading = max(0.0, spread_now - spread_then)
     spread_apart = _apart(shifts)
     apart = max(0.0, spread_apart - allowed)
     below = above = spreading
     if apart > 0:
-        middle = sorted(shifts.values())[len(shifts) // 2]
+        _, middle = middle_of(shifts)
         below += apart * (max(shifts.values()) - middle) / spread_apart
         above += apart * (middle - min(shifts.values())) / spread_apart
     ratio = spreading + RATIO_UNEVEN_SHARE * apart
@@ -585,10 +588,10 @@ def odd_component(
     speed whichever one moved alone. Where all three moved apart, ``contention`` still widens
     every interval by how far, so a neighbour that slows streaming and a model that streams
     more than the probe (which the middle component then understates) stays inconclusive."""
-    shifts = _shifts(components_now, probe_then.get("components") or {})
+    shifts = component_shifts(components_now, probe_then.get("components") or {})
     if len(shifts) < 3 or not probe_then.get("median"):
         return 0.0, None
-    middle_name, middle = sorted(shifts.items(), key=lambda item: item[1])[len(shifts) // 2]
+    middle_name, middle = middle_of(shifts)
     odd = math.log(probe_now.median / probe_then["median"]) - middle
     if abs(odd) < math.log1p(0.01):
         return odd, None
@@ -604,15 +607,6 @@ def scaled(value: Interval, log_factor: float) -> Interval:
     """``value`` and its interval times ``exp(log_factor)``."""
     factor = math.exp(log_factor)
     return Interval(value.median * factor, value.low * factor, value.high * factor)
-
-
-def _shifts(components: dict[str, float], then: dict[str, float]) -> dict[str, float]:
-    """How far (log units) each probe component moved from ``then``."""
-    return {
-        name: math.log(components[name] / then[name])
-        for name in components
-        if isinstance(then.get(name), (int, float)) and then[name] > 0
-    }
 
 
 def _apart(shifts: dict[str, float]) -> float:

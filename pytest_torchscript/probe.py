@@ -15,6 +15,7 @@ what baselines are normalised by.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,21 @@ _SHAPES = {"cpu": (96, 8, 24, 1 << 20, 16), "cuda": (1024, 32, 64, 1 << 24, 16)}
 
 def series_name(component: str) -> str:
     return f"{PROBE}:{component}"
+
+
+def component_shifts(components: dict[str, float], then: dict[str, float]) -> dict[str, float]:
+    """How far (log units) each probe component moved from ``then``."""
+    return {
+        name: math.log(components[name] / then[name])
+        for name in components
+        if isinstance(then.get(name), (int, float)) and then[name] > 0
+    }
+
+
+def middle_of(shifts: dict[str, float]) -> tuple[str, float]:
+    """The component whose shift is the middle one, and that shift: the machine's speed
+    whichever single component moved alone."""
+    return sorted(shifts.items(), key=lambda item: item[1])[len(shifts) // 2]
 
 
 def is_probe(name: str) -> bool:
