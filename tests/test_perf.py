@@ -664,6 +664,42 @@ def test_a_baseline_is_not_recorded_from_a_run_too_busy_to_time_cleanly(perf_sui
     assert_no_plugin_traceback(result)
 
 
+BROKEN_BEFORE_TIMING = """
+import pytest
+import torch
+
+
+class Broken(torch.nn.Module):
+    def forward(self, x):
+        raise ValueError("no weights loaded")
+
+
+@pytest.mark.torchscript(mode="script", inputs=torch.randn(2, 3))
+def test_broken():
+    return Broken().eval()
+"""
+
+
+def test_a_baseline_that_records_nothing_says_why_without_blaming_the_machine(perf_suite):
+    result = perf_suite(BROKEN_BEFORE_TIMING, "--ts-baseline=base.json", "--ts-update-baseline")
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript: --ts-update-baseline wrote nothing to *base.json: no check got as far "
+            "as its timing (the summary says why)"
+        ],
+    )
+    nothing_ran = perf_suite(
+        BROKEN_BEFORE_TIMING, "--ts-baseline=base.json", "--ts-update-baseline", "-k", "nothing"
+    )
+    expect_lines(
+        nothing_ran,
+        ["torchscript: --ts-update-baseline wrote nothing to *base.json: no check ran"],
+    )
+    assert_no_plugin_traceback(nothing_ran)
+
+
 def test_runs_added_to_a_baseline_keep_one_unlucky_run_from_failing_every_gate(
     perf_suite, pytester
 ):

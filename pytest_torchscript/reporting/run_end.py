@@ -121,12 +121,22 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                     f"and the gate allows for how much each model's runs differ"
                 )
         else:
-            why = (
-                f"no check was timed ({state.timing_off})"
-                if state.timing_off
-                else "no check was timed cleanly enough to record (the summary says why)"
-            )
+            why = _why_nothing_recorded(state)
             terminal.write_line(
                 f"torchscript: {state.settings.perf.record_flag} wrote nothing to {path}: {why}",
                 yellow=True,
             )
+
+
+def _why_nothing_recorded(state: Any) -> str:
+    """Why ``--ts-update-baseline`` wrote no entry: timing was off, no check ran at all (the run
+    stopped before any did, or none was selected), none got as far as its timing, or every
+    timing was too disturbed to record."""
+    if state.timing_off:
+        return f"no check was timed ({state.timing_off})"
+    checks = state.checks()
+    if not checks:
+        return "no check ran"
+    if not any(check.get("perf") for check in checks):
+        return "no check got as far as its timing (the summary says why)"
+    return "no check was timed cleanly enough to record (the summary says why)"
