@@ -12,7 +12,11 @@ before and after the plugin in each repeat: the plugin is compared with the mean
 and "Timer drift" (after / before) is how far the reference itself moved meanwhile, the floor
 under any comparison with it.
 
-Run: .venv/bin/python benchmarks/timing_accuracy.py [--repeats 3]
+On a GPU (``--device cuda``) both sides synchronise: the plugin around every timed block,
+Timer by itself; the models then run at batch 8 on 224x224 images, so kernels, not launches,
+take most of a call.
+
+Run: .venv/bin/python benchmarks/timing_accuracy.py [--repeats 3] [--device cuda]
 """
 
 from __future__ import annotations
@@ -51,18 +55,25 @@ def timer_medians(series: dict, example) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="where the models run (cpu, cuda)")
     arguments = parser.parse_args()
     repeats = arguments.repeats
+    device = torch.device(arguments.device)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
+    batch, side = (8, 224) if device.type == "cuda" else (1, None)
     cases = [
-        ("resnet18 1x3x64x64", torchvision.models.resnet18, (1, 3, 64, 64)),
-        ("mobilenet_v3_small 1x3x96x96", torchvision.models.mobilenet_v3_small, (1, 3, 96, 96)),
-        ("squeezenet1_0 1x3x64x64", torchvision.models.squeezenet1_0, (1, 3, 64, 64)),
+        ("resnet18", torchvision.models.resnet18, (batch, 3, side or 64, side or 64)),
+        (
+            "mobilenet_v3_small",
+            torchvision.models.mobilenet_v3_small,
+            (batch, 3, side or 96, side or 96),
+        ),
+        ("squeezenet1_0", torchvision.models.squeezenet1_0, (batch, 3, side or 64, side or 64)),
     ]
     print(
-        f"torch {torch.__version__}; 1 thread; plugin: measure(budget=2 s) with the probe; "
-        f"Timer: blocked_autorange(min_run_time=1); {repeats} repeats"
+        f"torch {torch.__version__}; {device}; 1 thread; plugin: measure(budget=2 s) with the "
+        f"probe; Timer: blocked_autorange(min_run_time=1); {repeats} repeats"
     )
     print(
         f"{'model':<30} {'series':<15} {'reported':>9} {'Timer':>9} {'rep/Timer':>10} "
@@ -71,17 +82,18 @@ def main() -> None:
     within, drift_within, total = 0, 0, 0
     summary = []
     for name, build, shape in cases:
-        model = build(weights=None).eval()
-        example = torch.randn(*shape)
+        name = f"{name} {'x'.join(map(str, shape))}"
+        model = build(weights=None).eval().to(device)
+        example = torch.randn(*shape).to(device)
         series = modules(model, example)
         calls = {label: (lambda m=m, x=example: m(x)) for label, m in series.items()}
-        calls.update(reference_workloads(torch.device("cpu")))
+        calls.update(reference_workloads(device))
         ratios: dict[str, list[float]] = {label: [] for label in series}
         drifts: dict[str, list[float]] = {label: [] for label in series}
         for _ in range(repeats):
             with torch.no_grad():
                 before = timer_medians(series, example)
-                ours = measure(calls, torch.device("cpu"), 2.0, 1, latency_of=tuple(series))
+                ours = measure(calls, device, 2.0, 1, latency_of=tuple(series))
                 after = timer_medians(series, example)
             timer = {label: (before[label] + after[label]) / 2 for label in series}
             for label in series:
