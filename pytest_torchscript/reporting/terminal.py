@@ -149,10 +149,39 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
     for reason, count in unjudged.items():
         terminal.write_line(f"  {count} check(s): {reason}")
+    _write_inconclusive(terminal, timed)
     for check in checks:  # a check left untimed among timed ones says why
         perf = check.get("perf")
         if perf and not perf["medians"] and perf["note"]:
             terminal.write_line(f"  {check['test_id']}: {perf['note']}")
+
+
+_UNDECIDED = ("inconclusive", "stale baseline", "invalid baseline")
+
+
+def _write_inconclusive(terminal: Any, timed: list[dict]) -> None:
+    """Why each gate of a passing check could not decide, in the log where CI readers look: a
+    bare "inconclusive" in the table would send them to the JSON report to learn whether to run
+    it again, raise time_budget or add runs to the baseline. The headline says which; the
+    figures stay in the reports. Failed checks' gates are in the regressions section, an
+    entry not recorded is counted above, and a missing entry says all there is to say."""
+    lines = [
+        f"    {check['test_id']} ({check['mode']}): {gate['gate']}: "
+        f"{gate['message'].splitlines()[0].strip()}"
+        for check in timed
+        if check["verdict"] != "failed"
+        for gate in check["perf"]["gates"]
+        if gate["outcome"] in _UNDECIDED
+        and gate["message"]
+        and gate["message"] != gate.get("not_judged")  # counted above
+    ]
+    if lines:
+        terminal.write_line(
+            "  gates that could not decide (reported, not failed; --ts-perf-strict fails them; "
+            "every figure is in --ts-report):"
+        )
+        for line in lines:
+            terminal.write_line(line)
 
 
 _LOCATED = re.compile(r"^\S+\.py:\d+: ")
