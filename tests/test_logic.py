@@ -30,6 +30,7 @@ from pytest_torchscript.reporting.cells import (
     roundtrip_cell,
     size,
     summary_counts,
+    undecided_gates,
 )
 from pytest_torchscript.settings import PerfSettings
 
@@ -890,3 +891,39 @@ def test_a_ratio_the_rounds_cannot_settle_is_settled_by_a_clearly_still_steady_s
         surely, None, None, 0.05, "trace", steady=gates.SteadyChanges(steady_ratio)
     ).outcome
     assert outcome == (gates.REGRESSION if steady_ratio - 1 > 0.05 else gates.INCONCLUSIVE)
+
+
+def test_the_gates_that_could_not_decide_are_the_ones_with_a_reason_of_their_own_to_show():
+    def gate(outcome, message, not_judged=None):
+        return {
+            "gate": "max_regression",
+            "outcome": outcome,
+            "message": message,
+            "not_judged": not_judged,
+        }
+
+    unrecorded = "baseline entry not recorded: too busy"
+    checks = {
+        "passed": [gate("pass", "ok"), gate("inconclusive", "too noisy to tell: x")],
+        "stale": [gate("stale baseline", "timed another input set")],
+        "counted once for all": [gate("inconclusive", unrecorded, not_judged=unrecorded)],
+        "partly judged": [gate("inconclusive", "too noisy: y", not_judged="probe not judged")],
+        "failed": [gate("inconclusive", "too noisy to tell: z")],
+    }
+    shown = {
+        name: [
+            g["message"]
+            for g in undecided_gates(
+                {"verdict": "failed" if name == "failed" else "passed", "perf": {"gates": gates_}}
+            )
+        ]
+        for name, gates_ in checks.items()
+    }
+    assert shown == {
+        "passed": ["too noisy to tell: x"],
+        "stale": ["timed another input set"],
+        "counted once for all": [],
+        "partly judged": ["too noisy: y"],
+        "failed": [],  # its failure says it already
+    }
+    assert undecided_gates({"verdict": "passed", "perf": None}) == []

@@ -529,7 +529,9 @@ def _gate_on_virtual_machine(perf_suite, pytester, scale: dict, sliced: tuple = 
         passed=1
     )
     pytester.makeconftest(VIRTUAL_MACHINE.format(scale=scale, seed=2, sliced=sliced))
-    result = perf_suite(WIDE_TESTS, "--ts-baseline=base.json", "--ts-report=report.json")
+    result = perf_suite(
+        WIDE_TESTS, "--ts-baseline=base.json", "--ts-report=report.json", "--ts-html=report.html"
+    )
     (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
     (gate,) = [gate for gate in check["perf"]["gates"] if gate["gate"] == "max_regression"]
     return result, gate
@@ -567,6 +569,9 @@ def test_a_busy_neighbour_is_inconclusive_never_a_regression(perf_suite, pyteste
             "is not in the state it was in for the baseline: *memory +*",
         ],
     )
+    page = (pytester.path / "report.html").read_text()
+    assert "<h2>Perf gates that could not decide</h2>" in page
+    assert "eager / probe:" in page.split("could not decide")[1]  # the whole message
 
 
 def test_a_probe_component_moving_alone_does_not_hide_a_model_wide_slowdown(perf_suite, pytester):

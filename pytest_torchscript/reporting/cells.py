@@ -26,6 +26,25 @@ def count_verdicts(checks: list[dict]) -> str:
     return ", ".join(f"{counts[verdict]} {verdict}" for verdict in shown)
 
 
+_UNDECIDED = ("inconclusive", "stale baseline", "invalid baseline")
+
+
+def undecided_gates(check: dict) -> list[dict]:
+    """The perf gates of a check that did not fail which could not decide (inconclusive, or an
+    entry that compares with nothing), with a reason of their own to show. A failed check's
+    gates are in its failure already, and an entry not recorded (its message is the whole of
+    ``not_judged``) is counted once for all the checks it applies to."""
+    if check["verdict"] == "failed" or not check.get("perf"):
+        return []
+    return [
+        gate
+        for gate in check["perf"]["gates"]
+        if gate["outcome"] in _UNDECIDED
+        and gate["message"]
+        and gate["message"] != gate.get("not_judged")
+    ]
+
+
 def summary_counts(checks: list[dict]) -> dict[str, int]:
     """Every verdict with its count (the JSON report's ``summary``)."""
     return {verdict: sum(check["verdict"] == verdict for check in checks) for verdict in VERDICTS}

@@ -3,8 +3,8 @@
 Nothing is fetched: the page is HTML with inline CSS, SVG and a few lines of inline script (to
 sort and filter the checks table; without it the table still reads), so it opens from a CI
 artifact with no network. It shows the checks table (with links to each check's artifacts),
-eager vs converted latency per model and mode, and for failing parity checks the distribution
-of their errors.
+eager vs converted latency per model and mode, for failing parity checks the distribution
+of their errors, and why each perf gate that could not decide did not.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .cells import (
     ordered,
     ratio_cell,
     roundtrip_cell,
+    undecided_gates,
 )
 
 _STYLE = """
@@ -62,6 +63,7 @@ def render(checks: list[dict], settings: Any) -> str:
         _checks_table(checks, getattr(settings, "html_path", None)),
         _latency_chart(checks),
         _parity_errors(checks),
+        _undecided(checks),
         _failures(checks),
         "</body></html>",
     ]
@@ -240,6 +242,18 @@ def _histogram_svg(counts: list[int], low: int) -> str:
             parts.append(f"<text x='{x}' y='{height + 16}'>1e{low + index}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _undecided(checks: list[dict]) -> str:
+    """Every perf gate of a passing check that could not decide, with its whole message (why,
+    and each figure, baseline vs now); failed checks' gates are under Failures."""
+    items = "".join(
+        f"<h3>{html.escape(check['test_id'])} ({check['mode']}): {html.escape(gate['gate'])} "
+        f"{html.escape(gate['outcome'])}</h3><pre>{html.escape(gate['message'])}</pre>"
+        for check in checks
+        for gate in undecided_gates(check)
+    )
+    return "<h2>Perf gates that could not decide</h2>" + items if items else ""
 
 
 def _failures(checks: list[dict]) -> str:

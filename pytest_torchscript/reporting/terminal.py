@@ -22,6 +22,7 @@ from .cells import (
     ratio_cell,
     roundtrip_cell,
     size,
+    undecided_gates,
 )
 
 _COLUMNS = (
@@ -156,24 +157,16 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
             terminal.write_line(f"  {check['test_id']}: {perf['note']}")
 
 
-_UNDECIDED = ("inconclusive", "stale baseline", "invalid baseline")
-
-
 def _write_inconclusive(terminal: Any, timed: list[dict]) -> None:
     """Why each gate of a passing check could not decide, in the log where CI readers look: a
     bare "inconclusive" in the table would send them to the JSON report to learn whether to run
     it again, raise time_budget or add runs to the baseline. The headline says which; the
-    figures stay in the reports. Failed checks' gates are in the regressions section, an
-    entry not recorded is counted above, and a missing entry says all there is to say."""
+    figures stay in the reports."""
     lines = [
         f"    {check['test_id']} ({check['mode']}): {gate['gate']}: "
         f"{gate['message'].splitlines()[0].strip()}"
         for check in timed
-        if check["verdict"] != "failed"
-        for gate in check["perf"]["gates"]
-        if gate["outcome"] in _UNDECIDED
-        and gate["message"]
-        and gate["message"] != gate.get("not_judged")  # counted above
+        for gate in undecided_gates(check)
     ]
     if lines:
         terminal.write_line(
