@@ -44,6 +44,10 @@ step() {  # step SECONDS TITLE COMMAND...: run one step under a limit, its outpu
 # The plugin from this checkout; nothing can be fetched there, and everything else it needs
 # (torch, pytest, pytest-benchmark, onnx, onnxruntime, torchvision, transformers) is installed.
 step 60 install "$py" -m pip install --quiet --no-deps --no-build-isolation --no-index -e "$root"
+if ! "$py" -c "import importlib.metadata as m, sys; sys.exit(not any(e.name == 'torchscript' for e in m.entry_points(group='pytest11')))"; then
+    echo "=== not installed: loading the plugin from the checkout instead" >>"$summary"
+    export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTEST_ADDOPTS="-p pytest_torchscript.plugin"
+fi
 
 cd "$root/example_project" || exit 1
 step 200 "example_project on cuda, recording a baseline" \
