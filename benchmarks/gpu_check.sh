@@ -15,7 +15,8 @@
 #   4. benchmarks/timing_accuracy.py --device cuda (the reported latencies against Timer).
 #
 # What comes back (at most 8 files are fetched): summary.txt (every step's output, in order),
-# cuda-baseline.json, example-report.json (step 3's report), gates.json (step 2's record).
+# cuda-baseline.json, example-report.json (step 3's report), gates.json (step 2's record) and
+# gpu-clocks.csv (the GPU's clocks, utilisation and power every 250 ms during step 2).
 #
 # Run on the device machine, from the repository root (python3 there is the one with torch):
 #   bash benchmarks/gpu_check.sh "$OUT"
@@ -54,8 +55,14 @@ step 200 "example_project on cuda, recording a baseline" \
     "$py" -m pytest -p no:xdist -p no:cacheprovider -q --ts-device=cuda --ts-require-device \
     --ts-baseline="$out/cuda-baseline.json" --ts-update-baseline
 cd "$root" || exit 1
+# The GPU's clocks while the gates are timed: a probe whose rounds spread (13-15% on the first
+# H100 run) may be the SM clock ramping between host-bound and kernel-bound series.
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu,power.draw \
+    --format=csv,noheader -lms 250 >"$out/gpu-clocks.csv" 2>&1 &
+sampler=$!
 step 190 "gate_quality on cuda" \
     "$py" benchmarks/gate_quality.py --device cuda --trials 2 --load --record-gates "$out/gates.json"
+kill "$sampler" 2>/dev/null
 cd "$root/example_project" || exit 1
 rm -f build/torchscript-report.json  # only this run's report goes back
 step 90 "example_project on cuda, gated against that baseline (no C++ round trip)" \
