@@ -927,3 +927,28 @@ def test_the_gates_that_could_not_decide_are_the_ones_with_a_reason_of_their_own
         "failed": [],  # its failure says it already
     }
     assert undecided_gates({"verdict": "passed", "perf": None}) == []
+
+
+def test_gates_on_a_device_the_gate_was_never_measured_on_are_called_advisory():
+    from pytest_torchscript.reporting.terminal import write_unvalidated_gates
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def write_line(self, line, **markup):
+            self.lines.append(line)
+
+    def check(device, gate="max_regression"):
+        return {"device": device, "perf": {"gates": [{"gate": gate, "outcome": "pass"}]}}
+
+    on_gpu = Log()
+    write_unvalidated_gates(on_gpu, [check("cuda:0"), check("cuda:0"), check("cpu")])
+    assert len(on_gpu.lines) == 1
+    assert "max_regression has not yet been validated on cuda:0 " in on_gpu.lines[0]
+    assert "read its passes there as advisory" in on_gpu.lines[0]
+    quiet = Log()
+    write_unvalidated_gates(
+        quiet, [check("cpu"), check("cuda", gate="max_slowdown"), {"device": "mps", "perf": None}]
+    )
+    assert quiet.lines == []  # measured on CPUs; max_slowdown compares within one run

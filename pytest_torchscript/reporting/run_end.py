@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import html_page, json_file
-from .terminal import write_matrix, write_regressions, write_summary
+from .terminal import write_matrix, write_regressions, write_summary, write_unvalidated_gates
 
 
 def write_baseline(state: Any) -> None:
@@ -74,6 +74,7 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
         write_summary(terminal, checks, state.settings.perf.threads)
         write_matrix(terminal, checks)
         write_regressions(terminal, checks)
+        write_unvalidated_gates(terminal, checks)
     for option, label in ((flags["report"], "JSON"), (flags["html"], "HTML")):
         if option and checks and not any(option in failure for failure in state.write_failures):
             terminal.write_line(f"torchscript: {label} report written to {option}")

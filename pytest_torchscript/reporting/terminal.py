@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from ..modes import MODES
+from ..perf import VALIDATED_DEVICE_TYPES
 from .cells import (
     count_verdicts,
     coverage_cell,
@@ -215,6 +216,27 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
             terminal.write_line(f"  {check['test_id']}: {_one_line(failure)}")
     for reason in sorted({check["skipped"] for check in checks if check.get("skipped")}):
         terminal.write_line(f"  skipped: {reason}")
+
+
+def write_unvalidated_gates(terminal: Any, checks: list[dict]) -> None:
+    """A run that gated on a device the gate has not been measured on says so once: its passes
+    there are not yet evidence (``perf.VALIDATED_DEVICE_TYPES``)."""
+    devices = sorted(
+        {
+            check["device"]
+            for check in checks
+            if check.get("perf")
+            and any(gate["gate"] == "max_regression" for gate in check["perf"]["gates"])
+            and check["device"].split(":")[0] not in VALIDATED_DEVICE_TYPES
+        }
+    )
+    if devices:
+        terminal.write_line(
+            f"torchscript: max_regression has not yet been validated on {', '.join(devices)} "
+            f"(benchmarks/gate_quality.py measures it on CPUs; its first GPU run passed a "
+            f"model-wide 50% slowdown): read its passes there as advisory",
+            yellow=True,
+        )
 
 
 def write_regressions(terminal: Any, checks: list[dict]) -> None:
