@@ -64,7 +64,9 @@ def key() -> str:
 
 def build(eager_steps: int, converted_steps: int):
     """BLOCKS identical blocks, then elementwise steps that leave the values unchanged:
-    ``eager_steps`` of them in eager, ``converted_steps`` in the scripted form."""
+    ``eager_steps`` of them in eager, ``converted_steps`` in the scripted form. A step is one
+    op, about 2% of the scripted chain's time here, so a calibrated 10% is 9-11%, not the
+    7.5-12.5% that a step of three ops allowed."""
     import torch
 
     class Chain(torch.nn.Module):
@@ -82,7 +84,7 @@ def build(eager_steps: int, converted_steps: int):
                 x = block(x)
             steps = self.converted_steps if torch.jit.is_scripting() else self.eager_steps
             for _ in range(steps):
-                x = x + torch.tanh(x) * 0.0
+                x = torch.clamp(x, -2.0, 2.0)  # one op: tanh's output is within it
             return x
 
     return Chain().eval().to(DEVICE)
