@@ -55,6 +55,7 @@ from pathlib import Path
 BLOCKS = 20
 SLOWDOWNS = (0.10, 0.25, 0.50)
 UNCHANGED_PER_TRIAL = 3
+MAX_STEPS = 20_000  # a form whose steps cost almost nothing (a GPU fuser) stays scriptable
 DEVICE = "cpu"  # --device; set in each process from its arguments
 
 
@@ -448,10 +449,18 @@ def calibrate(budget: float) -> dict[str, dict[str, int]]:
             return result.ratio("slowed", "base").median - 1
 
         per_step = slowdown(100) / 100
+        if per_step <= 0:  # e.g. a GPU whose launches hide the steps' kernels
+            raise SystemExit(
+                f"calibration: 100 extra steps did not slow the {form_name} form on {DEVICE} "
+                f"({per_step * 100:+.1%}); this benchmark's slowdowns cannot be made there"
+            )
         steps[form_name] = {}
         for target in SLOWDOWNS:
-            count = max(1, round(target / per_step))
-            steps[form_name][f"{target}"] = max(1, round(count * target / slowdown(count)))
+            count = min(MAX_STEPS, max(1, round(target / per_step)))
+            measured = slowdown(count)
+            if measured > 0:
+                count = min(MAX_STEPS, max(1, round(count * target / measured)))
+            steps[form_name][f"{target}"] = count
     return steps
 
 
