@@ -275,13 +275,17 @@ def regression_gate(
     if deployed_slower:
         outcomes.append(REGRESSION)
     figures = [f for f in (ratio, eager, converted) if f is not None]
-    details = "\n  ".join(
-        [f.describe() for f in figures]
-        + ([steady.describe(mode)] if steady else [])
-        + ([busy] if busy else [])
-        + list(notes)
-        + [f"max_regression={threshold:.0%}"]
-    )
+
+    def detailed(busy_line: str | None) -> str:
+        return "\n  ".join(
+            [f.describe() for f in figures]
+            + ([steady.describe(mode)] if steady else [])
+            + ([busy_line] if busy_line else [])
+            + list(notes)
+            + [f"max_regression={threshold:.0%}"]
+        )
+
+    details = detailed(busy)
     if REGRESSION in outcomes:
         headline = (
             _deployed_headline(ratio, eager, converted, threshold, mode, steady)
@@ -329,7 +333,8 @@ def regression_gate(
         return GateResult(
             "max_regression",
             INCONCLUSIVE,
-            f"too noisy to tell: {why}\n  {details}",
+            # the reason is the headline: not again among the figures
+            f"too noisy to tell: {why}\n  {detailed(None if why == busy else busy)}",
             not_judged=not_judged,
         )
     return GateResult("max_regression", PASS, details, not_judged=not_judged)

@@ -885,6 +885,9 @@ def test_a_ratio_the_rounds_cannot_settle_is_settled_by_a_clearly_still_steady_s
     assert (settled in verdict.message) == (expected == gates.PASS), verdict.message
     if expected == gates.PASS:
         assert "in steady state it moved -0.7%, within half of max_regression" in verdict.message
+    if busy:  # the reason heads the message, once: not again among the figures
+        assert verdict.message.startswith(f"too noisy to tell: {busy}\n"), verdict.message
+        assert verdict.message.count(busy) == 1, verdict.message
     # Past what runs differ by, the rounds do tell: steady state never settles that to a pass.
     surely = ratio_moved(1.163, 1.137, 1.185, allowance=math.log(1.03))
     outcome = gates.regression_gate(
