@@ -151,14 +151,14 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
     for reason, count in unjudged.items():
         terminal.write_line(f"  {count} check(s): {reason}")
-    _write_inconclusive(terminal, timed)
+    _write_undecided(terminal, timed)
     for check in checks:  # a check left untimed among timed ones says why
         perf = check.get("perf")
         if perf and not perf["medians"] and perf["note"]:
             terminal.write_line(f"  {check['test_id']}: {perf['note']}")
 
 
-def _write_inconclusive(terminal: Any, timed: list[dict]) -> None:
+def _write_undecided(terminal: Any, timed: list[dict]) -> None:
     """Why each gate of a passing check could not decide, in the log where CI readers look: a
     bare "inconclusive" in the table would send them to the JSON report to learn whether to run
     it again, raise time_budget or add runs to the baseline. The headline says which; the
