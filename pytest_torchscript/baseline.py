@@ -336,8 +336,9 @@ def between_runs(entry: dict) -> dict[str, float]:
 
 def _odd_factor(run: dict, reference: dict[str, float]) -> float:
     """What ``run``'s probe-normalised times are multiplied by to read them against its probe's
-    middle component, as the gate reads a new run's (``perf.odd_component``): the probe is the
-    geometric mean of its components, so one of them moving alone between recordings (the
+    middle component, as the gate reads a new run's (``perf.odd_component``, which takes the
+    probe's own medians; here the mean of the components' shifts stands for the probe's, which
+    is their geometric mean round by round). One component moving alone between recordings (the
     memory stream here: 10-26% between processes of an idle VM) would otherwise spread the
     recordings' normalised times by a third of that, and the allowance of twice their range
     with it (a chain model's 3 runs allowed a later run 16-18% where its own runs differed by
