@@ -17,6 +17,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 MODELS_SUITE = """
+from typing import Dict, List
+
 import pytest
 import torch
 from models import Affine, Masked
@@ -32,6 +34,19 @@ def test_affine():
 )
 def test_nested_outputs():
     return Masked().eval()
+
+class Pooled(torch.nn.Module):
+    # Typed containers: LibTorch rejects a List[Any] where forward declares List[Tensor].
+    def forward(self, parts: List[torch.Tensor], extra: Dict[str, torch.Tensor]):
+        return torch.stack(parts).sum(0) + extra["bias"]
+
+@pytest.mark.torchscript(
+    mode="script",
+    inputs=[([torch.randn(2), torch.randn(2)], {"bias": torch.randn(2)}),
+            {"parts": [torch.randn(3)] * 3, "extra": {"bias": torch.randn(3)}}],
+)
+def test_typed_containers():
+    return Pooled().eval()
 """
 
 
@@ -40,7 +55,7 @@ def test_traced_scripted_and_nested_models_round_trip_through_cpp(
 ):
     monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(cpp_cache))
     result = suite(MODELS_SUITE, "--ts-report=report.json", cpp=True)
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     expect_lines(result, ["passed*ok ok ok*test_user.py::test_affine[trace]"])
     expect_lines(
         result,
@@ -62,7 +77,7 @@ def test_traced_scripted_and_nested_models_round_trip_through_cpp(
     }
     # A second session reuses the cached runner: no build line, the same verdicts.
     again = suite(MODELS_SUITE, cpp=True)
-    again.assert_outcomes(passed=3)
+    again.assert_outcomes(passed=4)
     again.stdout.no_fnmatch_line("*C++ runner built in*")
 
 

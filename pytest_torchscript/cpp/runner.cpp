@@ -32,7 +32,7 @@ void write_file(const std::string& path, const std::vector<char>& data) {
   if (!stream) throw std::runtime_error("cannot write " + path);
 }
 
-// Inputs onto the device; outputs back to the CPU as plain containers.
+// Outputs back to the CPU as plain containers.
 c10::IValue moved(const c10::IValue& value, const c10::Device& device) {
   if (value.isTensor()) return value.toTensor().to(device);
   if (value.isTuple()) {
@@ -49,6 +49,47 @@ c10::IValue moved(const c10::IValue& value, const c10::Device& device) {
     c10::impl::GenericDict items(c10::AnyType::get(), c10::AnyType::get());
     for (const auto& entry : value.toGenericDict()) {
       items.insert(entry.key(), moved(entry.value(), device));
+    }
+    return items;
+  }
+  return value;
+}
+
+// Inputs onto the device, as the types forward() declares. The pickled inputs hold untyped
+// containers (a Python list loads as List[Any]), which a method taking List[Tensor] or
+// Dict[str, Tensor] rejects; a C++ service builds them typed (c10::List<at::Tensor>), so
+// the runner does too, from the schema.
+c10::IValue declared(const c10::IValue& value, c10::TypePtr type, const c10::Device& device) {
+  if (auto optional = type->cast<c10::OptionalType>()) {
+    if (value.isNone()) return value;
+    type = optional->getElementType();
+  }
+  if (value.isTensor()) return value.toTensor().to(device);
+  if (value.isTuple()) {
+    const auto tuple = type->cast<c10::TupleType>();
+    const auto& elements = value.toTupleRef().elements();
+    std::vector<c10::IValue> items;
+    for (size_t i = 0; i < elements.size(); ++i) {
+      const bool known = tuple && i < tuple->elements().size();
+      const c10::TypePtr element = known ? tuple->elements()[i] : c10::AnyType::get();
+      items.push_back(declared(elements[i], element, device));
+    }
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  if (value.isList()) {
+    const auto list = type->cast<c10::ListType>();
+    const c10::TypePtr element = list ? list->getElementType() : c10::AnyType::get();
+    c10::impl::GenericList items(element);
+    for (const auto& item : value.toListRef()) items.push_back(declared(item, element, device));
+    return items;
+  }
+  if (value.isGenericDict()) {
+    const auto dict = type->cast<c10::DictType>();
+    const c10::TypePtr key = dict ? dict->getKeyType() : c10::AnyType::get();
+    const c10::TypePtr item = dict ? dict->getValueType() : c10::AnyType::get();
+    c10::impl::GenericDict items(key, item);
+    for (const auto& entry : value.toGenericDict()) {
+      items.insert(entry.key(), declared(entry.value(), item, device));
     }
     return items;
   }
@@ -85,20 +126,35 @@ int main(int argc, char** argv) {
     }
     torch::jit::Module module = torch::jit::load(artifact, device);
     module.eval();
+    const auto& schema = module.get_method("forward").function().getSchema().arguments();
+    const auto declared_type = [&schema](size_t position, const std::string& name) {
+      for (size_t i = 1; i < schema.size(); ++i) {  // 0 is self
+        if (name.empty() ? i == position + 1 : schema[i].name() == name) return schema[i].type();
+      }
+      return c10::TypePtr(c10::AnyType::get());  // *args: the runtime says what it wanted
+    };
     torch::NoGradGuard no_grad;
     const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));
     c10::impl::GenericList outputs(c10::AnyType::get());
     for (const auto& set : sets.toListRef()) {
       const auto& pair = set.toTupleRef().elements();
       std::vector<c10::IValue> args;
-      for (const auto& arg : pair.at(0).toTupleRef().elements()) args.push_back(moved(arg, device));
+      const auto& positional = pair.at(0).toTupleRef().elements();
+      for (size_t i = 0; i < positional.size(); ++i) {
+        args.push_back(declared(positional[i], declared_type(i, ""), device));
+      }
       torch::jit::Kwargs kwargs;
       for (const auto& entry : pair.at(1).toGenericDict()) {
-        kwargs[entry.key().toStringRef()] = moved(entry.value(), device);
+        const std::string& name = entry.key().toStringRef();
+        kwargs[name] = declared(entry.value(), declared_type(0, name), device);
       }
       outputs.push_back(moved(module.forward(std::move(args), kwargs), cpu));
     }
     write_file(argv[3], torch::jit::pickle_save(outputs));
+  } catch (const c10::Error& error) {
+    // LibTorch's own message, without the C++ stack of frames inside libtorch.
+    std::cerr << error.what_without_backtrace() << "\n";
+    return 2;
   } catch (const std::exception& error) {
     std::cerr << error.what() << "\n";
     return 2;
