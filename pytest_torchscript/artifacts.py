@@ -33,6 +33,11 @@ def prepare_artifact_root(text: str, source: str) -> Path:
     """Create ``--ts-artifacts`` DIR now and prove it is writable, so a bad path is a usage
     error at start-up rather than a failure of every test."""
     root = Path(text).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageProblem(
+            f"{source}={text}: is a file, and artifacts go in a directory; give a directory "
+            f"path, e.g. {text}-artifacts"
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root, prefix=TEMPORARY_PREFIX):

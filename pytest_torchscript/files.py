@@ -21,7 +21,9 @@ def prepare_output_path(text: str, source: str) -> Path:
     bad path is a usage error before any model is timed, not a traceback after the run."""
     path = Path(text).expanduser().resolve()
     if path.is_dir():
-        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {text}/x.json")
+        raise UsageProblem(
+            f"{source}={text}: is a directory; give a file path, e.g. {text}/{_example_name(source)}"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMPORARY_PREFIX):
@@ -63,8 +65,21 @@ def readable_input_path(text: str, source: str) -> Path:
     missing baseline is reported per check), but it must not be a directory."""
     path = Path(text).expanduser().resolve()
     if path.is_dir():
-        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {text}/x.json")
+        raise UsageProblem(
+            f"{source}={text}: is a directory; give a file path, e.g. {text}/{_example_name(source)}"
+        )
     return path
+
+
+def _example_name(source: str) -> str:
+    """A file name for ``source``'s kind of file, for a message that suggests one."""
+    return (
+        "report.html"
+        if "html" in source
+        else "baseline.json"
+        if "baseline" in source
+        else "report.json"
+    )
 
 
 TEMPORARY_PREFIX = ".ts-partial-"

@@ -227,11 +227,22 @@ def test_sparse_outputs_are_compared_by_their_values(suite):
     assert_no_plugin_traceback(result)
 
 
-@pytest.mark.parametrize("flag", ["--ts-report", "--ts-html", "--ts-baseline"])
-def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_start_up(suite, pytester, flag):
+@pytest.mark.parametrize(
+    ("flag", "example"),
+    [
+        ("--ts-report", "report.json"),
+        ("--ts-html", "report.html"),
+        ("--ts-baseline", "baseline.json"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_start_up(
+    suite, pytester, flag, example
+):
     (pytester.path / "a-directory").mkdir()
     result = suite("def test_nothing():\n    pass\n", f"{flag}=a-directory")
-    result.stderr.fnmatch_lines([f"ERROR: {flag}=a-directory: is a directory; give a file path*"])
+    result.stderr.fnmatch_lines(
+        [f"ERROR: {flag}=a-directory: is a directory; give a file path, e.g. a-directory/{example}"]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     if os.geteuid() != 0:  # root writes anywhere
         locked = pytester.path / "locked"

@@ -137,6 +137,12 @@ def test_unwritable_artifacts_dir_is_a_usage_error_at_start_up(suite, pytester):
         ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = suite("def test_nothing():\n    pass\n", "--ts-artifacts=blocked")
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ts-artifacts=blocked: is a file, and artifacts go in a directory; *"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (pytester.path / "blocked").read_text() == "a file, not a directory"
 
 
 def test_failing_check_keeps_failure_code_graph_diff_and_outputs(suite, pytester):
