@@ -21,9 +21,8 @@ def prepare_output_path(text: str, source: str) -> Path:
     bad path is a usage error before any model is timed, not a traceback after the run."""
     path = Path(text).expanduser().resolve()
     if path.is_dir():
-        raise UsageProblem(
-            f"{source}={text}: is a directory; give a file path, e.g. {text}/{_example_name(source)}"
-        )
+        example = f"{text}/{_example_name(source)}"
+        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {example}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMPORARY_PREFIX):
@@ -65,9 +64,8 @@ def readable_input_path(text: str, source: str) -> Path:
     missing baseline is reported per check), but it must not be a directory."""
     path = Path(text).expanduser().resolve()
     if path.is_dir():
-        raise UsageProblem(
-            f"{source}={text}: is a directory; give a file path, e.g. {text}/{_example_name(source)}"
-        )
+        example = f"{text}/{_example_name(source)}"
+        raise UsageProblem(f"{source}={text}: is a directory; give a file path, e.g. {example}")
     return path
 
 

@@ -154,6 +154,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             rerun=lambda: buffers_written_by(
                 model, lambda: run_eager(ctx, model, input_sets[0], 0)
             ),
+            model=model,
         )
         warn_if_all_nan(ctx, first[0])
         example_index = 0

@@ -93,9 +93,10 @@ def fresh_process_parity(
         if re.search(r"Deserializing \S*Cache in pytree is not registered", str(error)):
             hint = (
                 "\nhint: the .pt2 returns transformers' key/value cache, a Python class a "
-                "deployment without transformers cannot load; set "
-                "model.config.use_cache = False before returning the model (or return the "
-                "cache's tensors yourself)"
+                "deployment without transformers cannot load; build the model from a config "
+                "with use_cache=False (from_pretrained(..., use_cache=False)), or set "
+                "model.config.use_cache = False before returning it (or return the cache's "
+                "tensors yourself)"
             )
         elif "in pytree is not registered" in str(error):
             hint = (

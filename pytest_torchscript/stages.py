@@ -84,19 +84,24 @@ def run_eager(
 
 
 def require_deterministic(
-    first: Any, second: Any, options: Options, rerun: Callable[[], Any] | None = None
+    first: Any,
+    second: Any,
+    options: Options,
+    rerun: Callable[[], Any] | None = None,
+    model: Any = None,
 ) -> None:
     """Two eager runs on input set 0 agree. Comparing them also proves, before anything is
     converted, that the plugin can compare what the model returns. Where they differ,
     ``rerun`` (one more eager run) tells a model that changes its own buffers from one that
-    draws random numbers: the fixes differ."""
+    draws random numbers: the fixes differ. ``model`` lets an output that cannot be compared
+    be explained by the model's configuration."""
     try:
         result = compare_outputs(first[0], second[0], 0, options.rtol, options.atol)
     except UncomparableOutput as error:
         raise Stop(
             "eager",
             f"the model's output cannot be checked (found before any conversion): input set "
-            f"0: {error}{_uncomparable_hint(error.kind)}",
+            f"0: {error}{_uncomparable_hint(error.kind, model)}",
         ) from None
     if not result.ok:
         leaf = result.failures[0]
@@ -356,19 +361,55 @@ def _converted_error(error: Exception, ctx: Any) -> str:
     return message
 
 
-def _uncomparable_hint(kind: type) -> str:
+def _uncomparable_hint(kind: type, model: Any = None) -> str:
     """What gets past an output the plugin cannot compare, where the type tells."""
     if kind.__module__.startswith("transformers") and "Cache" in kind.__name__:
+        still_caching = _configs_still_caching(model)
+        if still_caching and getattr(getattr(model, "config", None), "use_cache", None) is False:
+            how = (
+                f"model.config.use_cache is False, but {_listed(still_caching)} "
+                f"(a copy of the config that a submodule keeps, as T5's decoder does) still "
+                f"has use_cache = True: build the model from a config with use_cache=False "
+                f"(from_pretrained(..., use_cache=False), or the config class's "
+                f"use_cache=False), which every copy inherits, or set it on "
+                f"{'that config' if len(still_caching) == 1 else 'each of them'} too"
+            )
+        else:
+            how = (
+                "build the model from a config with use_cache=False "
+                "(from_pretrained(..., use_cache=False), or the config class's "
+                "use_cache=False), or set model.config.use_cache = False before returning it"
+            )
         return (
             f"\nhint: {kind.__name__} is transformers' key/value cache, returned while "
-            f"use_cache is on (the default for generative models); set "
-            f"model.config.use_cache = False before returning the model, and its logits are "
+            f"use_cache is on (the default for generative models); {how}, and its logits are "
             f"checked in every mode (a use_cache=False in the input sets works only where the "
             f"converter accepts Python values: not with trace); to compare the cache as well "
             f"(export, onnx), call transformers.integrations.executorch."
             f"register_dynamic_cache_export_support() first"
         )
     return ""
+
+
+def _configs_still_caching(model: Any) -> list[str]:
+    """Where in ``model`` a transformers config other than the model's own has use_cache on
+    (``model.decoder.config``): setting model.config.use_cache does not reach those."""
+    own = getattr(model, "config", None)
+    seen, found = {id(own)}, []
+    named_modules = getattr(model, "named_modules", None)
+    for name, module in named_modules() if callable(named_modules) else ():
+        config = getattr(module, "config", None)
+        if config is None or id(config) in seen:
+            continue
+        seen.add(id(config))
+        if getattr(config, "use_cache", None) is True:
+            found.append(f"model.{name}.config")
+    return found
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _acknowledged(hazard: Any, patterns: tuple[str, ...]) -> bool:

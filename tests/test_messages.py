@@ -161,6 +161,8 @@ def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(su
         import torch
         from transformers.cache_utils import DynamicCache
 
+        from types import SimpleNamespace
+
         class TinyLM(torch.nn.Module):
             def forward(self, x):
                 return {"logits": x * 2, "past_key_values": DynamicCache()}
@@ -168,9 +170,26 @@ def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(su
         @pytest.mark.torchscript(mode=["trace", "export"], inputs=torch.randn(2, 3))
         def test_lm():
             return TinyLM()
+
+        class Decoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.config = SimpleNamespace(use_cache=True)  # a copy, as T5's decoder keeps
+
+        class TinySeq2Seq(TinyLM):
+            def __init__(self):
+                super().__init__()
+                self.config = SimpleNamespace(use_cache=True)
+                self.decoder = Decoder()
+
+        @pytest.mark.torchscript(inputs=torch.randn(2, 3))
+        def test_seq2seq():
+            model = TinySeq2Seq()
+            model.config.use_cache = False  # what the hint says, and not enough here
+            return model
         """
     )
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     for mode in ("trace", "export"):
         expect_lines(
             result,
@@ -178,10 +197,20 @@ def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(su
                 f"torchscript check of TinyLM failed at eager (mode='{mode}', device=cpu)",
                 "the model's output cannot be checked (found before any conversion): input set "
                 "0: output['past_key_values'] is a transformers.cache_utils.DynamicCache*",
-                "hint: DynamicCache is transformers' key/value cache*set "
-                "model.config.use_cache = False*",
+                "hint: DynamicCache is transformers' key/value cache*build the model from a "
+                "config with use_cache=False*or set model.config.use_cache = False*",
             ],
         )
+    expect_lines(
+        result,
+        [
+            "torchscript check of TinySeq2Seq failed at eager (mode='trace', device=cpu)",
+            "*hint: DynamicCache is transformers' key/value cache*model.config.use_cache is "
+            "False, but model.decoder.config (a copy of the config that a submodule keeps, as "
+            "T5's decoder does) still has use_cache = True: build the model from a config with "
+            "use_cache=False*or set it on that config too*",
+        ],
+    )
     assert "could not convert" not in result.stdout.str()
     message = result.stdout.str().split("failed at eager")[1].split("____")[0]
     assert len(message) < 1200, message
@@ -260,8 +289,8 @@ def test_a_registered_cache_is_compared_by_its_tensors_and_its_deployment_gap_na
             "torchscript check of TinyLM failed at fresh-process (mode='export', device=cpu)",
             "*NotImplementedError: Deserializing transformers.cache_utils.DynamicCache in "
             "pytree is not registered.",
-            "hint: the .pt2 returns transformers' key/value cache*set "
-            "model.config.use_cache = False before returning the model*",
+            "hint: the .pt2 returns transformers' key/value cache*use_cache=False*or set "
+            "model.config.use_cache = False before returning it*",
             "passed *onnx *0 *0 *test_user.py::test_lm[onnx]",
         ],
     )
