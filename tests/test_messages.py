@@ -217,6 +217,39 @@ def test_a_key_value_cache_in_the_output_fails_at_eager_before_any_conversion(su
     assert_no_plugin_traceback(result)
 
 
+def test_a_transformers_model_that_cannot_be_scripted_gets_the_modes_that_work(suite):
+    """transformers models fail to script deep inside the library (GPT-2's "Failed to get
+    source for GPT2Config.__init__"): no decorator of the user's fixes that, so the hint
+    names the modes that do work instead of @torch.jit.ignore."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class TinyModel(torch.nn.Module):
+            def forward(self, x, **kwargs):  # **kwargs: script refuses it, as in transformers
+                return x * 2
+
+        TinyModel.__module__ = "transformers.models.tiny.modeling_tiny"
+
+        @pytest.mark.torchscript(mode="script", inputs=torch.randn(2, 3))
+        def test_tiny():
+            return TinyModel()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of TinyModel failed at conversion (mode='script', device=cpu)",
+            "hint: transformers models do not support torch.jit.script*mode='trace', 'export' "
+            "or 'onnx'*skip={'script': *}",
+        ],
+    )
+    assert "@torch.jit.ignore" not in result.stdout.str()
+    assert_no_plugin_traceback(result)
+
+
 def test_an_onnx_export_failure_quotes_torch_export_s_reason_once_without_boilerplate(suite):
     """The ONNX exporter wraps a torch.export failure in its own preamble, next steps, an
     exception summary and debugging pointers; the message keeps the reason, the user's line

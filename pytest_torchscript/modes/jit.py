@@ -51,8 +51,11 @@ class _TorchScript(Backend):
         own_message = str(error).strip() or type(error).__name__
         lines = failure_header(self.converter, model, self.name, error)
         lines.append(f"  {type(error).__name__}: " + own_message.replace("\n", "\n    "))
-        lines.append(f"hint: {self.hint}")
+        lines.append(f"hint: {self.hint_for(model)}")
         return "\n".join(lines)
+
+    def hint_for(self, model: Any) -> str:
+        return self.hint
 
     def release(self) -> None:
         forget_scripted_classes()
@@ -104,6 +107,17 @@ class ScriptBackend(_TorchScript):
         "script cannot (but freezes data-dependent control flow); or keep the unsupported code "
         "out of the compiled path with @torch.jit.ignore / @torch.jit.unused"
     )
+
+    def hint_for(self, model: Any) -> str:
+        """A transformers model fails to script somewhere deep in the library (GPT-2's: "Failed
+        to get source for GPT2Config.__init__"); no decorator of the user's fixes that."""
+        if type(model).__module__.startswith("transformers."):
+            return (
+                "transformers models do not support torch.jit.script (the library only ever "
+                "supported tracing); check them with mode='trace', 'export' or 'onnx', or leave "
+                "script out for them: skip={'script': 'transformers models are not scriptable'}"
+            )
+        return self.hint
 
     def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
         return torch.jit.script(model)
