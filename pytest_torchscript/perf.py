@@ -26,7 +26,7 @@ from .gates import (
 from .perfstats import Interval, median_interval, ratio_of
 from .probe import COMPONENTS, component_shifts, middle_of, reference_workloads, series_name
 from .settings import PerfSettings
-from .timing import MIN_ROUNDS, TimingResult, TooSlowToTime, measure
+from .timing import MIN_ROUNDS, WARMUP_SHARE, TimingResult, TooSlowToTime, measure
 
 # Device types on which benchmarks/gate_quality.py has measured max_regression against the
 # issue's bar (false alarms, detection of 10/25/50% slowdowns). On the first GPU run (an H100)
@@ -98,6 +98,9 @@ class PerfReport:
     ratio_too_busy: str | None = None  # the same for the ratio, from eager and converted alone
     gates: list[GateResult] = field(default_factory=list)
     baseline_key: str | None = None
+    # A baseline entry recorded from too few rounds for a gate to decide with, and the budget
+    # that would fit enough (``coarse_recording``).
+    advice: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
         bad = (
@@ -128,6 +131,7 @@ class PerfReport:
             "normalised": {name: value.to_dict() for name, value in self.normalised.items()},
             "gates": [gate.to_dict() for gate in self.gates],
             "baseline_key": self.baseline_key,
+            "advice": self.advice,
             "timing": self.timing.to_dict() if self.timing else None,
         }
 
@@ -242,6 +246,13 @@ def run(
         }
         if timed_input is not None:
             new_entry["timed_input"] = timed_input
+        if timing.coarse:
+            report.advice = (
+                f"baseline entry recorded from only {timing.rounds} rounds in "
+                f"time_budget={budget_s:g} s, {_too_few(timing)}: its gates will be too wide to "
+                f"decide; give the test time_budget={_enough_budget(timing, budget_s)} (marker, "
+                f"or ts_time_budget in ini) and record it again"
+            )
     elif settings.baseline_path is not None:
         report.gates.append(
             against_baseline(
@@ -256,7 +267,10 @@ def run(
                 timed_input,
             )
         )
-    report.gates = [explain_busy(gate, timing) for gate in report.gates]
+    entry = baseline_entries.get(key) if settings.baseline_path is not None else None
+    report.gates = [
+        explain_coarse(explain_busy(gate, timing), timing, budget_s, entry) for gate in report.gates
+    ]
     return report, new_entry
 
 
@@ -291,6 +305,50 @@ def explain_busy(gate: GateResult, timing: TimingResult) -> GateResult:
         message=f"{gate.message}; {disturbed} of {timing.rounds} rounds were interrupted by "
         f"other processes on this machine (run it on a quieter one or raise time_budget)",
     )
+
+
+def explain_coarse(
+    gate: GateResult, timing: TimingResult, budget_s: float, entry: Any
+) -> GateResult:
+    """An inconclusive gate of a model too slow for many rounds in its budget says what budget
+    would fit enough. resnet50 (67 ms a call) fitted 5 rounds in the default 2 s, whose 95%
+    interval is their whole range: a model-wide 17% slowdown read "too noisy to tell"; with
+    time_budget=6 (21 rounds) the same slowdown was a regression with a 15%..19% interval.
+    A baseline entry recorded from that few rounds is as wide, so it says to re-record it."""
+    if gate.outcome != INCONCLUSIVE or timing.rounds == 0 or gate.message == gate.not_judged:
+        return gate
+    recorded = entry.get("rounds") if isinstance(entry, dict) else None
+    coarse_then = (
+        gate.gate == "max_regression" and isinstance(recorded, int) and recorded < MIN_ROUNDS
+    )
+    if not (timing.coarse or coarse_then):
+        return gate
+    fitted = []
+    if timing.coarse:
+        fitted.append(f"only {timing.rounds} rounds fitted in time_budget={budget_s:g} s")
+    if coarse_then:
+        fitted.append(f"the baseline entry was recorded from {recorded}")
+    return replace(
+        gate,
+        message=f"{gate.message}\n  {' and '.join(fitted)}, {_too_few(timing)}: give the test "
+        f"time_budget={_enough_budget(timing, budget_s)} (marker, or ts_time_budget in ini)"
+        + (" and re-record its baseline entry with it" if coarse_then else ""),
+    )
+
+
+def _too_few(timing: TimingResult) -> str:
+    per_round = timing.phases.get("rounds", 0.0) / max(timing.rounds, 1)
+    return (
+        f"and a 95% interval needs {MIN_ROUNDS} or more (a round of this model takes "
+        f"{per_round * 1e3:.0f} ms)"
+    )
+
+
+def _enough_budget(timing: TimingResult, budget_s: float) -> int:
+    """Whole seconds that fit twice the fewest rounds giving an interval, after the warm-up's
+    share of the budget; more than ``budget_s`` in any case."""
+    per_round = timing.phases.get("rounds", 0.0) / max(timing.rounds, 1)
+    return max(math.floor(budget_s) + 1, math.ceil(2 * MIN_ROUNDS * per_round / (1 - WARMUP_SHARE)))
 
 
 def probe_totals(timing: TimingResult) -> list[float]:

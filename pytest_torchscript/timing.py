@@ -27,7 +27,10 @@ keep their precision.
 A round during which the OS switched the process out (another process wanted the core: a
 neighbouring test, a compiler, a CI job on the same runner) measured the neighbour, not the
 module: its sample is inflated by whole scheduler slices, milliseconds against a sample of
-about two. Such rounds are counted (``getrusage``'s involuntary context switches) and left out
+about two. Such rounds are counted (``getrusage``'s involuntary context switches; on a CPU with
+one thread, only where the switch cost the sample more than DISTURBED_SHARE of it, by the
+thread's own CPU time: on a quiet machine, a kernel thread's few microseconds interrupted a
+third of a 67 ms model's samples, and resnet50 could never record a baseline) and left out
 of every median and ratio, and replaced by further rounds while the whole timing stays within
 CEILING budgets (under 3 s for the default 2 s: a busy machine costs precision, never an
 open-ended wait); only where too few undisturbed rounds remain are all of them used, and the
@@ -98,11 +101,18 @@ def process_preemptions() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
 
 
-# The clock every timed block reads, and the count that says a block was interrupted. Tests
-# replace them to make the machine look slower, faster or busy deterministically; nothing
-# else should.
+# The clock every timed block reads, the count that says a block was interrupted, and the
+# time this thread ran (what an interruption cost is the rest). Tests replace them to make the
+# machine look slower, faster or busy deterministically; nothing else should.
 clock: Callable[[], float] = time.perf_counter
 preemptions: Callable[[], int] = process_preemptions
+cpu_time: Callable[[], float] = time.thread_time
+
+# A sample switched out for less than this share of it is not disturbed: on a quiet machine a
+# kernel thread takes the core for 5-40 us now and then, which a 67 ms resnet50 call (caught
+# in a third of its samples) does not notice; another process's scheduler slice (1-4 ms) is
+# 1.5% or more of a sample up to 67 ms, and of all shorter ones.
+DISTURBED_SHARE = 0.01
 
 
 @dataclass
@@ -281,7 +291,16 @@ def measure(
                 late_deadline = started + CEILING * budget_s - apart_spent
                 rounds_began = clock()
                 samples, preempted, ends = take_rounds(
-                    calls, loops, synchronize, planned, min(deadline, late_deadline), late_deadline
+                    calls,
+                    loops,
+                    synchronize,
+                    planned,
+                    min(deadline, late_deadline),
+                    late_deadline,
+                    # With one thread on a CPU, the thread's own CPU time is all the work: the
+                    # rest of a sample is what a switch cost. A GPU's synchronisation waits, and
+                    # other intra-op threads can be the ones switched out: any switch counts.
+                    weigh_switches=threads == 1 and getattr(device, "type", str(device)) == "cpu",
                 )
                 rounds_ended = clock()
                 # A second window after the rounds. A transient can slow one whole window (a
@@ -351,10 +370,12 @@ def take_rounds(
     planned: int,
     deadline: float,
     late_deadline: float,
+    weigh_switches: bool = False,
 ) -> tuple[dict[str, list[float]], dict[str, list[int]], list[float]]:
     """Interleaved rounds: per-call seconds of each series, the rounds in which the process
-    was switched out while a series' sample ran (``preemptions``), and when each round ended
-    (``clock``).
+    was switched out while a series' sample ran (``preemptions``; with ``weigh_switches``,
+    only where the switch cost more than DISTURBED_SHARE of the sample, by ``cpu_time``), and
+    when each round ended (``clock``).
 
     ``planned`` rounds are taken, fewer if ``deadline`` passes first (never fewer than
     FLOOR_ROUNDS). Rounds that were preempted do not count towards the plan while
@@ -374,9 +395,11 @@ def take_rounds(
         shift = done % len(names)
         disturbed = False
         for name in names[shift:] + names[:shift]:
-            switched = preemptions()
+            switched, ran = preemptions(), cpu_time()
             elapsed = _timed(name, calls[name], loops[name], synchronize)
-            if preemptions() != switched:
+            if preemptions() != switched and (
+                not weigh_switches or elapsed - (cpu_time() - ran) > DISTURBED_SHARE * elapsed
+            ):
                 preempted[name].append(done)
                 disturbed = True
             samples[name].append(elapsed / loops[name])

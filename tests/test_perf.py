@@ -519,8 +519,10 @@ SLICED = {sliced!r}
 noise = random.Random({seed})
 drift = {{role: noise.lognormvariate(0, 0.01) for role in COST}}
 now = [0.0]
+ran = [0.0]  # this thread's CPU time: the calls' own cost, not the slices taken from them
 switches = [0]
 timing.clock = lambda: now[0]
+timing.cpu_time = lambda: ran[0]
 timing.preemptions = lambda: switches[0]
 real_measure = perf.measure
 
@@ -530,7 +532,9 @@ def costing(role, call):
 
     def timed_call():
         call()
-        now[0] += cost * noise.lognormvariate(0, 0.02)
+        spent = cost * noise.lognormvariate(0, 0.02)
+        now[0] += spent
+        ran[0] += spent
         if role in SLICED:
             now[0] += 0.004
             switches[0] += 1
@@ -718,6 +722,35 @@ def test_a_baseline_is_not_recorded_from_a_run_too_busy_to_time_cleanly(perf_sui
     )
     assert (pytester.path / "base.json").read_text() == recorded  # the entry before stays
     assert_no_plugin_traceback(result)
+
+
+def test_a_baseline_recorded_from_too_few_rounds_says_which_budget_fits_enough(
+    perf_suite, pytester
+):
+    # A model of 100 ms a call (virtual) leaves room for 3 rounds in time_budget=0.5 s: an
+    # entry whose intervals are as wide as its rounds are apart, so its gates cannot decide.
+    pytester.makepyfile(wide_model=WIDE_MODEL)
+    pytester.makeconftest(
+        VIRTUAL_MACHINE.format(scale=_scaled(eager=100, converted=100), seed=1, sliced=())
+    )
+    result = perf_suite(
+        WIDE_TESTS, "--ts-baseline=base.json", "--ts-update-baseline", "--ts-report=report.json"
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript: wrote 1 baseline entry to *base.json*",
+            "torchscript: test_user.py::test_wide (script): baseline entry recorded from only 3 "
+            "rounds in time_budget=0.5 s, and a 95% interval needs 9 or more (a round of this "
+            "model takes * ms): its gates will be too wide to decide; give the test "
+            "time_budget=* (marker, or ts_time_budget in ini) and record it again",
+        ],
+    )
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    suggested = int(re.search(r"time_budget=(\d+) ", check["perf"]["advice"]).group(1))
+    per_round = check["perf"]["timing"]["phases"]["rounds"] / 3
+    assert suggested * 0.7 >= 18 * per_round  # twice the rounds an interval needs, after warm-up
 
 
 BROKEN_BEFORE_TIMING = """

@@ -121,6 +121,12 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
                     f"minutes apart), so add two or more runs later with --ts-extend-baseline "
                     f"and the gate allows for how much each model's runs differ"
                 )
+            for check in state.checks():
+                advice = (check.get("perf") or {}).get("advice")
+                if advice:
+                    terminal.write_line(
+                        f"torchscript: {check['test_id']} ({check['mode']}): {advice}", yellow=True
+                    )
         else:
             why = _why_nothing_recorded(state)
             terminal.write_line(
