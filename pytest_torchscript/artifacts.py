@@ -7,6 +7,7 @@ read from the artifacts alone. Without it they go to pytest's temporary director
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -96,6 +97,53 @@ def publish(path: Path, folder: Path) -> Path:
         if source.exists():
             write_bytes_atomically(folder / source.name, source.read_bytes())
     return published
+
+
+# What a check writes under its test's folder of --ts-artifacts, per stem (``trace``,
+# ``trace-2`` for a test's second check of that mode): the artifact with its code and graph,
+# and ``<stem>-failure/`` with the evidence of a failure (``evidence.py``).
+ARTIFACT_SUFFIXES = (".pt", ".pt2", ".onnx", ".code", ".graph")
+EVIDENCE_PATTERNS = (
+    "failure.txt",
+    "converter-error.txt",
+    "*.code",
+    "*.graph",
+    "graph-set0-vs-set*.diff",
+    "outputs-set*.pt",
+)
+
+
+def stem_for(mode: str, check_number: int) -> str:
+    """The name a test's ``check_number``-th check of ``mode`` writes under."""
+    return mode if check_number == 1 else f"{mode}-{check_number}"
+
+
+def forget_earlier_evidence(folder: Path) -> None:
+    """Remove the evidence an earlier run's failure left in ``folder`` (a ``<stem>-failure/``):
+    before this run's failure writes its own (an earlier run's ``outputs-set3.pt`` beside this
+    run's failure would read as this run's), or when the check passed (evidence of a failure
+    that no longer happens sends someone debugging after it). Only the files a failure writes
+    are removed, then the folder if that left it empty; never through a symlink."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for pattern in EVIDENCE_PATTERNS:
+        for path in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if empty: anything else there is not ours to remove
+
+
+def forget_earlier_artifact(folder: Path, stem: str) -> None:
+    """Remove the artifact an earlier run saved under ``stem`` (with its code and graph), for a
+    check that failed before saving one: beside this run's failure it would read as this run's
+    converted module."""
+    if folder.is_symlink():
+        return
+    for suffix in ARTIFACT_SUFFIXES:
+        with contextlib.suppress(OSError):
+            (folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
 def describe(artifact: Any) -> tuple[str, str]:

@@ -125,6 +125,12 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
         # Reports keep figures; the modules and outputs a check needed go now, not when the
         # session ends (a zoo of models would otherwise pile up in memory).
         ctx.evidence = Evidence()
+    root = ctx.session.settings.artifact_root
+    if root is not None:  # passed: an earlier run's evidence of a failure no longer holds
+        stem = artifacts.stem_for(report.mode, ctx.check_number)
+        artifacts.forget_earlier_evidence(
+            artifacts.folder_for(root, ctx.test_id) / f"{stem}-failure"
+        )
     # The plugin's own warnings come once the check is complete, so a suite that turns them
     # into errors still gets the whole check (round trip and timings included).
     for message, category in ctx.pending_warnings:
@@ -216,8 +222,12 @@ def _failed(ctx: CheckContext, stage: str, message: str) -> CheckFailed:
     report.failed_stage, report.failure = stage, message
     root = ctx.session.settings.artifact_root
     if root is not None:  # with --ts-artifacts, keep what the failing check knew
-        folder = artifacts.folder_for(root, ctx.test_id) / f"{report.mode}-failure"
-        ctx.evidence.keep(folder, report)
+        folder = artifacts.folder_for(root, ctx.test_id)
+        stem = artifacts.stem_for(report.mode, ctx.check_number)
+        if report.artifact_path is None:  # not saved in this run: no earlier run's stands in
+            artifacts.forget_earlier_artifact(folder, stem)
+        artifacts.forget_earlier_evidence(folder / f"{stem}-failure")
+        ctx.evidence.keep(folder / f"{stem}-failure", report)
     return CheckFailed(
         f"torchscript check of {report.model} failed at {stage} "
         f"(mode={report.mode!r}, device={report.device})\n{message}",

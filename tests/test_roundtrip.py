@@ -176,3 +176,52 @@ def test_failing_check_keeps_failure_code_graph_diff_and_outputs(suite, pytester
         str(folder / "outputs-set1.pt"),
     )
     check.stdout.fnmatch_lines(["outputs ok"])
+
+
+RERUN_SUITE = """
+import os
+
+import pytest
+import torch
+
+class Flaky(torch.nn.Module):
+    def forward(self, x):
+        if os.environ["TS_TEST_OUTCOME"] == "eager fails":
+            raise RuntimeError("weights missing")
+        if os.environ["TS_TEST_OUTCOME"] == "parity fails" and not torch.jit.is_tracing():
+            return x * 3
+        return x * 2
+
+@pytest.mark.torchscript(inputs=[torch.ones(2), torch.zeros(3)])
+def test_flaky():
+    return Flaky()
+"""
+
+
+def test_a_rerun_into_the_same_artifacts_folder_leaves_only_this_run_s_outcome(
+    suite, pytester, monkeypatch
+):
+    # --ts-artifacts kept across runs (a developer's folder, a CI cache): what a check left
+    # in an earlier run must not read as this run's: an artifact beside a failure at eager,
+    # an earlier failure's outputs beside a later one's, a failure that no longer happens.
+    kept = pytester.path / "kept" / "test_user.py__test_flaky"
+
+    def run(outcome: str) -> set[str]:
+        monkeypatch.setenv("TS_TEST_OUTCOME", outcome)
+        suite(RERUN_SUITE, "--ts-artifacts=kept")
+        return {str(path.relative_to(kept)) for path in kept.rglob("*")}
+
+    assert run("passes") == {"trace.pt", "trace.code", "trace.graph"}
+    (kept / "notes.txt").write_text("mine")  # a file the plugin did not write stays
+    # parity fails before the artifact is saved: the earlier run's trace.pt goes
+    assert run("parity fails") == {
+        "notes.txt",
+        "trace-failure",
+        "trace-failure/failure.txt",
+        "trace-failure/trace.code",
+        "trace-failure/trace.graph",
+        "trace-failure/outputs-set0.pt",
+    }
+    assert run("eager fails") == {"notes.txt", "trace-failure", "trace-failure/failure.txt"}
+    assert "weights missing" in (kept / "trace-failure" / "failure.txt").read_text()
+    assert run("passes") == {"notes.txt", "trace.pt", "trace.code", "trace.graph"}
