@@ -137,7 +137,10 @@ def test_timings_are_pytest_benchmark_results_with_extra_info(perf_suite, pytest
     assert info["ratio_to_eager"]["low"] <= info["ratio_to_eager"]["median"]
     assert info["parity_max_abs"] == 0.0
     assert data["machine_info"]["pytest_torchscript"]["torch"].startswith("2.")
-    assert all(bench["stats"]["rounds"] >= 9 for bench in data["benchmarks"])
+    # every series timed in every round, and at least the floor of 3 rounds however busy the
+    # machine is (a quiet one fits dozens in 0.3 s; a loaded one, under -n 2, may fit fewer)
+    (rounds,) = {bench["stats"]["rounds"] for bench in data["benchmarks"]}
+    assert rounds >= 3
 
 
 SLOW_TRACER = """
