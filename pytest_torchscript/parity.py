@@ -66,6 +66,10 @@ class LeafResult:
     needed_atol: float = 0.0
     needed_rtol: float = 0.0
     nan_mismatches: int = 0
+    # Of the mismatched elements, those where eager's value is exactly 0: all of them means
+    # eager skipped those positions (a nested-tensor fast path zeroes padding) where the
+    # converted module computed them (``stages.eager_zeroed_hint``).
+    mismatched_at_eager_zero: int = 0
     # How many elements' absolute error falls in each decade [1e-12, 1e-11), ... [1e3, 1e4],
     # kept for mismatching leaves so a report can draw the error distribution.
     error_histogram: list[int] | None = None
@@ -364,6 +368,7 @@ def _compare_tensors(expected, actual, path, tolerance, torch) -> LeafResult:
         )
         result.mismatched += chunk["mismatched"]
         result.nan_mismatches += chunk["nan_mismatches"]
+        result.mismatched_at_eager_zero += chunk["at_eager_zero"]
         result.max_abs = max(result.max_abs, chunk["max_abs"])
         result.max_rel = max(result.max_rel, chunk["max_rel"])
         result.needed_atol = max(result.needed_atol, chunk["needed_atol"])
@@ -409,8 +414,10 @@ def _chunk_figures(left, right, rtol: float, atol: float, torch) -> dict:
     if bool(over_atol.any()):
         needed = ((diff - atol) / magnitude)[over_atol]
         needed_rtol = float(needed.nan_to_num(nan=math.inf, posinf=math.inf).max())
+    beyond = diff > allowed
     return {
-        "mismatched": int((diff > allowed).sum()),
+        "mismatched": int(beyond.sum()),
+        "at_eager_zero": int((beyond & (left == 0)).sum()),
         "nan_mismatches": int((torch.isnan(left) ^ torch.isnan(right)).sum()),
         "max_abs": float(diff.max()),
         "max_rel": float(relative.nan_to_num(nan=math.inf, posinf=math.inf).max()),

@@ -36,6 +36,7 @@ from .stages import (
     control_flow,
     evaluation,
     judge_parity_and_control_flow,
+    nested_tensor_encoders,
     parity_all,
     require_deterministic,
     run_eager,
@@ -62,6 +63,9 @@ class CheckContext:
     # input set -> the Python values it passes that differ from the example's, where the
     # converted module computes with the example's (see Backend.records_python_values)
     changed_python_values: dict[int, str] = field(default_factory=dict)
+    # Where the model has nn.TransformerEncoders whose eager forward takes the nested-tensor
+    # fast path (eval, no_grad, a padding mask): their names (``stages.eager_zeroed_hint``).
+    nested_tensor_encoders: list[str] = field(default_factory=list)
 
     @property
     def test_id(self) -> str:
@@ -146,6 +150,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
     torch = import_torch()
     report, options, backend = ctx.report, ctx.options, ctx.backend
     _require_model(model, ctx.test_id, torch)
+    ctx.nested_tensor_encoders = nested_tensor_encoders(model, torch)
     ctx.stage = "inputs"
     input_sets = normalize_inputs(options.inputs, ctx.test_id)
     report.input_sets = [input_set.describe() for input_set in input_sets]

@@ -21,7 +21,7 @@ from .jit_warnings import (
     recording_warnings,
 )
 from .report import RoundTripResult, describe_mismatch
-from .stages import Stop, compare
+from .stages import Stop, compare, eager_zeroed_hint
 from .text import first_lines
 
 
@@ -70,7 +70,8 @@ def _in_process(ctx: Any, path: Path, conversion: Any, input_sets: list, eager: 
     if not in_process.ok:
         raise Stop(
             "roundtrip",
-            describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}"),
+            describe_mismatch(in_process.parity, len(input_sets), f"the reloaded {path.name}")
+            + eager_zeroed_hint(ctx, in_process.parity),
         )
     return loaded
 
@@ -130,7 +131,8 @@ def fresh_process_parity(
             "fresh-process",
             describe_mismatch(
                 fresh.parity, len(input_sets), f"{path.name} loaded in a fresh process"
-            ),
+            )
+            + eager_zeroed_hint(ctx, fresh.parity),
         )
 
 
@@ -185,9 +187,8 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
     if not result.ok:
         raise Stop(
             "cpp",
-            describe_mismatch(
-                result.parity, len(input_sets), f"{path.name} run by LibTorch in C++"
-            ),
+            describe_mismatch(result.parity, len(input_sets), f"{path.name} run by LibTorch in C++")
+            + eager_zeroed_hint(ctx, result.parity),
         )
 
 

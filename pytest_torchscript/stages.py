@@ -226,7 +226,16 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
         recorded = recorded_python_values(
             ctx, [result.input_index for result in report.parity if not result.ok]
         )
-        raise Stop("parity", message + (recorded or divergences or tracer_hint(report.warnings)))
+        raise Stop(
+            "parity",
+            message
+            + (
+                eager_zeroed_hint(ctx, report.parity)
+                or recorded
+                or divergences
+                or tracer_hint(report.warnings)
+            ),
+        )
     if divergences:
         raise Stop(
             "control-flow",
@@ -259,6 +268,40 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
                 TraceHazardWarning,
             )
         )
+
+
+def nested_tensor_encoders(model: Any, torch: Any) -> list[str]:
+    """The nn.TransformerEncoders in ``model`` set to take the nested-tensor fast path."""
+    modules = model.named_modules() if isinstance(model, torch.nn.Module) else ()
+    return [
+        name or "the model"
+        for name, module in modules
+        if isinstance(module, torch.nn.TransformerEncoder)
+        and getattr(module, "use_nested_tensor", False)
+    ]
+
+
+def eager_zeroed_hint(ctx: Any, results: list) -> str:
+    """Why a model with a nested-tensor encoder differs only where eager returned 0: in eval
+    mode under no_grad, nn.TransformerEncoder packs a padded batch into a nested tensor and
+    returns 0 at the padded positions, while every converted form (export, onnx, a reloaded
+    script) computes them; the positions it keeps agree. Empty unless that is the pattern."""
+    failing = [leaf for result in results for leaf in result.failures if leaf.problem is None]
+    if not ctx.nested_tensor_encoders or not failing:
+        return ""
+    if any(leaf.mismatched_at_eager_zero != leaf.mismatched for leaf in failing):
+        return ""
+    names = ", ".join(f"`{name}`" for name in ctx.nested_tensor_encoders[:3])
+    return (
+        f"\nevery element that differs is exactly 0 in eager: nn.TransformerEncoder ({names}) "
+        f"takes its nested-tensor fast path in eval mode under no_grad and returns 0 at the "
+        f"positions src_key_padding_mask pads, where the converted module computes them; the "
+        f"other positions agree"
+        f"\nhint: if those positions are padding, build the encoder with "
+        f"enable_nested_tensor=False (or call torch.backends.mha.set_fastpath_enabled(False) "
+        f"in the test) so eager computes them too, or zero them in forward "
+        f"(out.masked_fill(mask.unsqueeze(-1), 0.0)) so every form returns 0 there"
+    )
 
 
 def recorded_python_values(ctx: Any, failing: list[int]) -> str:

@@ -261,3 +261,58 @@ def test_nan_in_the_same_places_is_equal_and_tolerances_can_be_loosened(suite):
         """
     )
     result.assert_outcomes(passed=2)
+
+
+def test_padding_zeroed_by_the_encoder_fast_path_is_named_with_the_fix(suite):
+    """nn.TransformerEncoder in eval mode under no_grad packs a padded batch into a nested
+    tensor and returns 0 at the padded positions; export, ONNX and a reloaded script compute
+    them. The failure is real (the deployed model returns other values there), but a user
+    needs to know that only the padding differs, and how to make the forms agree."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Encoder(torch.nn.Module):
+            def __init__(self, nested):
+                super().__init__()
+                torch.manual_seed(0)
+                layer = torch.nn.TransformerEncoderLayer(
+                    d_model=8, nhead=2, dim_feedforward=16, batch_first=True
+                )
+                self.enc = torch.nn.TransformerEncoder(
+                    layer, num_layers=1, enable_nested_tensor=nested
+                )
+
+            def forward(self, x, mask):
+                return self.enc(x, src_key_padding_mask=mask)
+
+        def padded():
+            torch.manual_seed(0)
+            mask = torch.zeros(2, 5, dtype=torch.bool)
+            mask[1, 3:] = True
+            other = torch.zeros(3, 4, dtype=torch.bool)
+            other[0, 2:] = True
+            return [(torch.randn(2, 5, 8), mask), (torch.randn(3, 4, 8), other)]
+
+        @pytest.mark.torchscript(mode="export", inputs=padded)
+        @pytest.mark.parametrize("nested", [True, False])
+        def test_encoder(nested):
+            return Encoder(nested).eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Encoder failed at parity (mode='export', device=cpu)",
+            "*",
+            "*worst element at index *: eager 0.0, converted *",
+            "*",
+            "every element that differs is exactly 0 in eager: nn.TransformerEncoder (`enc`) "
+            "takes its nested-tensor fast path*",
+            "hint: if those positions are padding, build the encoder with "
+            "enable_nested_tensor=False*",
+        ],
+    )
+    expect_lines(result, ["passed*export*test_user.py::test_encoder[False]"])
