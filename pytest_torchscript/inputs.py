@@ -141,6 +141,20 @@ def map_leaves(value: Any, function: Callable[[Any], Any]) -> Any:
     return function(value)
 
 
+def plain_containers(value: Any) -> Any:
+    """``value`` with every container a plain tuple, list or dict (a NamedTuple becomes a
+    tuple, an OrderedDict a dict): what a process without the user's classes can unpickle.
+    A TorchScript module takes a plain tuple where forward declares a NamedTuple, as a
+    deployment calling it would pass one."""
+    if isinstance(value, tuple):
+        return tuple(plain_containers(item) for item in value)
+    if isinstance(value, list):
+        return [plain_containers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain_containers(item) for key, item in value.items()}
+    return value
+
+
 def tensor_leaves(arguments: tuple[tuple, dict]) -> dict[str, Any]:
     """The tensors among ``(args, kwargs)``, named as a user would point at them
     (``args[0]``, ``kwargs['mask'][1]``)."""

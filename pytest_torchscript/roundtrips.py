@@ -16,6 +16,7 @@ from . import artifacts
 from .cpp_runner import CppRunFailed, CppUnavailable
 from .cpp_runner import run as run_in_cpp
 from .fresh_process import FreshProcessError
+from .inputs import plain_containers
 from .jit_warnings import (
     flat_tensors,
     recording_warnings,
@@ -151,7 +152,9 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
             f"another runtime"
         )
         return
-    cpu_sets = [input_set.copy_to("cpu") for input_set in input_sets]
+    # plain containers: a C++ process has no Python classes (a NamedTuple is rebuilt from
+    # the type forward declares)
+    cpu_sets = [plain_containers(input_set.copy_to("cpu")) for input_set in input_sets]
     expected = [output for output, _ in eager]
     if ctx.backend.cpp_inputs == "flat":  # the loader takes and returns lists of tensors
         cpu_sets = [(tuple(flat_tensors((args, kwargs))), {}) for args, kwargs in cpu_sets]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 MODELS_SUITE = """
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import pytest
 import torch
@@ -47,6 +47,22 @@ class Pooled(torch.nn.Module):
 )
 def test_typed_containers():
     return Pooled().eval()
+
+class Batch(NamedTuple):
+    x: torch.Tensor
+    bias: torch.Tensor
+
+class UsesBatch(torch.nn.Module):
+    # A NamedTuple of the test module's: neither the fresh process nor C++ has the class
+    def forward(self, batch: Batch):
+        return batch.x * 2 + batch.bias
+
+@pytest.mark.torchscript(
+    mode="script",
+    inputs=[(Batch(torch.randn(2), torch.randn(2)),), (Batch(torch.randn(3), torch.randn(3)),)],
+)
+def test_named_tuple_input():
+    return UsesBatch().eval()
 """
 
 
@@ -55,7 +71,7 @@ def test_traced_scripted_and_nested_models_round_trip_through_cpp(
 ):
     monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(cpp_cache))
     result = suite(MODELS_SUITE, "--ts-report=report.json", cpp=True)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     expect_lines(result, ["passed*ok ok ok*test_user.py::test_affine[trace]"])
     expect_lines(
         result,
@@ -77,7 +93,7 @@ def test_traced_scripted_and_nested_models_round_trip_through_cpp(
     }
     # A second session reuses the cached runner: no build line, the same verdicts.
     again = suite(MODELS_SUITE, cpp=True)
-    again.assert_outcomes(passed=4)
+    again.assert_outcomes(passed=5)
     again.stdout.no_fnmatch_line("*C++ runner built in*")
 
 

@@ -74,6 +74,9 @@ c10::IValue declared(const c10::IValue& value, c10::TypePtr type, const c10::Dev
       const c10::TypePtr element = known ? tuple->elements()[i] : c10::AnyType::get();
       items.push_back(declared(elements[i], element, device));
     }
+    if (tuple && tuple->schema()) {  // a NamedTuple: an unnamed tuple is not one to LibTorch
+      return c10::ivalue::Tuple::createNamed(std::move(items), tuple);
+    }
     return c10::ivalue::Tuple::create(std::move(items));
   }
   if (value.isList()) {

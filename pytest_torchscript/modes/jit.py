@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..inputs import plain_containers
 from ..jit_warnings import (
     RecordedWarning,
     forget_scripted_classes,
@@ -31,6 +32,11 @@ class _TorchScript(Backend):
 
     def missing_reason(self) -> str | None:
         return torchscript_missing_reason()
+
+    def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
+        """Plain containers: a NamedTuple of the user's would not unpickle in a process that
+        never imported their code, and the module takes a plain tuple in its place."""
+        return [plain_containers(input_set) for input_set in cpu_sets]
 
     def convert(self, model: Any, args: tuple, kwargs: dict, target: Target) -> Conversion:
         recorded: list[RecordedWarning] = []
