@@ -210,10 +210,19 @@ def save(ctx: Any, artifact: Any, backend: Any) -> Path:
             folder = artifacts.folder_for(published_root, ctx.test_id)
             published = artifacts.publish(path, folder)
     except Exception as error:
+        hint = ""
+        unregistered = re.search(r"TreeSpec of namedtuple class <class '([^']+)'>", str(error))
+        if unregistered:
+            hint = (
+                f"\nhint: the exported program takes or returns {unregistered.group(1)}, a "
+                f"NamedTuple of your code, which a .pt2 can store only once torch knows how "
+                f"to name it (and a deployment without your code could not rebuild it "
+                f"anyway); return a tuple or a dict of tensors instead"
+            )
         raise Stop(
             "roundtrip",
             f"saving the converted module to {folder} failed: {type(error).__name__}: "
-            f"{first_lines(str(error))}",
+            f"{first_lines(str(error))}{hint}",
         ) from None
     report.artifact_path = str(published)
     report.artifact_bytes = path.stat().st_size

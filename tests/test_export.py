@@ -146,3 +146,36 @@ def test_dict_outputs_and_keyword_inputs_with_two_dynamic_dims(suite, pytester):
         """,
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_named_tuple_output_of_the_user_s_code_fails_saving_with_what_to_return(suite):
+    result = suite(
+        """
+        from typing import NamedTuple
+
+        import pytest
+        import torch
+
+        class Out(NamedTuple):
+            logits: torch.Tensor
+            scores: torch.Tensor
+
+        class Scorer(torch.nn.Module):
+            def forward(self, x):
+                return Out(x * 2, x.softmax(-1))
+
+        @pytest.mark.torchscript(mode="export", inputs=[torch.randn(2, 3), torch.randn(4, 3)])
+        def test_scorer():
+            return Scorer()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Scorer failed at roundtrip (mode='export', device=cpu)",
+            "saving the converted module to * failed: NotImplementedError: *namedtuple class*",
+            "hint: the exported program takes or returns test_user.Out, a NamedTuple of your "
+            "code*return a tuple or a dict of tensors instead",
+        ],
+    )
