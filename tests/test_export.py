@@ -179,3 +179,43 @@ def test_a_named_tuple_output_of_the_user_s_code_fails_saving_with_what_to_retur
             "code*return a tuple or a dict of tensors instead",
         ],
     )
+
+
+def test_a_dataclass_output_gets_what_trace_and_export_take_instead(suite):
+    result = suite(
+        """
+        import dataclasses
+
+        import pytest
+        import torch
+
+        @dataclasses.dataclass
+        class Out:
+            logits: torch.Tensor
+
+        class Scorer(torch.nn.Module):
+            def forward(self, x):
+                return Out(x * 2)
+
+        @pytest.mark.torchscript(mode=["trace", "export"], inputs=torch.randn(2, 3))
+        def test_scorer():
+            return Scorer()
+        """
+    )
+    result.assert_outcomes(failed=2)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Scorer failed at conversion (mode='trace', device=cpu)",
+            "hint: a trace takes and returns tensors and tuples, lists and dicts of them*",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "torchscript check of Scorer failed at conversion (mode='export', device=cpu)",
+            "hint: export flattens every output into tensors and does not know test_user.Out; "
+            "*torch.export.register_dataclass(Out)*",
+        ],
+    )
+    assert "mode='script' compiles the Python source" not in result.stdout.str()

@@ -173,8 +173,20 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
             lines.append(f"  {display_path(filename)}:{lineno}: the code decides on {expression}")
     first = first_lines(message, 14)
     lines.append("  " + first.replace("\n", "\n  "))
+    unknown = re.search(
+        r"Found <class '([^']+)'> in (input|output), which is not a known type", message
+    )
     if data_dependent:
         lines.append(_EXPORT_HINT)
+    elif unknown:
+        name, where = unknown.group(1), unknown.group(2)
+        lines.append(
+            f"hint: export flattens every {where} into tensors and does not know {name}; "
+            f"return (or take) a tuple or a dict of tensors, or register a dataclass with "
+            f"torch.export.register_dataclass({name.rsplit('.', 1)[-1]}) "
+            f"(a deployment then needs your class to rebuild it, which the fresh-process round "
+            f"trip checks)"
+        )
     elif "specialized due to hint of" in message:
         lines.append(
             "hint: torch.export specialises sizes 0 and 1; give the dimension a size of at "

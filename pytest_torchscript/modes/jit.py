@@ -89,6 +89,19 @@ class TraceBackend(_TorchScript):
         "non-tensor values that tracing cannot record"
     )
 
+    def explain(self, model: Any, error: BaseException) -> str:
+        text = super().explain(model, error)
+        if "Tracer cannot infer type of" in str(
+            error
+        ) or "cannot be understood by the tracer" in str(error):
+            # a class the tracer cannot record (a dataclass, a dict of lists): not control flow
+            text = text.rsplit("\nhint: ", 1)[0] + (
+                "\nhint: a trace takes and returns tensors and tuples, lists and dicts of "
+                "them (a dict's values tensors or tuples of tensors); return a tuple or a "
+                "dict of tensors from forward"
+            )
+        return text
+
     def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
         if kwargs and args:
             raise ConversionFailed(
