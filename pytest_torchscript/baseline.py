@@ -86,12 +86,20 @@ def load(path: Path) -> dict[str, Any]:
             f'--ts-baseline {path}: not a pytest-torchscript baseline (no "format": '
             f'"{FORMAT}"){other}; pass the file written by --ts-update-baseline'
         )
-    if data.get("version") not in _READABLE:
+    version = data.get("version")
+    if version not in _READABLE:
+        newer = isinstance(version, int) and version > max(_READABLE)
         raise UsageProblem(
             f"--ts-baseline {path}: written in baseline format version "
-            f"{short_repr(data.get('version'))}, and this pytest-torchscript reads versions "
-            f"{' and '.join(map(str, _READABLE))}; re-create it with --ts-update-baseline "
-            f"(timings are not comparable across formats)"
+            f"{short_repr(version)}, and this pytest-torchscript reads versions "
+            f"{' and '.join(map(str, _READABLE))}; "
+            + (
+                "it was written by a newer pytest-torchscript: upgrade this one to gate "
+                "against it (it is left as it is: --ts-update-baseline does not overwrite it)"
+                if newer
+                else "delete it and re-create it with --ts-update-baseline (timings are not "
+                "comparable across formats)"
+            )
         )
     entries = data.get("entries")
     if not isinstance(entries, dict):

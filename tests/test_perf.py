@@ -339,13 +339,20 @@ def test_two_processes_updating_one_baseline_keep_each_others_entries(perf_suite
         (
             '{"format": "pytest-torchscript-baseline", "version": 7, "entries": {}}',
             "*shared.json: written in baseline format version 7, and this pytest-torchscript "
-            "reads versions 1 and 2; re-create it with --ts-update-baseline*",
+            "reads versions 1 and 2; it was written by a newer pytest-torchscript: upgrade "
+            "this one to gate against it (it is left as it is: --ts-update-baseline does not "
+            "overwrite it)",
+        ),
+        (
+            '{"format": "pytest-torchscript-baseline", "version": 0, "entries": {}}',
+            "*shared.json: written in baseline format version 0, and this pytest-torchscript "
+            "reads versions 1 and 2; delete it and re-create it with --ts-update-baseline*",
         ),
         (b'{"format": "\xff"}', "*shared.json: not UTF-8 text (byte 12); fix it or delete it*"),
         ("[" * 100_000 + "]" * 100_000, "*shared.json: unreadable JSON (*); fix it or delete it*"),
         ("1" * 5000, "*shared.json: unreadable JSON (*); fix it or delete it*"),
     ],
-    ids=["not-json", "other-version", "not-utf8", "deep-nesting", "huge-integer"],
+    ids=["not-json", "newer-version", "older-version", "not-utf8", "deep-nesting", "huge-integer"],
 )
 def test_corrupt_baseline_is_a_usage_error_naming_file_and_entry(
     perf_suite, pytester, content, expected
@@ -358,6 +365,11 @@ def test_corrupt_baseline_is_a_usage_error_naming_file_and_entry(
     result.stderr.fnmatch_lines(["ERROR: --ts-baseline " + expected])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert_no_plugin_traceback(result)
+    # a file the plugin cannot read is never overwritten by recording either
+    before = (pytester.path / "shared.json").read_bytes()
+    recording = perf_suite(TESTS, "--ts-baseline=shared.json", "--ts-update-baseline")
+    assert recording.ret == pytest.ExitCode.USAGE_ERROR
+    assert (pytester.path / "shared.json").read_bytes() == before
 
 
 def test_a_bad_baseline_entry_fails_its_own_check_only(perf_suite, pytester):
