@@ -145,7 +145,8 @@ def plain_containers(value: Any) -> Any:
     """``value`` with every container a plain tuple, list or dict (a NamedTuple becomes a
     tuple, an OrderedDict a dict): what a process without the user's classes can unpickle.
     A TorchScript module takes a plain tuple where forward declares a NamedTuple, as a
-    deployment calling it would pass one."""
+    deployment calling it would pass one. (``fresh_worker._plain`` does the same for the
+    outputs it sends back: the worker imports nothing of the plugin.)"""
     if isinstance(value, tuple):
         return tuple(plain_containers(item) for item in value)
     if isinstance(value, list):
