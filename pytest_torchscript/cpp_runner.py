@@ -59,6 +59,11 @@ def _toolchain(device_type: str) -> tuple[str, list[str], list[str], list[str]]:
     """(compiler, include dirs, library dirs, libraries), or CppUnavailable saying why."""
     torch = import_torch()
     compiler = os.environ.get("CXX") or next(filter(shutil.which, COMPILERS), None)
+    if os.environ.get("CXX") and shutil.which(compiler) is None:
+        raise CppUnavailable(
+            f"$CXX={compiler} is not a compiler found on this machine; point CXX at one with "
+            f"C++20 support (g++ 10+, clang 12+), or unset it to use c++, g++ or clang++"
+        )
     if compiler is None or shutil.which(compiler) is None:
         raise CppUnavailable(
             f"no C++ compiler found ({', '.join(COMPILERS)} or $CXX); install one with C++20 "
@@ -158,9 +163,15 @@ def _build(binary, key, folder, compiler, includes, libraries, names, abi) -> Ru
             ) from None
         if result.returncode != 0:
             temporary.unlink(missing_ok=True)
+            said = first_lines(result.stderr or result.stdout, 8).strip()
             raise CppUnavailable(
                 f"{compiler} could not build the C++ runner against torch {torch.__version__}'s "
-                f"LibTorch:\n  " + first_lines(result.stderr, 8).replace("\n", "\n  ")
+                f"LibTorch:\n  "
+                + (
+                    said.replace("\n", "\n  ")
+                    if said
+                    else f"(it exited with status {result.returncode} and printed nothing)"
+                )
             )
         os.chmod(temporary, 0o755)
         os.replace(temporary, binary)

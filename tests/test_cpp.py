@@ -150,8 +150,22 @@ def test_a_cpp_runtime_fault_fails_that_check_and_keeps_the_others(
     assert_no_plugin_traceback(result)
 
 
-def test_no_compiler_skips_the_cpp_round_trip_or_fails_when_required(suite, pytester, monkeypatch):
-    monkeypatch.setenv("CXX", "/nonexistent/c++")
+@pytest.mark.parametrize(
+    ("cxx", "reason"),
+    [
+        (None, "no C++ compiler found (c++, g++, clang++ or $CXX)*"),
+        ("/nonexistent/c++", "$CXX=/nonexistent/c++ is not a compiler found on this machine*"),
+    ],
+    ids=["none-on-path", "cxx-points-nowhere"],
+)
+def test_no_compiler_skips_the_cpp_round_trip_or_fails_when_required(
+    suite, pytester, monkeypatch, cxx, reason
+):
+    if cxx is None:
+        monkeypatch.delenv("CXX", raising=False)
+        monkeypatch.setenv("PATH", str(pytester.mkdir("no-compilers")))
+    else:
+        monkeypatch.setenv("CXX", cxx)
     monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(pytester.path / "cache"))
     source = """
         import pytest
@@ -165,16 +179,10 @@ def test_no_compiler_skips_the_cpp_round_trip_or_fails_when_required(suite, pyte
     result = suite(source, cpp=True)
     result.assert_outcomes(passed=1)
     expect_lines(result, ["passed*ok ok skip*test_user.py::test_model"])
-    expect_lines(
-        result,
-        [
-            "torchscript: C++ round trip skipped (cpu): no C++ compiler found (c++, g++, clang++ "
-            "or $CXX)*"
-        ],
-    )
+    expect_lines(result, ["torchscript: C++ round trip skipped (cpu): " + reason])
     required = suite(source, "--ts-cpp=require", cpp=True)
     required.assert_outcomes(failed=1)
-    expect_lines(required, ["--ts-cpp=require, and no C++ compiler found*"])
+    expect_lines(required, ["--ts-cpp=require, and " + reason])
 
 
 def test_a_runner_cache_that_cannot_be_written_skips_with_the_fix(suite, pytester, monkeypatch):
