@@ -50,6 +50,7 @@ import math
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,8 +141,10 @@ class TimingResult:
     # Seconds spent warming up, in the steady-state windows before and after the rounds, and
     # in the rounds: what the budget went on.
     phases: dict[str, float] = field(default_factory=dict)
-    # The Python tracers and profilers suspended while timing (``python_tracers_suspended``).
+    # The Python tracers and profilers suspended while timing, and those that could not be
+    # (``python_tracers_suspended``): the timings include the latter's cost.
     suspended: list[str] = field(default_factory=list)
+    left_running: list[str] = field(default_factory=list)
 
     @property
     def coarse(self) -> bool:
@@ -197,6 +200,7 @@ class TimingResult:
             "round_ends": self.round_ends,
             "phases": self.phases,
             "suspended_while_timing": self.suspended,
+            "left_running_while_timing": self.left_running,
             "medians": {name: self.latency(name).to_dict() for name in self.samples},
             "steady_windows": self.steady_windows,
             "interleaved_medians": {name: self.median(name).to_dict() for name in self.samples},
@@ -238,7 +242,7 @@ def measure(
     torch.set_num_threads(threads)
     started = clock()
     names = list(calls)
-    with python_tracers_suspended() as suspended:
+    with python_tracers_suspended() as (suspended, left_running):
         try:
             # no_grad, not inference_mode: a reloaded TorchScript module whose graph was profiled
             # outside inference mode raises "Inference tensors cannot be saved for backward".
@@ -338,29 +342,52 @@ def measure(
             "steady_after": ended - rounds_ended,
         },
         suspended=suspended,
+        left_running=left_running,
     )
 
 
 @contextlib.contextmanager
-def python_tracers_suspended() -> Iterator[list[str]]:
-    """Run the block with this thread's trace and profile functions off, and put back exactly
-    the ones that were set (coverage's C tracer reinstalls its fast path when restored this
-    way, as it does after a debugger). Yields what was suspended, by the module that set it
-    (``coverage.tracer``), for the report."""
-    tracer, profiler = sys.gettrace(), sys.getprofile()
-    suspended = [
-        f"{kind} function {getattr(function, '__module__', None) or type(function).__module__}."
-        f"{getattr(function, '__qualname__', type(function).__qualname__)}"
-        for kind, function in (("trace", tracer), ("profile", profiler))
-        if function is not None
-    ]
-    sys.settrace(None)
-    sys.setprofile(None)
+def python_tracers_suspended() -> Iterator[tuple[list[str], list[str]]]:
+    """Run the block with this thread's trace and profile functions off where they can be put
+    back exactly, and put them back. Yields (suspended, left running), each named by the module
+    that set it (``coverage.tracer.CTracer``), for the report.
+
+    ``sys.settrace(f)`` restores what ``sys.gettrace()`` returned only where that is the
+    function itself: a Python function or method, or coverage's C tracer (which reinstalls its
+    fast path when restored so, as after a debugger). A C-level hook returns another object
+    (cProfile's profiler is not callable: restored through ``sys.setprofile`` it raised
+    "'Profile' object is not callable" in every later call), so those are left running and
+    the timings include their cost."""
+    hooks = {"trace": sys.gettrace(), "profile": sys.getprofile()}
+    suspended, left = [], []
+    for kind, hook in hooks.items():
+        if hook is not None:
+            (suspended if _restorable(hook) else left).append(f"{kind} function {_named(hook)}")
+    restorable = {kind: hook is not None and _restorable(hook) for kind, hook in hooks.items()}
+    if restorable["trace"]:
+        sys.settrace(None)
+    if restorable["profile"]:
+        sys.setprofile(None)
     try:
-        yield suspended
+        yield suspended, left
     finally:
-        sys.settrace(tracer)
-        sys.setprofile(profiler)
+        if restorable["trace"]:
+            sys.settrace(hooks["trace"])
+        if restorable["profile"]:
+            sys.setprofile(hooks["profile"])
+
+
+def _restorable(hook: Any) -> bool:
+    if isinstance(hook, (types.FunctionType, types.MethodType)):
+        return True
+    # coverage's C tracer: its module is loaded wherever one is installed (never import it)
+    ctracer = getattr(sys.modules.get("coverage.tracer"), "CTracer", None)
+    return ctracer is not None and isinstance(hook, ctracer)
+
+
+def _named(hook: Any) -> str:
+    module = getattr(hook, "__module__", None) or type(hook).__module__
+    return f"{module}.{getattr(hook, '__qualname__', type(hook).__qualname__)}"
 
 
 def take_rounds(

@@ -185,6 +185,34 @@ def test_a_python_tracer_such_as_coverage_is_suspended_while_timing(perf_suite, 
     assert int(forward_calls) >= 2 and restored == "True"  # the check's own calls stay traced
 
 
+PROFILED = """
+import cProfile
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def profiled():
+    profile = cProfile.Profile()  # a C-level hook: sys.getprofile() is not a function
+    profile.enable()
+    yield
+    profile.disable()
+"""
+
+
+def test_a_profiler_that_cannot_be_put_back_is_left_running_not_broken(perf_suite, pytester):
+    # Restored through sys.setprofile, cProfile's profiler raised "'Profile' object is not
+    # callable" in every later call: the check failed at timing. It is left running, and the
+    # report says the timings include it.
+    pytester.makeconftest(PROFILED)
+    result = perf_suite(TESTS, "--ts-report=report.json", "-k", "fast")
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    timing = check["perf"]["timing"]
+    assert timing["suspended_while_timing"] == []
+    assert timing["left_running_while_timing"] == ["profile function cProfile.Profile"]
+
+
 def test_max_slowdown_fails_a_converted_module_slower_than_allowed(perf_suite):
     result = perf_suite(TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_slowdown=2.0)"))
     result.assert_outcomes(passed=1, failed=1)
