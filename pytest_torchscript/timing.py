@@ -425,7 +425,7 @@ def take_rounds(
             switched, ran = preemptions(), cpu_time()
             elapsed = _timed(name, calls[name], loops[name], synchronize)
             if preemptions() != switched and (
-                not weigh_switches or elapsed - (cpu_time() - ran) > DISTURBED_SHARE * elapsed
+                not weigh_switches or _cost_of_switch(elapsed, cpu_time() - ran) > DISTURBED_SHARE
             ):
                 preempted[name].append(done)
                 disturbed = True
@@ -434,6 +434,16 @@ def take_rounds(
         clean += not disturbed
         ends.append(clock())
     return samples, preempted, ends
+
+
+def _cost_of_switch(elapsed: float, ran: float) -> float:
+    """The share of a sample its thread spent switched out: wall time it did not run. A thread
+    cannot run longer than the wall clock; where the CPU clock says it did by more than the
+    reads between the two clocks (a coarse thread clock), it cannot weigh the switch, and the
+    switch counts whole."""
+    if elapsed <= 0 or ran > elapsed * (1 + DISTURBED_SHARE):
+        return 1.0
+    return (elapsed - ran) / elapsed
 
 
 def _warm_up(

@@ -1019,3 +1019,11 @@ def test_gates_on_a_device_the_gate_was_never_measured_on_are_called_advisory():
         quiet, [check("cpu"), check("cuda", gate="max_slowdown"), {"device": "mps", "perf": None}]
     )
     assert quiet.lines == []  # measured on CPUs; max_slowdown compares within one run
+
+
+def test_a_thread_clock_that_reads_more_than_the_wall_clock_cannot_excuse_a_switch(monkeypatch):
+    # A coarse thread clock (one that jumps a tick) can read more CPU time than wall time
+    # passed: such a reading cannot weigh the switch, so it counts as a disturbance.
+    machine = BusyMachine(monkeypatch, busy=lambda index: True, slice_s=0.00001)
+    monkeypatch.setattr(timing, "cpu_time", lambda: machine.ran * 2)
+    assert machine.rounds(planned=12, weigh_switches=True).disturbed_rounds > 0
