@@ -16,7 +16,7 @@ from . import artifacts
 from .errors import CheckFailed, TrainModeWarning, UsageProblem
 from .inputs import normalize_inputs
 from .jit_warnings import import_torch
-from .modes import ConversionFailed, Target, backend, backend_for_artifact
+from .modes import BACKENDS, ConversionFailed, Target, backend, backend_for_artifact
 from .options import Options, parse_check_options
 from .parity import ParityResult
 from .pipeline import CheckContext, run_check
@@ -144,7 +144,7 @@ class TorchScriptChecker:
         converter's explanation."""
         __tracebackhide__ = True
         self.used = True
-        input_set = normalize_inputs(example, self._test_id)[0]
+        input_set = self._input_sets(example)[0]
         ctx = self._context(model)
         with evaluation(model, self.device):
             args, kwargs = input_set.copy_to(self.device)
@@ -162,7 +162,7 @@ class TorchScriptChecker:
         __tracebackhide__ = True
         self.used = True
         options = self._options.merged({"rtol": rtol, "atol": atol})
-        input_sets = normalize_inputs(inputs, self._test_id)
+        input_sets = self._input_sets(inputs)
         torch = import_torch()
         if isinstance(converted, torch.export.ExportedProgram):
             converted = converted.module()
@@ -177,10 +177,26 @@ class TorchScriptChecker:
             raise CheckFailed(describe_mismatch(results, len(input_sets), "the converted module"))
         return results
 
+    def _input_sets(self, value: Any) -> list:
+        """``normalize_inputs``, its usage error raised from here: the test's line shows,
+        not the plugin's frames."""
+        __tracebackhide__ = True
+        try:
+            return normalize_inputs(value, self._test_id)
+        except UsageProblem as problem:
+            raise problem.with_traceback(None) from None
+
     def roundtrip(self, converted: Any) -> Any:
         """Save ``converted`` (kept under ``--ts-artifacts`` when given) and load it back."""
         __tracebackhide__ = True
         self.used = True
+        if not any(candidate.owns(converted) for candidate in BACKENDS.values()):
+            raise UsageProblem(
+                f"{self._test_id}: torchscript.roundtrip() takes what torchscript.convert() "
+                f"returns (a TorchScript module, an ExportedProgram, an ONNX program or an "
+                f"AOTInductor package), got {type(converted).__name__}; convert it first: "
+                f"torchscript.roundtrip(torchscript.convert(model, example))"
+            )
         owner = backend_for_artifact(converted)
         ctx = self._context(mode=owner)
         try:

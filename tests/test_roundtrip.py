@@ -3,7 +3,7 @@
 import sys
 
 import pytest
-from conftest import expect_lines
+from conftest import assert_no_plugin_traceback, expect_lines
 
 
 def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suite, pytester):
@@ -225,3 +225,36 @@ def test_a_rerun_into_the_same_artifacts_folder_leaves_only_this_run_s_outcome(
     assert run("eager fails") == {"notes.txt", "trace-failure", "trace-failure/failure.txt"}
     assert "weights missing" in (kept / "trace-failure" / "failure.txt").read_text()
     assert run("passes") == {"notes.txt", "trace.pt", "trace.code", "trace.graph"}
+
+
+def test_single_steps_misused_say_so_from_the_test_s_line(suite):
+    result = suite(
+        """
+        import torch
+        from models import Affine
+
+        def test_roundtrip_of_an_eager_module(torchscript):
+            torchscript.roundtrip(Affine())
+
+        def test_convert_with_a_bad_example(torchscript):
+            torchscript.convert(Affine(), "not a tensor")
+
+        def test_parity_with_no_inputs(torchscript):
+            model = Affine().eval()
+            torchscript.assert_parity(model, torchscript.convert(model, torch.randn(2, 4)), [])
+        """
+    )
+    result.assert_outcomes(failed=3)
+    expect_lines(
+        result,
+        [
+            "E   *UsageProblem: test_user.py::test_roundtrip_of_an_eager_module: "
+            "torchscript.roundtrip() takes what torchscript.convert() returns*got Affine; "
+            "convert it first*",
+            "E   *UsageProblem: test_user.py::test_convert_with_a_bad_example: input set 0 is "
+            "str 'not a tensor'*",
+            "E   *UsageProblem: test_user.py::test_parity_with_no_inputs: inputs is an empty "
+            "list*",
+        ],
+    )
+    assert_no_plugin_traceback(result)
