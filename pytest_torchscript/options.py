@@ -283,15 +283,20 @@ OPTION_SPECS: dict[str, OptionSpec] = {
 }
 
 
-def parse_layer(options: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate one layer of options; ``where`` names its source in error messages."""
+MARKER_ONLY = ("xfail", "skip")  # outcomes of the test: torchscript.check() cannot set them
+
+
+def parse_layer(
+    options: Mapping[str, Any], where: str, excluded: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Validate one layer of options; ``where`` names its source in error messages and
+    ``excluded`` the options this layer does not take (listed nowhere as accepted)."""
     parsed = {}
     for name, value in options.items():
         spec = OPTION_SPECS.get(name)
         if spec is None:
-            raise UsageProblem(
-                f"{where}: unknown option {name!r}; accepted options: {', '.join(OPTION_SPECS)}"
-            )
+            accepted = ", ".join(option for option in OPTION_SPECS if option not in excluded)
+            raise UsageProblem(f"{where}: unknown option {name!r}; accepted options: {accepted}")
         try:
             parsed[name] = spec.parse(value)
         except ValueError as reason:
@@ -331,8 +336,8 @@ def parse_marker(marks: Iterable[Any], where: str) -> dict[str, Any]:
 
 def parse_check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate ``torchscript.check(**options)``: like the marker, but one mode only."""
-    parsed = parse_layer(options, f"{where}: torchscript.check()")
-    for name in ("xfail", "skip"):
+    parsed = parse_layer(options, f"{where}: torchscript.check()", MARKER_ONLY)
+    for name in MARKER_ONLY:
         if name in parsed:
             raise UsageProblem(
                 f"{where}: torchscript.check() does not take {name}=; put it on the marker "

@@ -53,6 +53,11 @@ def test_a_bad_option_names_the_test_the_option_and_what_it_accepts():
 def test_an_unknown_option_lists_the_accepted_ones():
     with pytest.raises(UsageProblem, match="unknown option 'rtoll'; accepted options: mode"):
         parse_marker([mark(rtoll=1e-3)], "t")
+    # check() is not offered the marker's xfail= and skip=, which it refuses
+    with pytest.raises(UsageProblem) as raised:
+        parse_check_options({"rtoll": 1e-3}, "t")
+    assert "accepted options: mode" in str(raised.value)
+    assert "xfail" not in str(raised.value) and "skip" not in str(raised.value)
 
 
 def test_the_closest_mark_wins_option_by_option():
