@@ -253,8 +253,7 @@ def test_single_steps_misused_say_so_from_the_test_s_line(suite):
             "convert it first*",
             "E   *UsageProblem: test_user.py::test_convert_with_a_bad_example: input set 0 is "
             "str 'not a tensor'*",
-            "E   *UsageProblem: test_user.py::test_parity_with_no_inputs: inputs is an empty "
-            "list*",
+            "E   *UsageProblem: test_user.py::test_parity_with_no_inputs: inputs is an empty list*",
         ],
     )
     assert_no_plugin_traceback(result)
