@@ -170,14 +170,20 @@ def traced():
 """
 
 
+def _fast_check_under(perf_suite, pytester, conftest: str) -> dict:
+    """test_fast timed with ``conftest`` in place; its check as the JSON report has it."""
+    pytester.makeconftest(conftest)
+    result = perf_suite(TESTS, "--ts-report=report.json", "-k", "fast")
+    result.assert_outcomes(passed=1)
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    return check
+
+
 def test_a_python_tracer_such_as_coverage_is_suspended_while_timing(perf_suite, pytester):
     # Under --cov, eager's Python frames run traced and a converted forward's do not: timed
     # traced, an unchanged model read 26% slower in eager against a baseline recorded without
     # it. The tracer here costs 2 ms a call, so timed under it the ratio would be near 0.
-    pytester.makeconftest(SLOW_TRACER)
-    result = perf_suite(TESTS, "--ts-report=report.json", "-k", "fast")
-    result.assert_outcomes(passed=1)
-    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    check = _fast_check_under(perf_suite, pytester, SLOW_TRACER)
     timing = check["perf"]["timing"]
     assert timing["suspended_while_timing"] == ["trace function conftest.tracer"]
     assert check["perf"]["ratio"]["median"] > 0.2, check["perf"]["ratio"]
@@ -204,11 +210,7 @@ def test_a_profiler_that_cannot_be_put_back_is_left_running_not_broken(perf_suit
     # Restored through sys.setprofile, cProfile's profiler raised "'Profile' object is not
     # callable" in every later call: the check failed at timing. It is left running, and the
     # report says the timings include it.
-    pytester.makeconftest(PROFILED)
-    result = perf_suite(TESTS, "--ts-report=report.json", "-k", "fast")
-    result.assert_outcomes(passed=1)
-    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
-    timing = check["perf"]["timing"]
+    timing = _fast_check_under(perf_suite, pytester, PROFILED)["perf"]["timing"]
     assert timing["suspended_while_timing"] == []
     assert timing["left_running_while_timing"] == ["profile function cProfile.Profile"]
 
