@@ -78,9 +78,31 @@ def run_eager(
         raise Stop(
             "eager",
             f"the model raised in eager mode on input set {index} {input_set.describe()}, "
-            f"before any conversion: {type(error).__name__}: {error}",
+            f"before any conversion: {type(error).__name__}: {error}"
+            + _arity_hint(error, input_set),
         ) from error
     return output, (args, kwargs)
+
+
+def _arity_hint(error: Exception, input_set: Any) -> str:
+    """A forward given the wrong number of arguments, where the inputs' shape explains it:
+    a tuple is one input set of positional arguments, a list is several input sets."""
+    text = str(error)
+    if not isinstance(error, TypeError) or input_set.kwargs or "forward()" not in text:
+        return ""  # not the call of forward itself (a helper deeper in the model)
+    if "positional argument" in text and "were given" in text and len(input_set.args) > 1:
+        return (
+            f"\nhint: a tuple is one input set of {len(input_set.args)} positional "
+            f"arguments; if you meant {len(input_set.args)} input sets, pass a list: "
+            f"inputs=[a, b]"
+        )
+    if "missing" in text and "required positional argument" in text:
+        return (
+            "\nhint: a tensor is an input set of one argument, and each item of a list an "
+            "input set of its own; to pass several positional arguments in one set, use a "
+            "tuple: inputs=(x, mask), or a list of tuples for several sets"
+        )
+    return ""
 
 
 def require_deterministic(

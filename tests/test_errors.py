@@ -169,6 +169,46 @@ def test_bad_input_is_a_clear_error_naming_the_test(suite, call, expected):
     assert_no_plugin_traceback(result)
 
 
+def test_inputs_shaped_as_the_other_container_get_the_container_that_fits(suite):
+    """A tuple is one input set of positional arguments, a list several input sets: the
+    commonest mix-up, caught at forward's own TypeError."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Masked(torch.nn.Module):
+            def forward(self, x, mask):
+                return x * mask
+
+        @pytest.mark.torchscript(inputs=(torch.randn(2, 4), torch.randn(3, 4)))
+        def test_tuple_meant_as_sets():
+            return torch.nn.Linear(4, 2)
+
+        @pytest.mark.torchscript(inputs=[torch.randn(2, 4), torch.ones(2, 4)])
+        def test_list_meant_as_arguments():
+            return Masked()
+        """
+    )
+    result.assert_outcomes(failed=2)
+    expect_lines(
+        result,
+        [
+            "*TypeError: Linear.forward() takes 2 positional arguments but 3 were given",
+            "hint: a tuple is one input set of 2 positional arguments; if you meant 2 input "
+            "sets, pass a list: inputs=[a, b]",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "*TypeError: Masked.forward() missing 1 required positional argument: 'mask'",
+            "hint: a tensor is an input set of one argument, and each item of a list an input "
+            "set of its own; to pass several positional arguments in one set, use a tuple*",
+        ],
+    )
+
+
 def test_output_the_plugin_cannot_compare_is_named(suite):
     result = suite(
         """
