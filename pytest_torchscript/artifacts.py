@@ -135,11 +135,12 @@ def forget_earlier_evidence(folder: Path) -> None:
         folder.rmdir()  # only if empty: anything else there is not ours to remove
 
 
-def forget_earlier_artifact(folder: Path, stem: str) -> None:
+def forget_earlier_artifact(folder: Path, stem: str, published: set[Path]) -> None:
     """Remove the artifact an earlier run saved under ``stem`` (with its code and graph), for a
     check that failed before saving one: beside this run's failure it would read as this run's
-    converted module."""
-    if folder.is_symlink():
+    converted module. One this run ``published`` (the fixture's own roundtrip() in the same
+    test) stays."""
+    if folder.is_symlink() or any(folder / f"{stem}{s}" in published for s in ARTIFACT_SUFFIXES):
         return
     for suffix in ARTIFACT_SUFFIXES:
         with contextlib.suppress(OSError):

@@ -230,7 +230,7 @@ def _failed(ctx: CheckContext, stage: str, message: str) -> CheckFailed:
         folder = artifacts.folder_for(root, ctx.test_id)
         stem = artifacts.stem_for(report.mode, ctx.check_number)
         if report.artifact_path is None:  # not saved in this run: no earlier run's stands in
-            artifacts.forget_earlier_artifact(folder, stem)
+            artifacts.forget_earlier_artifact(folder, stem, ctx.session.published_artifacts)
         artifacts.forget_earlier_evidence(folder / f"{stem}-failure")
         ctx.evidence.keep(folder / f"{stem}-failure", report)
     return CheckFailed(

@@ -209,6 +209,7 @@ def save(ctx: Any, artifact: Any, backend: Any) -> Path:
         if published_root is not None:
             folder = artifacts.folder_for(published_root, ctx.test_id)
             published = artifacts.publish(path, folder)
+            ctx.session.published_artifacts.add(published)
     except Exception as error:
         hint = ""
         unregistered = re.search(r"TreeSpec of namedtuple class <class '([^']+)'>", str(error))

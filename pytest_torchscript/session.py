@@ -30,6 +30,8 @@ class SessionState:
         self.worker_checks: list[dict] = []  # from xdist workers, on the controller
         self.device_skipped: str | None = None  # why marked tests skipped, for the summary
         self.write_failures: list[str] = []  # end-of-run outputs that could not be written
+        # artifacts this run published under --ts-artifacts: never taken for an earlier run's
+        self.published_artifacts: set[Path] = set()
         self._cpp_runners: dict[str, Any] = {}  # device type -> Runner, or why there is none
         self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}

@@ -257,3 +257,28 @@ def test_single_steps_misused_say_so_from_the_test_s_line(suite):
         ],
     )
     assert_no_plugin_traceback(result)
+
+
+def test_an_artifact_this_run_saved_is_never_taken_for_an_earlier_run_s(suite, pytester):
+    # The fixture's own roundtrip() saved trace.pt; a check of the same test that then fails
+    # before saving must not remove it as a leftover of an earlier run.
+    result = suite(
+        """
+        import torch
+        from models import Affine
+
+        class Broken(torch.nn.Module):
+            def forward(self, x):
+                raise RuntimeError("weights missing")
+
+        def test_steps_then_a_failing_check(torchscript):
+            model = Affine().eval()
+            torchscript.roundtrip(torchscript.convert(model, torch.randn(2, 4)))
+            torchscript.check(Broken(), torch.randn(2, 4))
+        """,
+        "--ts-artifacts=kept",
+    )
+    result.assert_outcomes(failed=1)
+    kept = pytester.path / "kept" / "test_user.py__test_steps_then_a_failing_check"
+    assert (kept / "trace.pt").stat().st_size > 0
+    assert "weights missing" in (kept / "trace-failure" / "failure.txt").read_text()
