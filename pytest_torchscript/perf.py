@@ -98,8 +98,8 @@ class PerfReport:
     ratio_too_busy: str | None = None  # the same for the ratio, from eager and converted alone
     gates: list[GateResult] = field(default_factory=list)
     baseline_key: str | None = None
-    # A baseline entry recorded from too few rounds for a gate to decide with, and the budget
-    # that would fit enough (``coarse_recording``).
+    # With --ts-update-baseline: the entry was recorded from too few rounds for a gate to
+    # decide with, and the budget that would fit enough (set in ``run``).
     advice: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
@@ -336,19 +336,22 @@ def explain_coarse(
     )
 
 
+def _per_round(timing: TimingResult) -> float:
+    return timing.phases.get("rounds", 0.0) / max(timing.rounds, 1)
+
+
 def _too_few(timing: TimingResult) -> str:
-    per_round = timing.phases.get("rounds", 0.0) / max(timing.rounds, 1)
     return (
         f"and a 95% interval needs {MIN_ROUNDS} or more (a round of this model takes "
-        f"{per_round * 1e3:.0f} ms)"
+        f"{_per_round(timing) * 1e3:.0f} ms)"
     )
 
 
 def _enough_budget(timing: TimingResult, budget_s: float) -> int:
     """Whole seconds that fit twice the fewest rounds giving an interval, after the warm-up's
     share of the budget; more than ``budget_s`` in any case."""
-    per_round = timing.phases.get("rounds", 0.0) / max(timing.rounds, 1)
-    return max(math.floor(budget_s) + 1, math.ceil(2 * MIN_ROUNDS * per_round / (1 - WARMUP_SHARE)))
+    needed = 2 * MIN_ROUNDS * _per_round(timing) / (1 - WARMUP_SHARE)
+    return max(math.floor(budget_s) + 1, math.ceil(needed))
 
 
 def probe_totals(timing: TimingResult) -> list[float]:
