@@ -150,8 +150,7 @@ def require_deterministic(
 
 
 def _names(buffers: list[str]) -> str:
-    shown = ", ".join(f"buffer {name!r}" for name in buffers[:3])
-    return shown + (f" and {len(buffers) - 3} more" if len(buffers) > 3 else "")
+    return _listed([f"buffer {name!r}" for name in buffers])
 
 
 def buffers_written_by(model: Any, run: Callable[[], Any]) -> list[str]:
