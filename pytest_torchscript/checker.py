@@ -16,7 +16,7 @@ from . import artifacts
 from .errors import CheckFailed, TrainModeWarning, UsageProblem
 from .inputs import normalize_inputs
 from .jit_warnings import import_torch
-from .modes import BACKENDS, ConversionFailed, Target, backend, backend_for_artifact
+from .modes import ConversionFailed, Target, backend, owner_of
 from .options import Options, parse_check_options
 from .parity import ParityResult
 from .pipeline import CheckContext, run_check
@@ -190,14 +190,14 @@ class TorchScriptChecker:
         """Save ``converted`` (kept under ``--ts-artifacts`` when given) and load it back."""
         __tracebackhide__ = True
         self.used = True
-        if not any(candidate.owns(converted) for candidate in BACKENDS.values()):
+        owner = owner_of(converted)
+        if owner is None:
             raise UsageProblem(
                 f"{self._test_id}: torchscript.roundtrip() takes what torchscript.convert() "
                 f"returns (a TorchScript module, an ExportedProgram, an ONNX program or an "
                 f"AOTInductor package), got {type(converted).__name__}; convert it first: "
                 f"torchscript.roundtrip(torchscript.convert(model, example))"
             )
-        owner = backend_for_artifact(converted)
         ctx = self._context(mode=owner)
         try:
             path = save(ctx, converted, owner)

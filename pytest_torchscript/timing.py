@@ -36,11 +36,12 @@ CEILING budgets (under 3 s for the default 2 s: a busy machine costs precision, 
 open-ended wait); only where too few undisturbed rounds remain are all of them used, and the
 intervals say how noisy that was.
 
-A Python tracer or profiler (coverage under ``--cov``, a debugger, cProfile) is suspended while
-timing: it slows every Python frame of an eager forward and hardly any of a converted one, so
-a suite gated with ``--cov`` against a baseline recorded without it read an unchanged MLP as
-26% slower in eager (and the conversion 21% faster). The timings measure the model; the
-model's lines are still covered by the check's other calls (eager runs, parity).
+A Python tracer (coverage under ``--cov``, a debugger) is suspended while timing: it slows
+every Python frame of an eager forward and hardly any of a converted one, so a suite gated
+with ``--cov`` against a baseline recorded without it read an unchanged MLP as 26% slower in
+eager (and the conversion 21% faster). The timings measure the model; the model's lines are
+still covered by the check's other calls (eager runs, parity). A C-level hook that cannot be
+put back exactly (cProfile's) is left running (``python_tracers_suspended``).
 """
 
 from __future__ import annotations
@@ -242,86 +243,85 @@ def measure(
     torch.set_num_threads(threads)
     started = clock()
     names = list(calls)
-    with python_tracers_suspended() as (suspended, left_running):
-        try:
-            # no_grad, not inference_mode: a reloaded TorchScript module whose graph was profiled
-            # outside inference mode raises "Inference tensors cannot be saved for backward".
-            with torch.no_grad():
-                single, peak_memory, steady = {}, {}, {}
-                apart_spent = 0.0
-                timed_apart = [name for name in names if latency_of is None or name in latency_of]
-                window = min(STEADY_S, budget_s * STEADY_SHARE / max(len(timed_apart), 1))
-                # One call tells whether timing can fit at all (the model ran several times in
-                # the check already, so this call is warm).
-                first = _timed(names[0], calls[names[0]], 1, synchronize)
-                needed = len(timed_apart) * (MIN_WARMUP_CALLS + FLOOR_ROUNDS) * first
-                if needed > FLOOR_OVERRUN * budget_s:
-                    raise TooSlowToTime(names[0], first, needed)
-                for name in names:
-                    if is_cuda:
-                        torch.cuda.reset_peak_memory_stats(device)
-                    resident = None if is_cuda else cpu_memory.start()
-                    apart = name in timed_apart
-                    single[name] = _warm_up(
-                        name,
-                        calls[name],
-                        synchronize,
-                        budget_s * WARMUP_SHARE / len(names),
-                        WARMUP_MIN_S if apart else 0.0,
-                    )
-                    # Right after its own warm-up, while the series runs undisturbed; not counted
-                    # in the budget of the rounds, which the gates' precision depends on.
-                    if apart:
-                        began = clock()
-                        found = _steady(name, calls[name], single[name], synchronize, window)
-                        apart_spent += clock() - began
-                        if found is not None:
-                            steady[name] = found
-                    if is_cuda:
-                        peak_memory[name] = int(torch.cuda.max_memory_allocated(device))
-                    elif (rise := cpu_memory.rise_since(resident)) is not None:
-                        peak_memory[name] = rise
-                fixed = loops or {}
-                loops = {
-                    name: fixed.get(name) or max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
-                    for name, seconds in single.items()
-                }
-                per_round = sum(loops[name] * single[name] for name in names)
-                remaining = budget_s - (clock() - started - apart_spent)
-                planned = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
-                deadline = started + apart_spent + budget_s  # also when the machine slows down
-                # Preempted rounds are replaced until the ceiling, less what the steady-state
-                # windows after the rounds will take (as long as the ones before them did).
-                late_deadline = started + CEILING * budget_s - apart_spent
-                rounds_began = clock()
-                samples, preempted, ends = take_rounds(
-                    calls,
-                    loops,
+    try:
+        # no_grad, not inference_mode: a reloaded TorchScript module whose graph was profiled
+        # outside inference mode raises "Inference tensors cannot be saved for backward".
+        # The Python tracers off too (coverage's under --cov): they slow eager's Python frames
+        # and hardly any of a converted module's.
+        with torch.no_grad(), python_tracers_suspended() as (suspended, left_running):
+            single, peak_memory, steady = {}, {}, {}
+            apart_spent = 0.0
+            timed_apart = [name for name in names if latency_of is None or name in latency_of]
+            window = min(STEADY_S, budget_s * STEADY_SHARE / max(len(timed_apart), 1))
+            # One call tells whether timing can fit at all (the model ran several times in
+            # the check already, so this call is warm).
+            first = _timed(names[0], calls[names[0]], 1, synchronize)
+            needed = len(timed_apart) * (MIN_WARMUP_CALLS + FLOOR_ROUNDS) * first
+            if needed > FLOOR_OVERRUN * budget_s:
+                raise TooSlowToTime(names[0], first, needed)
+            for name in names:
+                if is_cuda:
+                    torch.cuda.reset_peak_memory_stats(device)
+                resident = None if is_cuda else cpu_memory.start()
+                apart = name in timed_apart
+                single[name] = _warm_up(
+                    name,
+                    calls[name],
                     synchronize,
-                    planned,
-                    min(deadline, late_deadline),
-                    late_deadline,
-                    # With one thread on a CPU, the thread's own CPU time is all the work: the
-                    # rest of a sample is what a switch cost. A GPU's synchronisation waits, and
-                    # other intra-op threads can be the ones switched out: any switch counts.
-                    weigh_switches=threads == 1 and getattr(device, "type", str(device)) == "cpu",
+                    budget_s * WARMUP_SHARE / len(names),
+                    WARMUP_MIN_S if apart else 0.0,
                 )
-                rounds_ended = clock()
-                # A second window after the rounds. A transient can slow one whole window (a
-                # traced BERT's read 40% above its rounds and above its reloaded twin's, and the
-                # gate took it for a regression); it does not slow two windows a second apart,
-                # while a slower module is slower in both. The faster window counts.
-                windows = {name: [found.median] for name, found in steady.items()}
-                for name in list(steady):
-                    again = _steady(
-                        name, calls[name], single[name], synchronize, window, settle=False
-                    )
-                    if again is not None:
-                        windows[name].append(again.median)
-                        if again.median < steady[name].median:
-                            steady[name] = again
-        finally:
-            torch.set_num_threads(previous_threads)
+                # Right after its own warm-up, while the series runs undisturbed; not counted
+                # in the budget of the rounds, which the gates' precision depends on.
+                if apart:
+                    began = clock()
+                    found = _steady(name, calls[name], single[name], synchronize, window)
+                    apart_spent += clock() - began
+                    if found is not None:
+                        steady[name] = found
+                if is_cuda:
+                    peak_memory[name] = int(torch.cuda.max_memory_allocated(device))
+                elif (rise := cpu_memory.rise_since(resident)) is not None:
+                    peak_memory[name] = rise
+            fixed = loops or {}
+            loops = {
+                name: fixed.get(name) or max(1, math.ceil(TARGET_SAMPLE_S / max(seconds, 1e-9)))
+                for name, seconds in single.items()
+            }
+            per_round = sum(loops[name] * single[name] for name in names)
+            remaining = budget_s - (clock() - started - apart_spent)
+            planned = int(min(MAX_ROUNDS, max(FLOOR_ROUNDS, remaining / max(per_round, 1e-9))))
+            deadline = started + apart_spent + budget_s  # also when the machine slows down
+            # Preempted rounds are replaced until the ceiling, less what the steady-state
+            # windows after the rounds will take (as long as the ones before them did).
+            late_deadline = started + CEILING * budget_s - apart_spent
+            rounds_began = clock()
+            samples, preempted, ends = take_rounds(
+                calls,
+                loops,
+                synchronize,
+                planned,
+                min(deadline, late_deadline),
+                late_deadline,
+                # With one thread on a CPU, the thread's own CPU time is all the work: the
+                # rest of a sample is what a switch cost. A GPU's synchronisation waits, and
+                # other intra-op threads can be the ones switched out: any switch counts.
+                weigh_switches=threads == 1 and getattr(device, "type", str(device)) == "cpu",
+            )
+            rounds_ended = clock()
+            # A second window after the rounds. A transient can slow one whole window (a
+            # traced BERT's read 40% above its rounds and above its reloaded twin's, and the
+            # gate took it for a regression); it does not slow two windows a second apart,
+            # while a slower module is slower in both. The faster window counts.
+            windows = {name: [found.median] for name, found in steady.items()}
+            for name in list(steady):
+                again = _steady(name, calls[name], single[name], synchronize, window, settle=False)
+                if again is not None:
+                    windows[name].append(again.median)
+                    if again.median < steady[name].median:
+                        steady[name] = again
+    finally:
+        torch.set_num_threads(previous_threads)
     ended = clock()
     return TimingResult(
         samples=samples,

@@ -28,13 +28,15 @@ def backend(mode: str) -> Backend:
     return BACKENDS[mode]
 
 
-def backend_for_artifact(artifact: Any) -> Backend:
+def owner_of(artifact: Any) -> Backend | None:
     """The backend that saves ``artifact`` (an artifact handed to the fixture's ``roundtrip``,
-    whose mode the test may not say); TorchScript when none claims it."""
-    for candidate in BACKENDS.values():
-        if candidate.owns(artifact):
-            return candidate
-    return BACKENDS["trace"]
+    whose mode the test may not say), or None for what no mode saves (an eager module)."""
+    return next((b for b in BACKENDS.values() if b.owns(artifact)), None)
+
+
+def backend_for_artifact(artifact: Any) -> Backend:
+    """``owner_of``, TorchScript when none claims it."""
+    return owner_of(artifact) or BACKENDS["trace"]
 
 
 def convert(model: Any, mode: str, args: tuple, kwargs: dict, target: Target | None = None):
@@ -53,4 +55,5 @@ __all__ = [
     "backend",
     "backend_for_artifact",
     "convert",
+    "owner_of",
 ]

@@ -57,10 +57,12 @@ class _TorchScript(Backend):
         own_message = str(error).strip() or type(error).__name__
         lines = failure_header(self.converter, model, self.name, error)
         lines.append(f"  {type(error).__name__}: " + own_message.replace("\n", "\n    "))
-        lines.append(f"hint: {self.hint_for(model)}")
+        lines.append(f"hint: {self.hint_for(model, error)}")
         return "\n".join(lines)
 
-    def hint_for(self, model: Any) -> str:
+    def hint_for(self, model: Any, error: BaseException) -> str:
+        """The hint for this failure: the mode's own, unless the model or the error says
+        more."""
         return self.hint
 
     def release(self) -> None:
@@ -89,18 +91,16 @@ class TraceBackend(_TorchScript):
         "non-tensor values that tracing cannot record"
     )
 
-    def explain(self, model: Any, error: BaseException) -> str:
-        text = super().explain(model, error)
-        if "Tracer cannot infer type of" in str(
-            error
-        ) or "cannot be understood by the tracer" in str(error):
+    def hint_for(self, model: Any, error: BaseException) -> str:
+        text = str(error)
+        if "Tracer cannot infer type of" in text or "cannot be understood by the tracer" in text:
             # a class the tracer cannot record (a dataclass, a dict of lists): not control flow
-            text = text.rsplit("\nhint: ", 1)[0] + (
-                "\nhint: a trace takes and returns tensors and tuples, lists and dicts of "
-                "them (a dict's values tensors or tuples of tensors); return a tuple or a "
-                "dict of tensors from forward"
+            return (
+                "a trace takes and returns tensors and tuples, lists and dicts of them (a "
+                "dict's values tensors or tuples of tensors); return a tuple or a dict of "
+                "tensors from forward"
             )
-        return text
+        return self.hint
 
     def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:
         if kwargs and args:
@@ -127,7 +127,7 @@ class ScriptBackend(_TorchScript):
         "out of the compiled path with @torch.jit.ignore / @torch.jit.unused"
     )
 
-    def hint_for(self, model: Any) -> str:
+    def hint_for(self, model: Any, error: BaseException) -> str:
         """A transformers model fails to script somewhere deep in the library (GPT-2's: "Failed
         to get source for GPT2Config.__init__"); no decorator of the user's fixes that."""
         if type(model).__module__.startswith("transformers."):
