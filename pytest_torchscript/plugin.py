@@ -46,6 +46,7 @@ from .settings import resolve as resolve_settings
 FIXTURE = "torchscript"
 _STATE = pytest.StashKey[SessionState]()
 _CHECKER = pytest.StashKey[Any]()
+_BAD_MARKS = pytest.StashKey[dict[str, list[str]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -148,13 +149,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         problem = None
     except UsageProblem as error:
         problem = str(error)
-    if problem is not None:  # outside the except: pytest would print the cause a second time
-        pytest.fail(problem, pytrace=False)
+    if problem is not None:  # the collector fails once it has seen all its tests' marks
+        collector = metafunc.definition.parent
+        key = collector.nodeid if collector is not None else metafunc.definition.nodeid
+        metafunc.config.stash.setdefault(_BAD_MARKS, {}).setdefault(key, []).append(problem)
+        return
     if modes == ALL:
         modes = settings.modes
     if isinstance(modes, tuple):
         metafunc.fixturenames.append(MODE_PARAM)
         metafunc.parametrize(MODE_PARAM, modes, ids=list(modes))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """Fail a module (or class) whose tests have bad marks with one error that lists them
+    all, rather than stopping at the first: a user fixing a suite sees every typo at once."""
+    outcome = yield
+    problems = collector.config.stash.get(_BAD_MARKS, {}).pop(collector.nodeid, None)
+    if not problems or outcome.get_result().outcome != "passed":
+        return
+    message = "\n".join(problems)
+    if len(problems) > 1:
+        message = f"{len(problems)} tests have a bad @pytest.mark.{MARKER}:\n{message}"
+    try:  # raised and caught for a traceback, which pytest's failure report needs
+        pytest.fail(message, pytrace=False)
+    except pytest.fail.Exception:
+        longrepr = collector.repr_failure(pytest.ExceptionInfo.from_current())
+    outcome.force_result(pytest.CollectReport(collector.nodeid, "failed", longrepr, []))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's, whose --benchmark-only skips we undo

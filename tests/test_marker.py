@@ -73,6 +73,72 @@ def test_bad_marker_is_a_collection_error_naming_test_option_and_accepted_values
     assert_no_plugin_traceback(result)
 
 
+def test_every_bad_marker_of_a_module_is_listed_in_one_collection_error(suite):
+    result = suite(
+        """
+        import pytest
+
+        @pytest.mark.torchscript(mode="trcae")
+        def test_typo():
+            pass
+
+        def test_unrelated():
+            pass
+
+        @pytest.mark.torchscript(rtol="x")
+        def test_bad_tolerance():
+            pass
+
+        class TestGroup:  # a module that fails to collect hides its classes' problems
+            @pytest.mark.torchscript(roundtrp=True)
+            def test_in_class(self):
+                pass
+        """
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting test_user.py *",
+            "2 tests have a bad @pytest.mark.torchscript:",
+            "test_user.py::test_typo: *option mode='trcae' is invalid*",
+            "test_user.py::test_bad_tolerance: *option rtol='x' is invalid*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert_no_plugin_traceback(result)
+
+
+def test_every_bad_marker_of_a_class_is_listed_in_one_collection_error(suite):
+    result = suite(
+        """
+        import pytest
+
+        def test_unrelated():
+            pass
+
+        class TestGroup:
+            @pytest.mark.torchscript(roundtrp=True)
+            def test_one(self):
+                pass
+
+            @pytest.mark.torchscript(mode=["trace", "trace"])
+            def test_two(self):
+                pass
+        """
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting test_user.py*",
+            "2 tests have a bad @pytest.mark.torchscript:",
+            "test_user.py::TestGroup::test_one: *unknown option 'roundtrp'*",
+            "test_user.py::TestGroup::test_two: *a mode is listed twice*",
+            "ERROR test_user.py::TestGroup - Failed: 2 tests have a bad*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert_no_plugin_traceback(result)
+
+
 def test_mode_list_parametrizes_and_composes_with_user_parametrize(suite):
     result = suite(
         """
