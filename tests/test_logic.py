@@ -1032,3 +1032,49 @@ def test_a_thread_clock_that_reads_more_than_the_wall_clock_cannot_excuse_a_swit
     machine = BusyMachine(monkeypatch, busy=lambda index: True, slice_s=0.00001)
     monkeypatch.setattr(timing, "cpu_time", lambda: machine.ran * 2)
     assert machine.rounds(planned=12, weigh_switches=True).disturbed_rounds > 0
+
+
+def test_the_migration_matrix_has_a_row_per_model_of_a_zoo_and_one_per_model_across_modes():
+    from pytest_torchscript.reporting.terminal import matrix_row, write_matrix
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def write_line(self, line, **markup):
+            self.lines.append(line)
+
+    def check(test_id, mode, model="ResNet", verdict="passed"):
+        return {
+            "test_id": test_id,
+            "mode": mode,
+            "model": model,
+            "verdict": verdict,
+            "failed_stage": "parity" if verdict == "failed" else None,
+            "failure": "",
+        }
+
+    zoo = [  # the plugin's mode list, over the user's parametrization by model name
+        check("tests/test_zoo.py::test_zoo[trace-resnet18]", "trace"),
+        check("tests/test_zoo.py::test_zoo[export-resnet18]", "export"),
+        check("tests/test_zoo.py::test_zoo[trace-resnet50]", "trace", verdict="failed"),
+        check("tests/test_zoo.py::test_zoo[export-resnet50]", "export"),
+        check("tests/test_zoo.py::test_mlp[trace]", "trace", model="MLP"),  # the user's mode
+        check("tests/test_zoo.py::test_mlp_export", "export", model="MLP"),  # another test
+    ]
+    assert [matrix_row(c) for c in zoo] == [
+        "ResNet[resnet18] (tests/test_zoo.py)",
+        "ResNet[resnet18] (tests/test_zoo.py)",
+        "ResNet[resnet50] (tests/test_zoo.py)",
+        "ResNet[resnet50] (tests/test_zoo.py)",
+        "MLP (tests/test_zoo.py)",
+        "MLP (tests/test_zoo.py)",
+    ]
+    log = Log()
+    write_matrix(log, zoo)
+    rows = [line.split() for line in log.lines[2:5]]
+    assert rows == [
+        ["pass", "pass", "ResNet[resnet18]", "(tests/test_zoo.py)"],
+        ["FAIL", "parity", "pass", "ResNet[resnet50]", "(tests/test_zoo.py)"],
+        ["pass", "pass", "MLP", "(tests/test_zoo.py)"],
+    ]

@@ -183,15 +183,13 @@ _RANK = {"pass": 0, "skipped": 1}  # any FAIL ranks above both
 
 
 def write_matrix(terminal: Any, checks: list[dict]) -> None:
-    """The migration matrix: per model (its class, in its test file), a verdict per mode, so a
-    reader sees which models are ready to leave TorchScript, even when the modes of one model
-    are checked by several tests (a known failure under xfail, say). Where one model has
-    several checks in a mode, the worst verdict shows. Only when some model has several
-    modes."""
+    """The migration matrix: per model, a verdict per mode, so a reader sees which models are
+    ready to leave TorchScript, even when the modes of one model are checked by several tests
+    (a known failure under xfail, say). Where one model has several checks in a mode, the
+    worst verdict shows. Only when some model has several modes."""
     rows: dict[str, dict[str, str]] = {}
     for check in checks:
-        test_file = check["test_id"].split("::", 1)[0]
-        verdicts = rows.setdefault(f"{check['model']} ({test_file})", {})
+        verdicts = rows.setdefault(matrix_row(check), {})
         verdict = {"skipped": "skipped", "passed": "pass", "xpassed": "pass"}.get(
             check["verdict"], f"FAIL {check['failed_stage']}"
         )
@@ -216,6 +214,21 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
             terminal.write_line(f"  {check['test_id']}: {_one_line(failure)}")
     for reason in sorted({check["skipped"] for check in checks if check.get("skipped")}):
         terminal.write_line(f"  skipped: {reason}")
+
+
+def matrix_row(check: dict) -> str:
+    """Which model a check is about: its class in its test file, and the test's parameters
+    but the mode. A zoo parametrized by name (resnet18 and resnet50 are both ``ResNet``) gets
+    a row per model, and the modes of one model share a row, whether the plugin parametrized
+    them (``test_zoo[trace-resnet18]``), the user did, or separate tests check them."""
+    test_file, _, test = check["test_id"].partition("::")
+    params = ""
+    if test.endswith("]") and "[" in test:
+        ids = test[test.index("[") + 1 : -1].split("-")
+        if check["mode"] in ids:
+            ids.remove(check["mode"])  # the plugin's mode id comes first
+        params = "-".join(ids)
+    return f"{check['model']}{f'[{params}]' if params else ''} ({test_file})"
 
 
 def write_unvalidated_gates(terminal: Any, checks: list[dict]) -> None:
