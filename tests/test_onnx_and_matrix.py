@@ -97,3 +97,36 @@ def test_onnx_skips_with_the_extra_named_when_onnxruntime_is_missing(suite, pyte
             "pip install 'pytest-torchscript[onnx]'"
         ],
     )
+
+
+def test_complex_inputs_and_outputs_cross_onnx_as_their_real_view_and_are_compared_as_complex(
+    suite,
+):
+    """ONNX has no complex dtype: the exporter passes complex tensors as torch.view_as_real
+    pairs. The check feeds and reads them that way, here and in the fresh process, and
+    compares values, where it used to fail every FFT model on the shape."""
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Spectrum(torch.nn.Module):
+            def forward(self, signal, phase):
+                return torch.fft.rfft(signal), phase * 2j, signal.sum()
+
+        def sets():
+            return [
+                (torch.randn(2, 16), torch.randn(3, dtype=torch.complex64)),
+                (torch.randn(3, 16), torch.randn(5, dtype=torch.complex64)),
+            ]
+
+        @pytest.mark.torchscript(mode="onnx", inputs=sets)
+        def test_spectrum(torchscript):
+            report = torchscript.check(Spectrum().eval())
+            spectrum, phase, total = report.parity[1].leaves[:3]  # then the inputs after
+            assert spectrum.path == "output[0]" and spectrum.numel == 3 * 9
+            assert spectrum.max_abs < 1e-3 and phase.max_abs < 1e-5
+            assert [roundtrip.ok for roundtrip in report.roundtrips] == [True, True]
+        """
+    )
+    result.assert_outcomes(passed=1)

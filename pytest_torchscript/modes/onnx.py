@@ -4,7 +4,11 @@ It is an optional extra (``pip install pytest-torchscript[onnx]``); without it, 
 skip with a reason naming the extra. The ``.onnx`` file is the round-trip artifact. ONNX
 flattens inputs and outputs; ``OnnxModule`` binds a call's arguments to the model's signature
 (as the exporter does), feeds the session by position, and rebuilds the model's output
-structure from the exported program's output spec, so parity compares like with like.
+structure from the exported program's output spec, so parity compares like with like. ONNX
+has no complex dtype: the exporter passes a complex tensor as its real view (a trailing
+dimension of 2, ``torch.view_as_real``), as ``ONNXProgram.__call__`` and PyTorch's own ONNX
+verification do, and ``OnnxModule`` turns complex outputs back, so an FFT model is compared
+value for value, not failed on a shape its deployment is documented to see.
 """
 
 from __future__ import annotations
@@ -59,7 +63,13 @@ class OnnxModule:
     """An onnxruntime session called like the torch module it was exported from."""
 
     def __init__(
-        self, source: Any, parameters: list[str], out_spec: Any, device: Any, threads: int
+        self,
+        source: Any,
+        parameters: list[str],
+        out_spec: Any,
+        device: Any,
+        threads: int,
+        complex_outputs: tuple[bool, ...] = (),
     ) -> None:
         import onnxruntime
 
@@ -77,6 +87,7 @@ class OnnxModule:
         self.out_spec = out_spec
         self.device = device
         self.threads = threads
+        self.complex_outputs = complex_outputs
 
     @classmethod
     def from_program(cls, program: Any, model: Any, device: Any, threads: int) -> OnnxModule:
@@ -88,11 +99,19 @@ class OnnxModule:
             out_spec,
             device,
             threads,
+            complex_user_outputs(exported),
         )
 
     def like(self, path: Any) -> OnnxModule:
         """The same calling convention over a saved ``.onnx`` file."""
-        return OnnxModule(str(path), self.parameters, self.out_spec, self.device, self.threads)
+        return OnnxModule(
+            str(path),
+            self.parameters,
+            self.out_spec,
+            self.device,
+            self.threads,
+            self.complex_outputs,
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         torch = import_torch()
@@ -105,7 +124,28 @@ class OnnxModule:
         return self.rebuild(outputs)
 
     def rebuild(self, outputs: list[Any]) -> Any:
+        torch = import_torch()
+        if len(self.complex_outputs) == len(outputs):
+            outputs = [
+                torch.view_as_complex(output.contiguous())
+                if was_complex and not output.is_complex() and output.shape[-1:] == (2,)
+                else output
+                for output, was_complex in zip(outputs, self.complex_outputs)
+            ]
         return tree_unflatten(outputs, self.out_spec)
+
+
+def complex_user_outputs(exported: Any) -> tuple[bool, ...]:
+    """Which of the model's outputs (in the ONNX model's order) are complex tensors, read
+    from the exported program; empty where its outputs cannot be read that way."""
+    output = next(node for node in exported.graph.nodes if node.op == "output")
+    flags = []
+    for spec, node in zip(exported.graph_signature.output_specs, output.args[0]):
+        if spec.kind.name != "USER_OUTPUT":
+            continue
+        dtype = getattr(getattr(node, "meta", {}).get("val"), "dtype", None)
+        flags.append(bool(dtype is not None and dtype.is_complex))
+    return tuple(flags) if any(flags) else ()
 
 
 def parameter_names(model: Any) -> list[str]:
@@ -121,7 +161,11 @@ def flat_inputs(parameters: list[str], args: tuple, kwargs: dict) -> list[Any]:
     ordered.update(kwargs)
     values = [ordered[name] for name in parameters if name in ordered]
     leaves, _ = tree_flatten(values)
-    return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+    return [
+        torch.view_as_real(leaf.resolve_conj()) if leaf.is_complex() else leaf
+        for leaf in leaves
+        if isinstance(leaf, torch.Tensor)
+    ]
 
 
 class OnnxBackend(ExportedBackend):
