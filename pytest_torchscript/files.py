@@ -69,6 +69,33 @@ def readable_input_path(text: str, source: str) -> Path:
     return path
 
 
+# What every file the plugin writes says near its start, so a file without it is not ours.
+_SIGNATURES = {
+    "report.json": b"pytest-torchscript-report",
+    "report.html": b"<title>pytest-torchscript report</title>",
+    "baseline.json": b"pytest-torchscript-baseline",
+}
+
+
+def refuse_foreign_file(path: Path, flag: str, kind: str) -> None:
+    """Never overwrite a file this plugin did not write: a ``--ts-report=notes.json`` or a
+    ``--ts-html=index.html`` that names a user's file would otherwise destroy it at the end
+    of the run. ``kind`` is ``report.json``, ``report.html`` or ``baseline.json``; an earlier
+    run's output (or an empty file) is replaced as before."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4096)
+    except OSError:  # missing, or unreadable: writing it is checked (and reported) apart
+        return
+    if head.strip() and _SIGNATURES[kind] not in head:
+        what = {"report.json": "JSON report", "report.html": "HTML report"}.get(kind, "baseline")
+        raise UsageProblem(
+            f"{flag}: {path} exists and is not a pytest-torchscript {what}, so writing there "
+            f"would destroy it; give another path (e.g. {path.with_name(kind)}), or delete "
+            f"the file first if it is yours to lose"
+        )
+
+
 def _example_name(source: str) -> str:
     """A file name for ``source``'s kind of file, for a message that suggests one."""
     return (

@@ -228,7 +228,7 @@ def resolve(config: pytest.Config) -> Settings:
     """Every run-wide setting, validated; ``UsageProblem`` names the bad one."""
     from .artifacts import prepare_artifact_root
     from .devices import check_device_syntax
-    from .files import prepare_output_path, readable_input_path
+    from .files import prepare_output_path, readable_input_path, refuse_foreign_file
 
     read = _Reader(config)
     text, where = read.get("device")
@@ -256,6 +256,10 @@ def resolve(config: pytest.Config) -> Settings:
         else:
             outputs["baseline"] = readable_input_path(text, where)
     _require_distinct_outputs(config, outputs)
+    for name, kind in (("report", "report.json"), ("html", "report.html")):
+        if outputs[name] is not None:  # (--ts-update-baseline refuses a foreign baseline)
+            text, where = read.get(name)
+            refuse_foreign_file(outputs[name], f"{where}={text}", kind)
     text, where = read.get("modes")
     modes = parse_modes_list(text, where) if text else MODES
     update_baseline = bool(read.get("update_baseline")[0])

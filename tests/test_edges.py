@@ -5,6 +5,8 @@ a frame from inside the plugin or an INTERNALERROR."""
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import assert_no_plugin_traceback, expect_lines
@@ -688,3 +690,41 @@ def test_an_eager_output_that_is_all_nan_warns_that_parity_proved_nothing(suite)
     )
     expect_lines(result, ["failed (warning)*test_user.py::test_broken"])
     expect_lines(result, ["passed *trace*test_user.py::test_finite"])
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "what"),
+    [("--ts-report", "notes.json", "JSON report"), ("--ts-html", "index.html", "HTML report")],
+)
+def test_a_report_path_naming_a_file_the_plugin_did_not_write_is_refused_not_overwritten(
+    suite, pytester, flag, name, what
+):
+    mine = pytester.path / name
+    mine.write_text("the user's own file\n")
+    result = suite("def test_nothing():\n    pass\n", f"{flag}={name}")
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: {flag}={name}: *{name} exists and is not a pytest-torchscript {what}, so "
+            f"writing there would destroy it; give another path (e.g. *), or delete the file "
+            f"first if it is yours to lose"
+        ]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert mine.read_text() == "the user's own file\n"
+    mine.unlink()  # then the plugin's own report from an earlier run is replaced, as before
+    for _ in range(2):
+        result = suite("def test_nothing():\n    pass\n", f"{flag}={name}")
+        assert result.ret == pytest.ExitCode.OK
+    assert "pytest-torchscript" in mine.read_text()
+    if flag != "--ts-report":
+        return
+    (pytester.path / "README.md").write_text("# the user's readme\n")
+    merge = subprocess.run(
+        [sys.executable, "-m", "pytest_torchscript", "merge", name, "--json", "README.md"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+    )
+    assert merge.returncode == 2
+    assert "--json README.md: README.md exists and is not a pytest-torchscript" in merge.stderr
+    assert (pytester.path / "README.md").read_text() == "# the user's readme\n"

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from .. import baseline
 from ..errors import UsageProblem
-from ..files import write_text_atomically
+from ..files import refuse_foreign_file, write_text_atomically
 from . import html_page, json_file
 from .cells import summary_counts
 
@@ -191,6 +191,14 @@ def main(argv: list[str] | None = None, stream: TextIO = sys.stdout) -> int:
     baselines.add_argument("--prefer", type=Path, help="on a disagreement, keep this file's entry")
     args = parser.parse_args(argv)
     try:
+        outputs = (
+            [(args.json, "--json", "report.json"), (args.html, "--html", "report.html")]
+            if args.command == "merge"
+            else [(args.out, "--out", "baseline.json")]
+        )
+        for path, flag, kind in outputs:
+            if path is not None:
+                refuse_foreign_file(path, f"{flag} {path}", kind)
         if args.command == "merge":
             merged = merge_reports(args.reports)
             print_summary(merged, stream)
