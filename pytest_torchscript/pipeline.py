@@ -1,7 +1,7 @@
 """A check, stage by stage, over one explicit ``CheckContext``.
 
-    inputs -> eager (twice: determinism) -> conversion -> parity -> control flow
-           -> round trips (reload, fresh process, C++) -> timing and perf gates
+    inputs -> eager (every set; the first twice: determinism) -> conversion -> parity
+           -> control flow -> round trips (reload, fresh process, C++) -> timing and perf gates
 
 Each stage fills its part of the ``CheckReport`` and names itself in ``ctx.stage`` before it
 starts; a stage that fails raises ``Stop`` with its name and a message written for the person
@@ -168,6 +168,12 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             model=model,
         )
         warn_if_all_nan(ctx, first[0])
+        # Every input set through eager before converting: a set the model itself rejects
+        # is named as such, not read by a converter as a size that varies.
+        eager = [first] + [
+            run_eager(ctx, model, input_set, index, recorder)
+            for index, input_set in enumerate(input_sets[1:], start=1)
+        ]
         example_index = 0
         dynamic_shapes = options.dynamic_shapes
         if backend.exported and dynamic_shapes is None:
@@ -194,10 +200,6 @@ def _stages(ctx: CheckContext, model: Any) -> None:
         report.warnings.extend(conversion.warnings)
         ctx.evidence.artifact = conversion.artifact
         ctx.stage = "parity"
-        eager = [first] + [
-            run_eager(ctx, model, input_set, index, recorder)
-            for index, input_set in enumerate(input_sets[1:], start=1)
-        ]
         report.parity = parity_all(
             ctx,
             conversion.module,

@@ -47,18 +47,22 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
 
         def test_broken(torchscript):
             torchscript.check(Broken(), [torch.ones(2, 7), torch.ones(2, 3)])
+
+        def test_broken_export(torchscript):  # not read by export as a dimension that varies
+            torchscript.check(Broken(), [torch.ones(2, 7), torch.ones(2, 3)], mode="export")
         """
     )
-    result.assert_outcomes(failed=1)
-    expect_lines(
-        result,
-        [
-            "E *pytest_torchscript.errors.CheckFailed: torchscript check of Broken failed at "
-            "eager (mode='trace', device=cpu)",
-            "E *the model raised in eager mode on input set 1 (float32[2, 3]), before any "
-            "conversion: RuntimeError: *",
-        ],
-    )
+    result.assert_outcomes(failed=2)
+    for mode in ("trace", "export"):
+        expect_lines(
+            result,
+            [
+                "E *pytest_torchscript.errors.CheckFailed: torchscript check of Broken failed "
+                f"at eager (mode='{mode}', device=cpu)",
+                "E *the model raised in eager mode on input set 1 (float32[2, 3]), before any "
+                "conversion: RuntimeError: *",
+            ],
+        )
     # The user's own frame is shown as the cause, so they can debug their forward.
     expect_lines(result, ["*return x @ torch.ones(7, 2)*"])
     assert_no_plugin_traceback(result)
