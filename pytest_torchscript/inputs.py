@@ -101,7 +101,7 @@ def _one_set(value: Any, where: str, index: int) -> InputSet:
         raise UsageProblem(
             f"{where}: input set {index} is {type(value).__name__} {short_repr(value)}; an "
             f"input set is a tensor, a tuple of positional arguments or a dict of keyword "
-            f"arguments"
+            f"arguments{_as_tensor_hint(value)}"
         )
     for name, argument in _arguments(input_set):
         _check_leaves(argument, f"{where}: input set {index}, argument {name}", torch)
@@ -126,8 +126,20 @@ def _check_leaves(value: Any, where: str, torch: Any) -> None:
         return
     raise UsageProblem(
         f"{where} is {type(value).__name__} {short_repr(value)}; arguments must be tensors, "
-        f"Python scalars, or tuples, lists and dicts of them"
+        f"Python scalars, or tuples, lists and dicts of them{_as_tensor_hint(value)}"
     )
+
+
+def _as_tensor_hint(value: Any) -> str:
+    """The conversion a user most likely meant, for an array from another library (a NumPy
+    array, a pandas frame, a PIL image: all offer ``__array__``)."""
+    if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "dtype"):
+        if getattr(value, "ndim", None) == 0:
+            return " (a NumPy scalar: pass value.item(), or torch.tensor(value) to vary it)"
+        return " (a NumPy array: pass torch.from_numpy(array))"
+    if hasattr(value, "__array__"):
+        return f" (a {type(value).__name__}: pass torch.as_tensor(numpy.asarray(value)))"
+    return ""
 
 
 def map_leaves(value: Any, function: Callable[[Any], Any]) -> Any:

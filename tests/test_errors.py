@@ -128,6 +128,18 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
             "tensors, Python scalars, or tuples, lists and dicts of them",
         ),
         (
+            "torchscript.check(Affine(), __import__('numpy').ones((1, 4), 'float32'))",
+            "input set 0 is ndarray array(*; an input set is a tensor, a tuple of positional "
+            "arguments or a dict of keyword arguments (a NumPy array: pass "
+            "torch.from_numpy(array))",
+        ),
+        (
+            "torchscript.check(Affine(), (torch.ones(1, 4), __import__('numpy').float32(2)))",
+            "input set 0, argument 1 is float32 *; arguments must be tensors, Python scalars, "
+            "or tuples, lists and dicts of them (a NumPy scalar: pass value.item(), or "
+            "torch.tensor(value) to vary it)",
+        ),
+        (
             "torchscript.check(Affine(), lambda: 1 / 0)",
             "the inputs callable test_bad.<locals>.<lambda> raised ZeroDivisionError: "
             "division by zero",
@@ -153,6 +165,8 @@ def test_model_that_raises_in_eager_is_reported_as_its_own_error(suite):
         "empty",
         "bad-set",
         "bad-argument",
+        "numpy-array",
+        "numpy-scalar",
         "raising-callable",
         "generator",
         "bad-option",
