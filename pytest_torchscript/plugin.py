@@ -309,6 +309,7 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
         request.applymarker(pytest.mark.xfail(reason=options.xfail[options.mode], strict=True))
     if options.fresh_process:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
+    state.forget_earlier_attempt(request.node.nodeid)
     checker = TorchScriptChecker(state, request.node, options)
     request.node.stash[_CHECKER] = checker
     yield checker

@@ -49,6 +49,15 @@ class SessionState:
             self._device = resolve_device(self.settings.device, self.settings.device_source)
         return self._device
 
+    def forget_earlier_attempt(self, test_id: str) -> None:
+        """A test run again in this session (pytest-rerunfailures' ``--reruns``, a flaky
+        retry) is judged by its last attempt, as pytest counts it: the checks and baseline
+        entries of an earlier attempt would be counted, tabled and recorded twice."""
+        self.reports = [report for report in self.reports if report.test_id != test_id]
+        prefix = f"{test_id} | "
+        for key in [key for key in self.new_baseline_entries if key.startswith(prefix)]:
+            del self.new_baseline_entries[key]
+
     def checks(self) -> list[dict]:
         """Every check of the run as report dicts: this process's and the xdist workers'."""
         return [report.to_dict() for report in self.reports] + self.worker_checks

@@ -130,3 +130,36 @@ def test_timed():
     assert "<input id='filter'" in page and "table.tHead.addEventListener('click'" in page
     assert "width: 100%" in page and "overflow-x: auto" not in page  # fits, no side scroll
     expect_lines(result, ["torchscript: HTML report written to reports/report.html"])
+
+
+def test_a_retried_test_is_counted_by_its_last_attempt_as_pytest_counts_it(suite, pytester):
+    """pytest-rerunfailures runs a failed test again; each attempt used to add its checks,
+    so one flaky test read as several failures in the summary, the JSON and the matrix."""
+    result = suite(
+        """
+        import pytest
+        import torch
+        from pathlib import Path
+        from models import Affine, Branchy
+
+        @pytest.mark.torchscript(inputs=[torch.ones(2, 4), -torch.ones(2, 4)])
+        def test_always_fails():
+            return Branchy()
+
+        def test_passes_the_second_time(torchscript):
+            attempt = Path("attempts")
+            attempt.write_text(attempt.read_text() + "x" if attempt.exists() else "x")
+            sign = -1 if attempt.read_text() == "x" else 1  # a frozen branch, then none
+            torchscript.check(Branchy(), [torch.ones(2, 4), sign * torch.ones(2, 4)])
+        """,
+        "--reruns=2",
+        "--ts-report=report.json",
+    )
+    outcomes = result.parseoutcomes()
+    assert (outcomes["passed"], outcomes["failed"], outcomes["rerun"]) == (1, 1, 3)
+    expect_lines(result, ["2 check(s): 1 passed, 1 failed*"])
+    checks = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert sorted((check["test_id"], check["verdict"]) for check in checks) == [
+        ("test_user.py::test_always_fails", "failed"),
+        ("test_user.py::test_passes_the_second_time", "passed"),
+    ]
