@@ -237,7 +237,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """Under ``xfail``, a failing check is an expected failure and a passing one an
-    unexpected pass: the summary and reports count them apart from real failures."""
+    unexpected pass: the summary and reports count them apart from real failures. So is a
+    failed check in a test that passed: the test expected it (``pytest.raises``), and the
+    summary must not report a failure where pytest reports none."""
     outcome = yield
     checker = item.stash.get(_CHECKER, None)
     if call.when == "teardown" and checker is not None:
@@ -250,6 +252,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         expected = "xfailed" if report.skipped else "xpassed"
     elif report.failed and call.excinfo is None and item.get_closest_marker("xfail"):
         expected = "xpassed"  # xfail(strict=True) that passed
+    elif report.passed:  # a failed check the test caught (pytest.raises(CheckFailed))
+        expected = "xfailed"
     else:
         return
     for check in checker.reports:

@@ -491,6 +491,36 @@ def test_one_mode_of_a_list_can_be_xfailed_or_skipped_on_the_marker(suite):
     expect_lines(result, ["xpassed*script*test_user.py::test_affine[script]"])
 
 
+def test_a_failed_check_the_test_expected_is_counted_as_expected_not_as_a_failure(suite, pytester):
+    """A test that asserts a known hazard with pytest.raises passes; the summary used to
+    report its check as a failure beside pytest's green line."""
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Branchy
+        from pytest_torchscript import CheckFailed
+
+        def test_known_hazard(torchscript):
+            with pytest.raises(CheckFailed, match="failed at parity"):
+                torchscript.check(Branchy(), [torch.ones(2, 4), -torch.ones(2, 4)])
+            torchscript.check(Branchy(), [torch.ones(2, 4), -torch.ones(2, 4)], mode="script")
+
+        def test_uncaught(torchscript):
+            torchscript.check(Branchy(), [torch.ones(2, 4), -torch.ones(2, 4)])
+        """,
+        "--ts-report=report.json",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(result, ["3 check(s): 1 passed, 1 failed, 1 xfailed*"])
+    checks = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert sorted((c["test_id"], c["mode"], c["verdict"]) for c in checks) == [
+        ("test_user.py::test_known_hazard", "script", "passed"),
+        ("test_user.py::test_known_hazard", "trace", "xfailed"),
+        ("test_user.py::test_uncaught", "trace", "failed"),
+    ]
+
+
 def test_xfail_or_skip_for_a_mode_the_test_does_not_check_is_a_collection_error(suite):
     # Ignoring it would leave the user believing the mode is checked (and expected to fail).
     result = suite(
