@@ -121,8 +121,13 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
         failure = _failed(ctx, ctx.stage, unexpected_error_message(error, ctx.stage, report))
         failure.original = error  # the exception itself, for debugging
         raise failure from None
+    except KeyboardInterrupt:
+        # Not a failure of the model, and pytest counts the test as neither passed nor
+        # failed: the report (written also for an interrupted run) says how far it got.
+        report.skipped = f"interrupted (KeyboardInterrupt) in its {ctx.stage} stage"
+        raise
     except BaseException:
-        # KeyboardInterrupt, pytest's own outcomes...: never report a pass.
+        # pytest's own outcomes (a skip or fail from inside forward)...: never report a pass.
         report.failed_stage = report.failed_stage or ctx.stage
         raise
     finally:

@@ -98,6 +98,35 @@ def test_json_report_is_written_when_the_run_is_interrupted(suite, pytester):
     assert report["exit_status"] == 2 and report["summary"]["passed"] == 1
 
 
+def test_a_check_stopped_by_ctrl_c_says_how_far_it_got_and_is_not_a_failure(suite, pytester):
+    result = suite(
+        """
+        import torch
+
+        class Interrupted(torch.nn.Module):
+            def forward(self, x):
+                if x.shape[0] == 3:  # as if Ctrl-C came while eager ran input set 1
+                    raise KeyboardInterrupt
+                return x * 2
+
+        def test_interrupted(torchscript):
+            torchscript.check(Interrupted(), [torch.ones(2, 4), torch.ones(3, 4)])
+        """,
+        "--ts-report=report.json",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    expect_lines(
+        result,
+        [
+            "1 check(s): 0 passed, 0 failed, 1 skipped",
+            "  test_user.py::test_interrupted (trace): interrupted (KeyboardInterrupt) in its "
+            "eager stage",
+        ],
+    )
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert check["verdict"] == "skipped" and check["failed_stage"] is None
+
+
 def test_html_report_is_self_contained_with_table_chart_and_error_distribution(suite, pytester):
     result = suite(
         SUITE.replace(

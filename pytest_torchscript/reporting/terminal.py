@@ -77,6 +77,9 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
             f"; {warnings} warning(s) raised by torch during the checks were recorded, not raised"
         )
     terminal.write_line(text)
+    for check in checks:  # the check a Ctrl-C stopped: how far it got, beside its row
+        if (check.get("skipped") or "").startswith("interrupted"):
+            terminal.write_line(f"  {check['test_id']} ({check['mode']}): {check['skipped']}")
 
 
 def _table(terminal, header, rows, tests, red=None, indent="", last="test") -> None:
