@@ -121,6 +121,12 @@ def _roundtrip(value: Any) -> bool | str:
 
 def _inputs(value: Any) -> Any:
     """Only the outer shape is checked here; tensors inside are checked when the test runs."""
+    if isinstance(value, str) and value.isidentifier():
+        raise ValueError(
+            f"{short_repr(value)} is not an input set; a marker cannot take a fixture's "
+            f"value: to check with a fixture's tensors, request the fixture and the "
+            f"torchscript fixture and call torchscript.check(model, {value})"
+        )
     if value is None or isinstance(value, (str, bytes, int, float)):
         raise ValueError(f"{short_repr(value)} is not an input set")
     return value

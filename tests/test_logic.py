@@ -50,6 +50,16 @@ def test_a_bad_option_names_the_test_the_option_and_what_it_accepts():
     assert "rtol accepts" in message
 
 
+def test_inputs_naming_a_fixture_say_how_to_check_with_its_value():
+    with pytest.raises(UsageProblem) as raised:
+        parse_marker([mark(inputs="batch")], "t")
+    assert "a marker cannot take a fixture's value" in str(raised.value)
+    assert "call torchscript.check(model, batch)" in str(raised.value)
+    with pytest.raises(UsageProblem) as raised:  # not a name: no fixture to point at
+        parse_marker([mark(inputs="1, 2")], "t")
+    assert "'1, 2' is not an input set)" in str(raised.value)
+
+
 def test_an_unknown_option_lists_the_accepted_ones():
     with pytest.raises(UsageProblem, match="unknown option 'rtoll'; accepted options: mode"):
         parse_marker([mark(rtoll=1e-3)], "t")
