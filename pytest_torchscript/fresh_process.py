@@ -33,8 +33,9 @@ class FreshProcessError(Exception):
 
 
 class FreshProcess:
-    def __init__(self, user_roots: list[str]) -> None:
+    def __init__(self, user_roots: list[str], imports: tuple[str, ...] = ()) -> None:
         self._user_roots = [os.path.abspath(root) for root in user_roots]
+        self._imports = list(imports)  # --ts-deploy-imports: imported before each load
         self._process: subprocess.Popen | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="pytest-torchscript-fresh-"))
         self._stderr_path = self._workdir / "stderr.log"
@@ -101,6 +102,7 @@ class FreshProcess:
                 "outputs": str(outputs_path),
                 "device": device,
                 "user_roots": self._user_roots,
+                "imports": self._imports,
             }
             self._send((json.dumps(request) + "\n").encode())
             reply = self._read_reply()

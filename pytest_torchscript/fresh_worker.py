@@ -2,11 +2,13 @@
 
 It runs as a standalone script (never as part of the plugin package and never with the user's
 directories on sys.path), so it proves that an artifact loads and runs without the user's
-Python code. It imports only torch and the standard library. Protocol: one JSON request per
-line on stdin, one JSON reply per line on the original stdout; anything else the process
-prints goes to stderr.
+Python code. It imports only torch and the standard library, and the libraries the user
+declares their deployment imports for its operators (``--ts-deploy-imports``). Protocol: one
+JSON request per line on stdin, one JSON reply per line on the original stdout; anything else
+the process prints goes to stderr.
 """
 
+import importlib
 import json
 import logging
 import os
@@ -75,10 +77,23 @@ def _user_modules(roots):
     return sorted(found)
 
 
+def _import_deployment_libraries(names):
+    """What the deployment imports for its operators (--ts-deploy-imports), as it would."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException as error:  # noqa: BLE001 - said as the reply's error
+            raise RuntimeError(
+                f"the fresh process could not import {name!r} (--ts-deploy-imports): "
+                f"{type(error).__name__}: {error}"
+            ) from None
+
+
 def _handle(request, torch):
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        _import_deployment_libraries(request.get("imports", []))
         artifact = request["artifact"]
         input_sets = torch.load(request["inputs"], weights_only=True)
         outputs = []

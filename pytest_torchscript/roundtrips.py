@@ -109,11 +109,15 @@ def fresh_process_parity(
                 "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
                 "some models in transformers 5)"
             )
-        if "Unknown builtin op" in str(error):
+        missing = re.search(r"Unknown builtin op: (\w+)::", str(error))
+        if missing:
             hint = (
-                "\nhint: the artifact calls an operator that your Python code registers "
-                "(torch.library, or an extension loaded on import); a deployment must load "
-                "that library too (torch.ops.load_library) or the runtime will not find it"
+                f"\nhint: the artifact calls an operator of {missing.group(1)}::, which a "
+                f"library registers when it is imported (torchvision's ops, an extension, "
+                f"torch.library); a deployment must load that library too, so declare the "
+                f"module that registers it, --ts-deploy-imports={missing.group(1)} (or that "
+                f"module's name; ini ts_deploy_imports), and the fresh process imports it "
+                f"before loading"
             )
         raise Stop(
             "fresh-process",
@@ -177,6 +181,18 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
             session.settings.cpp_timeout,
         )
     except CppRunFailed as error:
+        missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
+        imports = session.settings.deploy_imports
+        if missing and imports and setting != "require":
+            # The user declared the library that registers it; the runner links LibTorch
+            # alone, so only a C++ build of that library (libtorchvision) could provide it.
+            result.skipped = (
+                f"{path.name} calls {missing.group(1)}::{missing.group(2)}, an operator of "
+                f"a library your deployment loads (--ts-deploy-imports={','.join(imports)}); "
+                f"the C++ runner links LibTorch alone, so a C++ service must link that "
+                f"library's C++ build too (torchvision: libtorchvision)"
+            )
+            return
         result.error = str(error)
         raise Stop(
             "cpp",

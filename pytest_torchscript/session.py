@@ -73,7 +73,7 @@ class SessionState:
 
     def fresh_process(self) -> FreshProcess:
         if self._fresh is None:
-            self._fresh = FreshProcess(self._user_roots)
+            self._fresh = FreshProcess(self._user_roots, self.settings.deploy_imports)
         return self._fresh
 
     def private_root(self) -> Path:

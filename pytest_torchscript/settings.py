@@ -57,6 +57,9 @@ class Settings:
     cpp: str = "auto"  # the C++ round trip: "auto" (where a compiler is), "off", "require"
     cpp_timeout: float = 300.0  # seconds before a hanging C++ runner is killed
     benchmark_table: bool = False  # our rows in pytest-benchmark's own table too
+    # modules the fresh process imports before loading an artifact: the libraries whose
+    # operators a deployment loads (torchvision's nms), declared by the user
+    deploy_imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,13 @@ RUN_SETTINGS = (
         "check (default: 300)",
         "SECONDS",
         default="300",
+    ),
+    RunSetting(
+        "deploy_imports",
+        "comma-separated Python modules your deployment imports for the operators they "
+        "register (e.g. torchvision, for torchvision::nms in a scripted detector): the fresh "
+        "process imports them before loading an artifact",
+        "MODULES",
     ),
     RunSetting(
         "benchmark_table",
@@ -300,7 +310,28 @@ def resolve(config: pytest.Config) -> Settings:
             read, "cpp_timeout", float, lambda s: 0 < s < float("inf"), "a number of seconds > 0"
         ),
         benchmark_table=bool(read.get("benchmark_table")[0]),
+        deploy_imports=_deploy_imports(*read.get("deploy_imports")),
     )
+
+
+def _deploy_imports(text: Any, where: str) -> tuple[str, ...]:
+    """Module names, each one that this environment can import (found, not imported: that
+    is the fresh process's job, and importing torchvision here would import torch)."""
+    import importlib.util
+
+    names = tuple(name for name in str(text or "").replace(",", " ").split() if name)
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise UsageProblem(
+                f"{where} = {text!r}: {name!r} is not a module name; give comma-separated "
+                f"importable modules, e.g. torchvision"
+            )
+        if importlib.util.find_spec(name.split(".")[0]) is None:
+            raise UsageProblem(
+                f"{where} = {text!r}: no module {name.split('.')[0]!r} is installed here; "
+                f"install it, or drop it from the list"
+            )
+    return names
 
 
 def _require_distinct_outputs(config: pytest.Config, outputs: dict[str, Path | None]) -> None:

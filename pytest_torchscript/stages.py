@@ -7,6 +7,7 @@ check's context.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -254,6 +255,7 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
                 eager_zeroed_hint(ctx, report.parity)
                 or recorded
                 or divergences
+                or scripted_detection_hint(report.warnings)
                 or tracer_hint(report.warnings)
             ),
         )
@@ -289,6 +291,31 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
                 TraceHazardWarning,
             )
         )
+
+
+_SCRIPTED_DETECTIONS = re.compile(
+    r"(\w+) always returns a \(Losses, Detections\) tuple in scripting"
+)
+
+
+def scripted_detection_hint(recorded: list) -> str:
+    """torchvision's detection models (Faster/Mask/Keypoint R-CNN, RetinaNet, FCOS, SSD)
+    return ``(losses, detections)`` when scripted and the detections alone in eager, by
+    design, and warn so: the parity failure is that contract, and the fix is a wrapper that
+    returns what a deployment reads."""
+    for warning in recorded:
+        found = _SCRIPTED_DETECTIONS.search(warning.message)
+        if found:
+            return (
+                f"\nhint: torchvision's detection models return (losses, detections) when "
+                f"scripted and only the detections in eager (torchvision warned: "
+                f"{found.group(0)!r}); check a wrapper that returns the detections in both, "
+                f"as a deployment reads them: forward(self, images: List[Tensor]) -> "
+                f"List[Dict[str, Tensor]] with `if torch.jit.is_scripting(): return "
+                f"self.model(images)[1]` and `return self.model(images)` after it (TorchScript "
+                f"compiles only the scripting branch)"
+            )
+    return ""
 
 
 def nested_tensor_encoders(model: Any, torch: Any) -> list[str]:

@@ -211,3 +211,69 @@ def test_a_runner_cache_that_cannot_be_written_skips_with_the_fix(suite, pyteste
         ],
     )
     assert_no_plugin_traceback(result)
+
+
+NMS_SUITE = """
+import pytest
+import torch
+import torchvision
+
+class KeepBest(torch.nn.Module):
+    # torchvision::nms is registered by importing torchvision: a deployment must import it
+    def forward(self, boxes, scores):
+        return torchvision.ops.nms(boxes, scores, 0.5)
+
+def sets():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]])
+    return [(boxes, torch.tensor([0.9, 0.8, 0.7])), (boxes[:2], torch.tensor([0.1, 0.6]))]
+
+@pytest.mark.torchscript(mode="script", inputs=sets)
+def test_keep_best():
+    return KeepBest().eval()
+"""
+
+
+def test_operators_a_deployment_imports_are_declared_and_the_fresh_process_imports_them(
+    suite, pytester, monkeypatch
+):
+    undeclared = suite(NMS_SUITE)
+    undeclared.assert_outcomes(failed=1)
+    expect_lines(
+        undeclared,
+        [
+            "torchscript check of KeepBest failed at fresh-process (mode='script', device=cpu)",
+            "*Unknown builtin op: torchvision::nms*",
+            "hint: the artifact calls an operator of torchvision::, which a library registers "
+            "when it is imported *declare the module that registers it, "
+            "--ts-deploy-imports=torchvision (or that module's name; ini ts_deploy_imports)*",
+        ],
+    )
+    # Declared: the fresh process imports torchvision first. LibTorch alone (the C++ runner,
+    # a fake that fails as LibTorch does here) lacks the operator: that round trip is
+    # skipped, saying a C++ service must link the library's C++ build.
+    fake = pytester.path / "fake-runner"
+    fake.write_text("#!/bin/sh\necho 'Unknown builtin op: torchvision::nms.' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PYTEST_TORCHSCRIPT_CPP_RUNNER", str(fake))
+    declared = suite(NMS_SUITE, ini="[pytest]\nts_deploy_imports = torchvision\n", cpp=True)
+    declared.assert_outcomes(passed=1)
+    expect_lines(
+        declared,
+        [
+            "passed*script*ok ok skip*test_user.py::test_keep_best",
+            "*",
+            "  skipped in a C++ (LibTorch) process (test_user.py::test_keep_best): script.pt "
+            "calls torchvision::nms, an operator of a library your deployment loads "
+            "(--ts-deploy-imports=torchvision); *link that library's C++ build too*",
+        ],
+    )
+    required = suite(NMS_SUITE, "--ts-deploy-imports=torchvision", "--ts-cpp=require", cpp=True)
+    required.assert_outcomes(failed=1)  # --ts-cpp=require: the C++ failure stands
+    bad = suite(NMS_SUITE, "--ts-deploy-imports=torchvision,no_such_module_here")
+    bad.stderr.fnmatch_lines(
+        [
+            "ERROR: --ts-deploy-imports = 'torchvision,no_such_module_here': no module "
+            "'no_such_module_here' is installed here; install it, or drop it from the list"
+        ]
+    )
+    assert_no_plugin_traceback(bad)

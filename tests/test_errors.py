@@ -306,3 +306,44 @@ def test_train_mode_warning_under_warnings_as_errors_says_how_to_fix(suite):
     # The warning comes once the check is complete: the round trip still ran.
     expect_lines(result, ["failed (warning)*ok ok*test_user.py::test_train_mode"])
     assert_no_plugin_traceback(result)
+
+
+def test_a_scripted_torchvision_detector_returning_losses_too_gets_the_wrapper_that_fixes_it(
+    suite,
+):
+    # As torchvision's detection models do (their warning, their contract), without the
+    # cost of one: scripted, forward returns (losses, detections); in eager, detections.
+    result = suite(
+        """
+        import warnings
+        from typing import Dict, List, Tuple
+
+        import pytest
+        import torch
+
+        class Detector(torch.nn.Module):
+            def forward(self, images: List[torch.Tensor]):
+                detections = [{"boxes": image[:1, :4]} for image in images]
+                if torch.jit.is_scripting():
+                    warnings.warn("RCNN always returns a (Losses, Detections) tuple in scripting")
+                    losses: Dict[str, torch.Tensor] = {}
+                    return losses, detections
+                return detections
+
+        @pytest.mark.torchscript(mode="script", inputs=[([torch.randn(3, 8)],)])
+        def test_detector():
+            return Detector().eval()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Detector failed at parity (mode='script', device=cpu)",
+            "*eager returned 1 items, converted 2:*",
+            "hint: torchvision's detection models return (losses, detections) when scripted "
+            "and only the detections in eager (torchvision warned: 'RCNN always returns a "
+            "(Losses, Detections) tuple in scripting'); check a wrapper that returns the "
+            "detections in both*",
+        ],
+    )

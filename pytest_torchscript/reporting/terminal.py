@@ -61,6 +61,8 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
     legend = _roundtrip_legend(checks)
     if legend:
         terminal.write_line(legend)
+    for line in _roundtrip_skips(checks):
+        terminal.write_line(line)
     findings = [(check, control_flow_lines(check)) for check in checks]
     findings = [(check, lines) for check, lines in findings if lines]
     if findings:
@@ -305,6 +307,21 @@ _PLACES = {
     "fresh process": "in a fresh process",
     "C++": "in a C++ (LibTorch) process",
 }
+
+
+def _roundtrip_skips(checks: list[dict]) -> list[str]:
+    """Why a round trip says ``skip``, once per reason: the cell alone would leave a reader
+    to guess whether it is the artifact's format or a library the runner lacks."""
+    tests: dict[tuple[str, str], list[str]] = {}
+    for check in checks:
+        for roundtrip in check["roundtrips"]:
+            if roundtrip.get("skipped"):
+                key = (_PLACES.get(roundtrip["where"], roundtrip["where"]), roundtrip["skipped"])
+                tests.setdefault(key, []).append(check["test_id"])
+    return [
+        f"  skipped {where} ({names[0] if len(names) == 1 else f'{len(names)} checks'}): {reason}"
+        for (where, reason), names in tests.items()
+    ]
 
 
 def _roundtrip_legend(checks: list[dict]) -> str | None:
