@@ -66,6 +66,7 @@ class CheckContext:
     # Where the model has nn.TransformerEncoders whose eager forward takes the nested-tensor
     # fast path (eval, no_grad, a padding mask): their names (``stages.eager_zeroed_hint``).
     nested_tensor_encoders: list[str] = field(default_factory=list)
+    example_index: int = 0  # the input set the module was converted with
 
     @property
     def test_id(self) -> str:
@@ -185,6 +186,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             dynamic_shapes = infer_dynamic_shapes(model, input_sets)
             example_index = export_example(input_sets, dynamic_shapes)
         example = input_sets[example_index]
+        ctx.example_index = example_index
         if backend.records_python_values:
             ctx.changed_python_values = changed_python_values(input_sets, example_index)
         ctx.stage = "conversion"

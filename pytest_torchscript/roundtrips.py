@@ -109,16 +109,9 @@ def fresh_process_parity(
                 "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
                 "some models in transformers 5)"
             )
-        missing = re.search(r"Unknown builtin op: (\w+)::", str(error))
+        missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
         if missing:
-            hint = (
-                f"\nhint: the artifact calls an operator of {missing.group(1)}::, which a "
-                f"library registers when it is imported (torchvision's ops, an extension, "
-                f"torch.library); a deployment must load that library too, so declare the "
-                f"module that registers it, --ts-deploy-imports={missing.group(1)} (or that "
-                f"module's name; ini ts_deploy_imports), and the fresh process imports it "
-                f"before loading"
-            )
+            hint = _registered_operator_hint(missing.group(1), missing.group(2))
         raise Stop(
             "fresh-process",
             f"{path} could not be loaded and run in a fresh Python process that never "
@@ -139,6 +132,27 @@ def fresh_process_parity(
             )
             + eager_zeroed_hint(ctx, fresh.parity),
         )
+
+
+def _registered_operator_hint(namespace: str, name: str) -> str:
+    """An operator the fresh process lacks is registered by Python code on import: an
+    installed library (torchvision) the deployment imports too, to be declared; or the
+    user's own code, which a deployment must ship as a library."""
+    import importlib.util
+
+    library = (
+        f"--ts-deploy-imports={namespace}"
+        if importlib.util.find_spec(namespace) is not None
+        else "--ts-deploy-imports=MODULE"
+    )
+    return (
+        f"\nhint: the artifact calls {namespace}::{name}, an operator that Python code "
+        f"registers when it is imported (torch.library in your code, an extension, a "
+        f"library such as torchvision), so a deployment must load it too: for an installed "
+        f"library your deployment imports, declare it, {library} (ini ts_deploy_imports), "
+        f"and the fresh process imports it first; for your own code, ship the operator as a "
+        f"library the deployment loads (torch.ops.load_library)"
+    )
 
 
 def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:

@@ -370,6 +370,28 @@ def recorded_python_values(ctx: Any, failing: list[int]) -> str:
     )
 
 
+def _converted_with(ctx: Any, input_sets: list, index: int) -> str:
+    """Which input set the module that raised was converted with, and, where the failing
+    set calls it another way (an optional argument left out or added, other keywords), that
+    a converted module takes the example's arguments only."""
+    example_index = ctx.example_index
+    if index == example_index:
+        return ""
+    example, failing = input_sets[example_index], input_sets[index]
+    text = f"\nthe module was converted with input set {example_index} {example.describe()}"
+    if ctx.backend.name == "script" or (
+        len(failing.args) == len(example.args) and set(failing.kwargs) == set(example.kwargs)
+    ):
+        return text
+    return text + (
+        f"\nhint: input set {index} calls forward with other arguments than input set "
+        f"{example_index} (an optional argument given or left out, other keywords), and "
+        f"{ctx.backend.converter} fixes the arguments of the example it converts; give every "
+        f"input set the same arguments, or check each way of calling the model in its own "
+        f"check (mode='script' keeps optional arguments)"
+    )
+
+
 def parity_all(
     ctx: Any, module, input_sets, eager, options, into, size_decisions=None
 ) -> list[ParityResult]:
@@ -395,15 +417,7 @@ def parity_all(
                 "parity",
                 f"the converted module raised on input set {index} {input_set.describe()}, "
                 f"where eager did not: {_converted_error(error, ctx)}"
-                + (
-                    recorded
-                    or (
-                        f"\nthe module was converted with input set 0 {input_sets[0].describe()}"
-                        if index
-                        else ""
-                    )
-                    + tracer_hint(into)
-                ),
+                + (recorded or _converted_with(ctx, input_sets, index) + tracer_hint(into)),
             ) from None
         result = compare(eager[index][0], output, index, options)
         if not result.ok:  # kept as evidence only where they differ; released otherwise

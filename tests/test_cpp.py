@@ -243,9 +243,9 @@ def test_operators_a_deployment_imports_are_declared_and_the_fresh_process_impor
         [
             "torchscript check of KeepBest failed at fresh-process (mode='script', device=cpu)",
             "*Unknown builtin op: torchvision::nms*",
-            "hint: the artifact calls an operator of torchvision::, which a library registers "
-            "when it is imported *declare the module that registers it, "
-            "--ts-deploy-imports=torchvision (or that module's name; ini ts_deploy_imports)*",
+            "hint: the artifact calls torchvision::nms, an operator that Python code "
+            "registers when it is imported *for an installed library your deployment "
+            "imports, declare it, --ts-deploy-imports=torchvision (ini ts_deploy_imports)*",
         ],
     )
     # Declared: the fresh process imports torchvision first. LibTorch alone (the C++ runner,

@@ -347,3 +347,36 @@ def test_a_scripted_torchvision_detector_returning_losses_too_gets_the_wrapper_t
             "detections in both*",
         ],
     )
+
+
+def test_input_sets_calling_forward_another_way_say_the_conversion_fixed_the_arguments(suite):
+    result = suite(
+        """
+        from typing import Optional
+
+        import pytest
+        import torch
+
+        class WithBias(torch.nn.Module):
+            def forward(self, x, bias: Optional[torch.Tensor] = None):
+                return x if bias is None else x + bias
+
+        @pytest.mark.torchscript(mode=["trace", "script"],
+                                 inputs=[(torch.randn(2, 4),), (torch.randn(2, 4), torch.ones(4))])
+        def test_optional():
+            return WithBias().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=1)  # script keeps the optional argument
+    expect_lines(
+        result,
+        [
+            "torchscript check of WithBias failed at parity (mode='trace', device=cpu)",
+            "the converted module raised on input set 1 (float32[2, 4], float32[4]), where "
+            "eager did not: *",
+            "the module was converted with input set 0 (float32[2, 4])",
+            "hint: input set 1 calls forward with other arguments than input set 0 (an "
+            "optional argument given or left out, other keywords), and torch.jit.trace fixes "
+            "the arguments of the example it converts; *",
+        ],
+    )

@@ -130,3 +130,25 @@ def test_complex_inputs_and_outputs_cross_onnx_as_their_real_view_and_are_compar
         """
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_forward_taking_star_args_is_fed_every_argument_by_onnx(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Weighted(torch.nn.Module):
+            def forward(self, *parts, scale: float = 1.0):
+                return sum(part * (index + 1) for index, part in enumerate(parts)) * scale
+
+        @pytest.mark.torchscript(
+            mode="onnx",
+            inputs=[(torch.randn(2, 4), torch.randn(2, 4), torch.randn(2, 4)),
+                    (torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4))],
+        )
+        def test_weighted():
+            return Weighted().eval()
+        """
+    )
+    result.assert_outcomes(passed=1)

@@ -44,7 +44,9 @@ def test_fresh_process_catches_an_artifact_that_needs_the_users_python_code(suit
             "never imported your code:",
             "  RuntimeError: Unknown builtin op: mylib::double.",
             "*",
-            "hint: the artifact calls an operator that your Python code registers*",
+            "hint: the artifact calls mylib::double, an operator that Python code registers "
+            "when it is imported *for your own code, ship the operator as a library the "
+            "deployment loads (torch.ops.load_library)",
         ],
     )
     expect_lines(

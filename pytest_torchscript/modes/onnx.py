@@ -149,17 +149,34 @@ def complex_user_outputs(exported: Any) -> tuple[bool, ...]:
 
 
 def parameter_names(model: Any) -> list[str]:
+    """forward's parameters, ``*args`` and ``**kwargs`` marked with their stars."""
     forward = model.forward if hasattr(model, "forward") else model
-    return list(inspect.signature(forward).parameters)
+    stars = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+    return [
+        stars.get(parameter.kind, "") + name
+        for name, parameter in inspect.signature(forward).parameters.items()
+    ]
 
 
 def flat_inputs(parameters: list[str], args: tuple, kwargs: dict) -> list[Any]:
-    """The tensors of a call in the exporter's order: arguments in signature order, each
-    flattened; values that are not tensors were baked into the ONNX graph as constants."""
+    """The tensors of a call in the exporter's order: arguments in signature order (every
+    argument ``*args`` collects, then keywords ``**kwargs`` collects), each flattened; values
+    that are not tensors were baked into the ONNX graph as constants."""
     torch = import_torch()
-    ordered = dict(zip(parameters, args))
-    ordered.update(kwargs)
-    values = [ordered[name] for name in parameters if name in ordered]
+    values = []
+    position = 0
+    named = {name for name in parameters if not name.startswith("*")}
+    for name in parameters:
+        if name.startswith("**"):
+            values.append([value for key, value in kwargs.items() if key not in named])
+        elif name.startswith("*"):
+            values.append(list(args[position:]))
+            position = len(args)
+        elif position < len(args):
+            values.append(args[position])
+            position += 1
+        elif name in kwargs:
+            values.append(kwargs[name])
     leaves, _ = tree_flatten(values)
     return [
         torch.view_as_real(leaf.resolve_conj()) if leaf.is_complex() else leaf
