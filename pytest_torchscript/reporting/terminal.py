@@ -231,7 +231,7 @@ def matrix_row(check: dict) -> str:
     if test.endswith("]") and "[" in test:
         ids = test[test.index("[") + 1 : -1].split("-")
         if check["mode"] in ids:
-            ids.remove(check["mode"])  # the plugin's mode id comes first
+            ids.remove(check["mode"])  # one id among the test's, wherever it stands
         params = "-".join(ids)
     return f"{check['model']}{f'[{params}]' if params else ''} ({test_file})"
 
