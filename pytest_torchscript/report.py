@@ -28,6 +28,10 @@ class RoundTripResult:
     parity: list[ParityResult] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None  # why this round trip could not run here (no compiler...)
+    # what kind of reason: "format" (no loader of this kind takes the artifact), "toolchain"
+    # (said once per run) or "operators" (a declared library's, which the runner lacks:
+    # said per check, since it is about this model)
+    skip_kind: str | None = None
     seconds: float = 0.0
     user_modules: list[str] = field(default_factory=list)
     process_id: int | None = None
@@ -41,6 +45,7 @@ class RoundTripResult:
             "where": self.where,
             "ok": self.ok,
             "skipped": self.skipped,
+            "skip_kind": self.skip_kind,
             "error": self.error,
             "seconds": self.seconds,
             "user_modules": self.user_modules,

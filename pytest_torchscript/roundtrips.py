@@ -164,6 +164,7 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
     result = RoundTripResult("C++")
     report.roundtrips.append(result)
     if ctx.backend.cpp_inputs is None:
+        result.skip_kind = "format"
         result.skipped = (
             f"the C++ round trip runs TorchScript (.pt) and AOTInductor (mode='aoti') "
             f"artifacts; a {path.suffix} file from mode={report.mode!r} is loaded by "
@@ -182,7 +183,7 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
     except CppUnavailable as missing:
         if setting == "require":
             raise Stop("cpp", f"--ts-cpp=require, and {missing}") from None
-        result.skipped = str(missing)
+        result.skip_kind, result.skipped = "toolchain", str(missing)
         return
     started = time.perf_counter()
     try:
@@ -200,6 +201,7 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
         if missing and imports and setting != "require":
             # The user declared the library that registers it; the runner links LibTorch
             # alone, so only a C++ build of that library (libtorchvision) could provide it.
+            result.skip_kind = "operators"
             result.skipped = (
                 f"{path.name} calls {missing.group(1)}::{missing.group(2)}, an operator of "
                 f"a library your deployment loads (--ts-deploy-imports={','.join(imports)}); "
