@@ -44,10 +44,14 @@ class Options:
     # Not a user option: the mode's own least tolerances (onnxruntime's rounding), which the
     # dtype's defaults are raised to where the user set no rtol/atol (see parity.py).
     tolerance_floor: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # The options some layer (ini, a mark, check()) set, not left at their defaults: a gate
+    # the user asked for that cannot run is said, a default one is not.
+    explicit: frozenset[str] = frozenset()
 
     def merged(self, layer: Mapping[str, Any]) -> Options:
         """These options with ``layer``'s (already validated) values on top."""
-        return dataclasses.replace(self, **layer)
+        given = frozenset(key for key, value in layer.items() if value is not None)
+        return dataclasses.replace(self, **layer, explicit=self.explicit | given)
 
     @property
     def fresh_process(self) -> bool:

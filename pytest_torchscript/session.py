@@ -35,6 +35,8 @@ class SessionState:
         self._cpp_runners: dict[str, Any] = {}  # device type -> Runner, or why there is none
         self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
+        # checks that set max_regression in a run without --ts-baseline: said at the end
+        self.regression_gates_without_baseline: list[str] = []
         self.new_baseline_entries: dict[str, dict] = {}
         # --ts-extend-baseline: the entries that took no run (new ones, and old ones that
         # could not take another)

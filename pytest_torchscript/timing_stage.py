@@ -51,6 +51,8 @@ def time_and_gate(ctx: Any, model: Any, converted: Any, reloaded: Any, example: 
         raise Stop("timing", f"{failure}; the other checks of this run still count") from None
     if new_entry is not None:
         session.new_baseline_entries[key] = new_entry
+    if settings.baseline_path is None and "max_regression" in options.explicit:
+        session.regression_gates_without_baseline.append(ctx.test_id)
     if report.perf.timing is not None:  # a model too slow for the budget was not timed
         publish_report(ctx.item, report)
     failures = report.perf.failures(settings.strict)

@@ -272,6 +272,27 @@ def test_max_slowdown_fails_a_converted_module_slower_than_allowed(perf_suite, p
     )
 
 
+def test_max_regression_asked_for_in_a_run_without_a_baseline_says_no_gate_ran(perf_suite):
+    source = TESTS.replace(
+        "def test_fast():", "def test_fast():  # the default max_regression: nothing to say"
+    ).replace(
+        '@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3)\ndef test_slow',
+        '@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3, '
+        "max_regression=0.1)\ndef test_slow",
+    )
+    assert "max_regression=0.1" in source
+    result = perf_suite(source)
+    result.assert_outcomes(passed=2)
+    expect_lines(
+        result,
+        [
+            "torchscript: max_regression is set for 1 timed check(s) (test_user.py::test_slow), "
+            "but this run has no --ts-baseline, so no regression gate ran: record one with "
+            "--ts-baseline=perf-baseline.json --ts-update-baseline, then gate with *"
+        ],
+    )
+
+
 def test_baseline_gate_pass_regression_inconclusive_and_missing(perf_suite, pytester):
     # Timed on the virtual machine, every converted module 2.4x eager (0.8 x 3): the verdicts
     # below come from the baselines, not from how busy this machine is.

@@ -82,6 +82,16 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
         terminal.write_line(f"torchscript: could not write {failure}", red=True)
     for note in state.cpp_notes():
         terminal.write_line(f"torchscript: {note}")
+    ungated = list(dict.fromkeys(state.regression_gates_without_baseline))
+    if ungated:
+        terminal.write_line(
+            f"torchscript: max_regression is set for {len(ungated)} timed check(s) "
+            f"({', '.join(ungated[:3])}{', ...' if len(ungated) > 3 else ''}), but this run "
+            f"has no --ts-baseline, so no regression gate ran: record one with "
+            f"--ts-baseline=perf-baseline.json --ts-update-baseline, then gate with "
+            f"--ts-baseline=perf-baseline.json (README: A CI perf gate, step by step)",
+            yellow=True,
+        )
     if state.device_skipped:
         terminal.write_line(
             f"torchscript: marked tests were skipped: {state.device_skipped} "
