@@ -98,6 +98,24 @@ def _fraction(value: Any) -> float:
     return number
 
 
+def _regression(value: Any) -> float:
+    """A fraction: 0.1 allows 10% slower. Above 1 it allows more than twice the baseline's
+    time, which is what someone who meant a factor (1.5 for "1.5x") would write, so it is
+    refused with both readings spelled out."""
+    number = _tolerance(value)
+    if number > 1:
+        meant = (
+            f"if you meant {number:g} times the baseline's time, give {number - 1:g}"
+            if number < 2
+            else "a gate that lets a model take twice its time and more catches nothing"
+        )
+        raise ValueError(
+            f"{short_repr(value)} would allow {number:.0%} slower, {number + 1:g} times the "
+            f"baseline's time: it is a fraction (0.1 for 10% slower); {meant}"
+        )
+    return number
+
+
 def _positive(value: Any) -> float:
     number = _tolerance(value)
     if number == 0:
@@ -246,9 +264,9 @@ OPTION_SPECS: dict[str, OptionSpec] = {
         ),
         OptionSpec(
             "max_regression",
-            "a fraction >= 0: how much slower than the baseline the converted module may "
-            "get, relative to eager or to the machine-speed probe, e.g. 0.05 for 5%",
-            _tolerance,
+            "a fraction from 0 to 1: how much slower than the baseline the converted module "
+            "may get, relative to eager or to the machine-speed probe, e.g. 0.05 for 5%",
+            _regression,
             _float_text,
         ),
         OptionSpec(

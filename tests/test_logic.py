@@ -60,6 +60,14 @@ def test_inputs_naming_a_fixture_say_how_to_check_with_its_value():
     assert "'1, 2' is not an input set)" in str(raised.value)
 
 
+def test_max_regression_above_one_is_refused_with_both_readings_spelled_out():
+    with pytest.raises(UsageProblem) as raised:
+        parse_marker([mark(max_regression=1.5)], "t")
+    assert "1.5 would allow 150% slower, 2.5 times the baseline's time" in str(raised.value)
+    assert "if you meant 1.5 times the baseline's time, give 0.5" in str(raised.value)
+    assert parse_marker([mark(max_regression=1)], "t") == {"max_regression": 1.0}
+
+
 def test_an_unknown_option_lists_the_accepted_ones():
     with pytest.raises(UsageProblem, match="unknown option 'rtoll'; accepted options: mode"):
         parse_marker([mark(rtoll=1e-3)], "t")

@@ -482,9 +482,9 @@ def test_a_bad_baseline_entry_fails_its_own_check_only(perf_suite, pytester):
         json.dumps({"format": "pytest-torchscript-baseline", "version": 1, "entries": entries})
     )
     result = perf_suite(
-        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_regression=9.0)")
+        TESTS.replace("time_budget=0.3)", "time_budget=0.3, max_regression=1.0)")
         + """
-@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3, max_regression=9.0)
+@pytest.mark.torchscript(mode="script", inputs=X, time_budget=0.3, max_regression=1.0)
 def test_other():
     return Fast().eval()
 """,
