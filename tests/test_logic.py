@@ -1019,25 +1019,28 @@ def test_the_gates_that_could_not_decide_are_the_ones_with_a_reason_of_their_own
     assert undecided_gates({"verdict": "passed", "perf": None}) == []
 
 
+class TerminalLog:
+    """The two calls the terminal writers make, kept as lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def write_line(self, line, **markup):
+        self.lines.append(line)
+
+
 def test_gates_on_a_device_the_gate_was_never_measured_on_are_called_advisory():
     from pytest_torchscript.reporting.terminal import write_unvalidated_gates
-
-    class Log:
-        def __init__(self):
-            self.lines = []
-
-        def write_line(self, line, **markup):
-            self.lines.append(line)
 
     def check(device, gate="max_regression"):
         return {"device": device, "perf": {"gates": [{"gate": gate, "outcome": "pass"}]}}
 
-    on_gpu = Log()
+    on_gpu = TerminalLog()
     write_unvalidated_gates(on_gpu, [check("cuda:0"), check("cuda:0"), check("cpu")])
     assert len(on_gpu.lines) == 1
     assert "max_regression has not yet been validated on cuda:0 " in on_gpu.lines[0]
     assert "read its passes there as advisory" in on_gpu.lines[0]
-    quiet = Log()
+    quiet = TerminalLog()
     write_unvalidated_gates(
         quiet, [check("cpu"), check("cuda", gate="max_slowdown"), {"device": "mps", "perf": None}]
     )
@@ -1054,13 +1057,6 @@ def test_a_thread_clock_that_reads_more_than_the_wall_clock_cannot_excuse_a_swit
 
 def test_the_migration_matrix_has_a_row_per_model_of_a_zoo_and_one_per_model_across_modes():
     from pytest_torchscript.reporting.terminal import matrix_row, write_matrix
-
-    class Log:
-        def __init__(self):
-            self.lines = []
-
-        def write_line(self, line, **markup):
-            self.lines.append(line)
 
     def check(test_id, mode, model="ResNet", verdict="passed"):
         return {
@@ -1088,7 +1084,7 @@ def test_the_migration_matrix_has_a_row_per_model_of_a_zoo_and_one_per_model_acr
         "MLP (tests/test_zoo.py)",
         "MLP (tests/test_zoo.py)",
     ]
-    log = Log()
+    log = TerminalLog()
     write_matrix(log, zoo)
     rows = [line.split() for line in log.lines[2:5]]
     assert rows == [
