@@ -382,13 +382,33 @@ def _converted_with(ctx: Any, input_sets: list, index: int) -> str:
     if ctx.backend.name == "script" or (
         len(failing.args) == len(example.args) and set(failing.kwargs) == set(example.kwargs)
     ):
-        return text
+        return text + _other_dtypes(ctx, example, failing, index, example_index)
     return text + (
         f"\nhint: input set {index} calls forward with other arguments than input set "
         f"{example_index} (an optional argument given or left out, other keywords), and "
         f"{ctx.backend.converter} fixes the arguments of the example it converts; give every "
         f"input set the same arguments, or check each way of calling the model in its own "
         f"check (mode='script' keeps optional arguments)"
+    )
+
+
+def _other_dtypes(ctx: Any, example: Any, failing: Any, index: int, example_index: int) -> str:
+    """Where the set that raised passes a tensor in another dtype than the example: a
+    converted module (an ONNX graph above all) is typed by the example it was built from."""
+    ours = tensor_leaves((example.args, example.kwargs))
+    theirs = tensor_leaves((failing.args, failing.kwargs))
+    changed = [
+        f"{name} is {str(theirs[name].dtype).removeprefix('torch.')} (input set "
+        f"{example_index}: {str(tensor.dtype).removeprefix('torch.')})"
+        for name, tensor in ours.items()
+        if name in theirs and theirs[name].dtype != tensor.dtype
+    ]
+    if not changed:
+        return ""
+    return (
+        f"\nhint: in input set {index}, {'; '.join(changed[:3])}: {ctx.backend.converter} "
+        f"built the module for the example's dtypes; check each dtype the deployment feeds "
+        f"in its own check, or cast the inputs as the deployment does"
     )
 
 

@@ -152,3 +152,32 @@ def test_a_forward_taking_star_args_is_fed_every_argument_by_onnx(suite):
         """
     )
     result.assert_outcomes(passed=1)
+
+
+def test_an_input_set_in_another_dtype_says_the_onnx_graph_is_typed_by_the_example(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        @pytest.mark.torchscript(mode="onnx", inputs=[torch.randn(2, 4),
+                                                      torch.randn(3, 4, dtype=torch.float64)])
+        def test_two_dtypes():
+            return Scale()
+
+        class Scale(torch.nn.Module):
+            def forward(self, x):
+                return x * 2 + 1
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "the converted module raised on input set 1 (float64[3, 4]), where eager did not: *",
+            "the module was converted with input set 0 (float32[2, 4])",
+            "hint: in input set 1, args[0] is float64 (input set 0: float32): torch.onnx.export "
+            "built the module for the example's dtypes; check each dtype the deployment feeds "
+            "in its own check, or cast the inputs as the deployment does",
+        ],
+    )
