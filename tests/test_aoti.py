@@ -1,6 +1,6 @@
 """mode="aoti": torch.export, AOTInductor compiles a package, parity in Python, the fresh
 process and the C++ runner; dynamic batches; a session-wide package cache. Each compile costs
-tens of seconds of CPU, so there are two."""
+tens of seconds of CPU, so there are two (and one that never compiles)."""
 
 from __future__ import annotations
 
@@ -81,5 +81,32 @@ def test_a_loader_that_crashes_fails_the_check_not_the_session(suite, pytester):
             "*AOTInductor's loader crashed (SIGSEGV) loading the package in a separate "
             "process, so it was not loaded in this one, where the crash would have ended the "
             "whole pytest session; that is a torch or build problem, not your model*",
+        ],
+    )
+
+
+def test_no_working_compiler_for_aoti_says_how_to_get_one_or_skip_the_mode(suite, monkeypatch):
+    # AOTInductor checks its compiler before compiling (a cached package does not help).
+    monkeypatch.setenv("CXX", "/no/such/compiler/g++")
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="aoti", inputs=torch.randn(2, 4))
+        def test_no_compiler():
+            return Affine().eval()
+        """
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "torchscript check of Affine failed at conversion (mode='aoti', device=cpu)",
+            "*No working C++ compiler*",
+            "hint: AOTInductor compiles the model to C++ with a C++ compiler, and none works "
+            "here: install one (apt install g++), or point torch._inductor.config.cpp.cxx (or "
+            "$CXX) at it; or skip mode='aoti' on this machine: *",
         ],
     )

@@ -130,6 +130,16 @@ class AotiBackend(ExportedBackend):
         require_loadable(package.path, target.device)
         return package, load_package(package.path, target.device)
 
+    def extra_hints(self, text: str) -> list[str]:
+        if "invalidcxxcompiler" in text or "no working c++ compiler" in text:
+            return [
+                "hint: AOTInductor compiles the model to C++ with a C++ compiler, and none "
+                "works here: install one (apt install g++), or point "
+                "torch._inductor.config.cpp.cxx (or $CXX) at it; or skip mode='aoti' on this "
+                "machine: @pytest.mark.torchscript(skip={'aoti': 'no compiler on this runner'})"
+            ]
+        return []
+
     def owns(self, artifact: Any) -> bool:
         return isinstance(artifact, AotiPackage)
 
