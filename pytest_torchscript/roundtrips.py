@@ -107,7 +107,7 @@ def fresh_process_parity(
                 "that code cannot load; return tuples or dicts of tensors (transformers: "
                 "pass return_dict=False to forward, e.g. in each input set "
                 "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
-                "some models in transformers 5)"
+                "some models in transformers 5)" + _declared_pytree_module(str(error))
             )
         missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
         if missing:
@@ -132,6 +132,22 @@ def fresh_process_parity(
             )
             + eager_zeroed_hint(ctx, fresh.parity),
         )
+
+
+def _declared_pytree_module(error: str) -> str:
+    """Where the unregistered class comes from an installed library (transformers'
+    ``ModelOutput``), a deployment that imports the module defining it loads the file: say
+    which module to declare."""
+    import importlib.util
+
+    found = re.search(r"Deserializing ([\w.]+)\.(\w+) in pytree is not registered", error)
+    if not found or importlib.util.find_spec(found.group(1).split(".")[0]) is None:
+        return ""
+    return (
+        f"; or, where your deployment imports {found.group(1)} (which registers "
+        f"{found.group(2)} when it is imported), declare it: "
+        f"--ts-deploy-imports={found.group(1)} (ini ts_deploy_imports)"
+    )
 
 
 def _registered_operator_hint(namespace: str, name: str) -> str:

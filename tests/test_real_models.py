@@ -98,8 +98,7 @@ def test_detection_model_trace_gives_a_short_hazard_report_not_a_flood(suite):
 
 
 def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_claim(suite):
-    result = suite(
-        """
+    source = """
         import pytest
         import torch
         import torchvision
@@ -137,7 +136,7 @@ def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_clai
         def test_bert_model_output():
             return BertModel(CONFIG).eval()
         """
-    )
+    result = suite(source)
     result.assert_outcomes(passed=2, failed=1)
     expect_lines(
         result,
@@ -149,8 +148,16 @@ def test_resnet18_and_bert_pass_export_and_modeloutput_fails_the_deployment_clai
             "  NotImplementedError: Deserializing transformers.modeling_outputs.*in pytree is "
             "not registered.",
             "hint: the .pt2 stores its inputs or outputs as a Python class registered as a "
-            "pytree node*(transformers: pass return_dict=False to forward*",
+            "pytree node*(transformers: pass return_dict=False to forward*; or, where your "
+            "deployment imports transformers.modeling_outputs (which registers *), declare it: "
+            "--ts-deploy-imports=transformers.modeling_outputs (ini ts_deploy_imports)",
         ],
     )
     expect_lines(result, ["passed*export*ok ok*MB*test_user.py::test_resnet18"])
     expect_lines(result, ["passed*export*ok ok*test_user.py::test_bert_tuple"])
+    # A Python deployment that imports transformers' outputs loads the ModelOutput .pt2
+    declared = suite(
+        source, "--ts-deploy-imports=transformers.modeling_outputs", "-k", "model_output"
+    )
+    declared.assert_outcomes(passed=1)
+    expect_lines(declared, ["passed*export*ok ok*test_user.py::test_bert_model_output"])
