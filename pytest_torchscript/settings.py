@@ -58,7 +58,8 @@ class Settings:
     cpp_timeout: float = 300.0  # seconds before a hanging C++ runner is killed
     benchmark_table: bool = False  # our rows in pytest-benchmark's own table too
     # modules the fresh process imports before loading an artifact: the libraries whose
-    # operators a deployment loads (torchvision's nms), declared by the user
+    # operators or pytree classes a deployment loads (torchvision's nms, transformers'
+    # ModelOutput), declared by the user
     deploy_imports: tuple[str, ...] = ()
 
 
@@ -170,8 +171,9 @@ RUN_SETTINGS = (
     ),
     RunSetting(
         "deploy_imports",
-        "comma-separated Python modules your deployment imports for the operators they "
-        "register (e.g. torchvision, for torchvision::nms in a scripted detector): the fresh "
+        "comma-separated Python modules your deployment imports for the operators or output "
+        "classes they register (torchvision for torchvision::nms, "
+        "transformers.modeling_outputs for a .pt2 returning a ModelOutput): the fresh "
         "process imports them before loading an artifact",
         "MODULES",
     ),
