@@ -92,6 +92,7 @@ def fresh_process_parity(
     except FreshProcessError as error:
         fresh.error = str(error)
         hint = ""
+        root = ctx.item.config.rootpath
         if re.search(r"Deserializing \S*Cache in pytree is not registered", str(error)):
             hint = (
                 "\nhint: the .pt2 returns transformers' key/value cache, a Python class a "
@@ -107,11 +108,11 @@ def fresh_process_parity(
                 "that code cannot load; return tuples or dicts of tensors (transformers: "
                 "pass return_dict=False to forward, e.g. in each input set "
                 "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
-                "some models in transformers 5)" + _declared_pytree_module(str(error))
+                "some models in transformers 5)" + _declared_pytree_module(str(error), root)
             )
         missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
         if missing:
-            hint = _registered_operator_hint(missing.group(1), missing.group(2))
+            hint = _registered_operator_hint(missing.group(1), missing.group(2), root)
         raise Stop(
             "fresh-process",
             f"{path} could not be loaded and run in a fresh Python process that never "
@@ -134,14 +135,27 @@ def fresh_process_parity(
         )
 
 
-def _declared_pytree_module(error: str) -> str:
+def _installed_library(name: str, root: Path) -> bool:
+    """Whether ``name`` is a package installed here, outside the user's project (whose own
+    modules a deployment does not import: they are the code the fresh process leaves out)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(spec, "origin", None) or next(
+        iter(getattr(spec, "submodule_search_locations", None) or []), None
+    )
+    return bool(origin) and not Path(origin).resolve().is_relative_to(root.resolve())
+
+
+def _declared_pytree_module(error: str, root: Path) -> str:
     """Where the unregistered class comes from an installed library (transformers'
     ``ModelOutput``), a deployment that imports the module defining it loads the file: say
     which module to declare."""
-    import importlib.util
-
     found = re.search(r"Deserializing ([\w.]+)\.(\w+) in pytree is not registered", error)
-    if not found or importlib.util.find_spec(found.group(1).split(".")[0]) is None:
+    if not found or not _installed_library(found.group(1), root):
         return ""
     return (
         f"; or, where your deployment imports {found.group(1)} (which registers "
@@ -150,15 +164,13 @@ def _declared_pytree_module(error: str) -> str:
     )
 
 
-def _registered_operator_hint(namespace: str, name: str) -> str:
+def _registered_operator_hint(namespace: str, name: str, root: Path) -> str:
     """An operator the fresh process lacks is registered by Python code on import: an
     installed library (torchvision) the deployment imports too, to be declared; or the
     user's own code, which a deployment must ship as a library."""
-    import importlib.util
-
     library = (
         f"--ts-deploy-imports={namespace}"
-        if importlib.util.find_spec(namespace) is not None
+        if _installed_library(namespace, root)
         else "--ts-deploy-imports=MODULE"
     )
     return (
@@ -261,7 +273,17 @@ def save(ctx: Any, artifact: Any, backend: Any) -> Path:
     except Exception as error:
         hint = ""
         unregistered = re.search(r"TreeSpec of namedtuple class <class '([^']+)'>", str(error))
-        if unregistered:
+        unnamed = re.search(r"No registered serialization name for <class '([^']+)'>", str(error))
+        if unnamed:
+            name = unnamed.group(1)
+            hint = (
+                f"\nhint: the exported program takes or returns {name}, registered as a "
+                f"pytree node without the name a .pt2 stores it by: register it with "
+                f"torch.export.register_dataclass({name.rsplit('.', 1)[-1]}, "
+                f"serialized_type_name={name!r}) (and a deployment then needs that class "
+                f"too), or return a tuple or a dict of tensors"
+            )
+        elif unregistered:
             hint = (
                 f"\nhint: the exported program takes or returns {unregistered.group(1)}, a "
                 f"NamedTuple of your code, which a .pt2 can store only once torch knows how "

@@ -215,7 +215,53 @@ def test_a_dataclass_output_gets_what_trace_and_export_take_instead(suite):
         [
             "torchscript check of Scorer failed at conversion (mode='export', device=cpu)",
             "hint: export flattens every output into tensors and does not know test_user.Out; "
-            "*torch.export.register_dataclass(Out)*",
+            "*torch.export.register_dataclass(Out, serialized_type_name='test_user.Out')*",
         ],
     )
     assert "mode='script' compiles the Python source" not in result.stdout.str()
+    # Registered without a name: the .pt2 cannot store it, and says how to name it. Named:
+    # the fresh process, which has no user code, cannot rebuild it (and is not told to
+    # import the user's own module).
+    for registration, stage, expected in (
+        (
+            "torch.export.register_dataclass(Out)",
+            "roundtrip",
+            "hint: the exported program takes or returns test_user.Out, registered as a pytree "
+            "node without the name a .pt2 stores it by: register it with "
+            "torch.export.register_dataclass(Out, serialized_type_name='test_user.Out')*",
+        ),
+        (
+            "torch.export.register_dataclass(Out, serialized_type_name='test_user.Out')",
+            "fresh-process",
+            "hint: the .pt2 stores its inputs or outputs as a Python class registered as a "
+            "pytree node (by a library or your code)*",
+        ),
+    ):
+        result = suite(
+            f"""
+            import dataclasses
+            import pytest
+            import torch
+
+            @dataclasses.dataclass
+            class Out:
+                logits: torch.Tensor
+
+            {registration}
+
+            class Scorer(torch.nn.Module):
+                def forward(self, x):
+                    return Out(x * 2)
+
+            @pytest.mark.torchscript(mode="export", inputs=torch.randn(2, 3))
+            def test_scorer():
+                return Scorer()
+            """
+        )
+        result.assert_outcomes(failed=1)
+        expect_lines(
+            result,
+            [f"torchscript check of Scorer failed at {stage} (mode='export', device=cpu)"],
+        )
+        expect_lines(result, [expected])
+        assert "--ts-deploy-imports" not in result.stdout.str()

@@ -183,9 +183,9 @@ def explain_export_failure(error: BaseException, guards: list[tuple[str, int, st
         lines.append(
             f"hint: export flattens every {where} into tensors and does not know {name}; "
             f"return (or take) a tuple or a dict of tensors, or register a dataclass with "
-            f"torch.export.register_dataclass({name.rsplit('.', 1)[-1]}) "
-            f"(a deployment then needs your class to rebuild it, which the fresh-process round "
-            f"trip checks)"
+            f"torch.export.register_dataclass({name.rsplit('.', 1)[-1]}, "
+            f"serialized_type_name={name!r}) (the name is how a .pt2 stores it; a deployment "
+            f"then needs your class to rebuild it, which the fresh-process round trip checks)"
         )
     elif "specialized due to hint of" in message:
         lines.append(
