@@ -181,3 +181,36 @@ def test_an_input_set_in_another_dtype_says_the_onnx_graph_is_typed_by_the_examp
             "in its own check, or cast the inputs as the deployment does",
         ],
     )
+
+
+def test_a_python_value_among_the_outputs_says_trace_and_onnx_return_tensors(suite):
+    result = suite(
+        """
+        import pytest
+        import torch
+
+        class Summary(torch.nn.Module):
+            def forward(self, x):
+                return x.sum(), 3.5
+
+        @pytest.mark.torchscript(mode=["trace", "script", "onnx"], inputs=torch.randn(2, 4))
+        def test_summary():
+            return Summary().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=2)  # script returns the float typed
+    expect_lines(
+        result,
+        [
+            "torchscript check of Summary failed at conversion (mode='trace', device=cpu)",
+            "*",
+            "hint: a trace returns tensors and tuples, lists and dicts of them, not Python "
+            "values *return such a value as a tensor (torch.tensor(...))*",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "hint: an ONNX model's outputs are tensors, and forward returns a Python constant *",
+        ],
+    )

@@ -100,6 +100,13 @@ class TraceBackend(_TorchScript):
                 "dict's values tensors or tuples of tensors); return a tuple or a dict of "
                 "tensors from forward"
             )
+        if "can be output from traced functions" in text:
+            return (
+                "a trace returns tensors and tuples, lists and dicts of them, not Python values "
+                "(a size such as x.shape[0], a constant, a flag, None); return such a value as "
+                "a tensor (torch.tensor(...)) or leave it out, or use mode='script', which "
+                "returns it typed"
+            )
         return self.hint
 
     def _convert(self, torch: Any, model: Any, args: tuple, kwargs: dict) -> Any:

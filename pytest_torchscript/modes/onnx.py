@@ -226,6 +226,12 @@ class OnnxBackend(ExportedBackend):
         return failure
 
     def extra_hints(self, text: str) -> list[str]:
+        if "translating node return" in text and "has no attribute 'name'" in text:
+            return [
+                "hint: an ONNX model's outputs are tensors, and forward returns a Python "
+                "constant (a number or a flag the graph does not compute); return it as a "
+                "tensor (torch.tensor(...)) or leave it out of the outputs"
+            ]
         if "passmanager" in text or "constant folding" in text:
             return [
                 "hint: the ONNX exporter's optimizer failed after the model was exported; "
