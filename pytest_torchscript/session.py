@@ -22,6 +22,7 @@ class SessionState:
         self._timing_off_reason: str | None = None
         self._timing_off_known = False
         self.reports: list[CheckReport] = []
+        self._attempted: set[str] = set()  # tests that have had a checker in this session
         self.temp_root: Path | None = None
         self._user_roots = user_roots
         self._device: ResolvedDevice | None = None
@@ -55,6 +56,9 @@ class SessionState:
         """A test run again in this session (pytest-rerunfailures' ``--reruns``, a flaky
         retry) is judged by its last attempt, as pytest counts it: the checks and baseline
         entries of an earlier attempt would be counted, tabled and recorded twice."""
+        if test_id not in self._attempted:  # the usual case: a first attempt, nothing to drop
+            self._attempted.add(test_id)
+            return
         self.reports = [report for report in self.reports if report.test_id != test_id]
         prefix = f"{test_id} | "
         for key in [key for key in self.new_baseline_entries if key.startswith(prefix)]:
