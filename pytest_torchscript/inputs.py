@@ -184,11 +184,17 @@ def python_values(input_set: InputSet) -> dict[str, Any]:
     user wrote them: ``scale`` for a keyword, ``argument 1`` for a position,
     ``options['eps']`` inside a container."""
     torch = import_torch()
+    return {
+        name: value
+        for name, value in _leaves_as_written(input_set).items()
+        if not isinstance(value, torch.Tensor)
+    }
+
+
+def _leaves_as_written(input_set: InputSet) -> dict[str, Any]:
+    """Every leaf of an input set, tensors too, named as ``python_values`` names them."""
     roots = [(f"argument {index}", value) for index, value in enumerate(input_set.args)]
-    return _named_leaves(
-        roots + list(input_set.kwargs.items()),
-        lambda value: not isinstance(value, torch.Tensor),
-    )
+    return _named_leaves(roots + list(input_set.kwargs.items()), lambda value: True)
 
 
 def _named_leaves(roots: list[tuple[str, Any]], keep: Callable[[Any], bool]) -> dict[str, Any]:
@@ -212,15 +218,20 @@ def _named_leaves(roots: list[tuple[str, Any]], keep: Callable[[Any], bool]) -> 
 
 def changed_python_values(input_sets: list[InputSet], example_index: int) -> dict[int, str]:
     """Per input set, where it passes other Python values than the example the model was
-    converted with (converters record them from it), as ``scale=4.0 (input set 0: 3.0)``."""
-    example = python_values(input_sets[example_index])
+    converted with (converters record them from it), as ``scale=4.0 (input set 0: 3.0)``;
+    a tensor where the example passed a Python value, or the reverse, counts too (an optional
+    ``mask=None`` in the example is recorded as None: ``mask=float32[3, 4] (input set 0:
+    None)``)."""
+    torch = import_torch()
+    example = _leaves_as_written(input_sets[example_index])
     changed = {}
     for index, input_set in enumerate(input_sets):
         differing = [
-            f"{name}={short_repr(value, 20)} "
-            f"(input set {example_index}: {short_repr(example[name], 20)})"
-            for name, value in python_values(input_set).items()
-            if name in example and not _same_value(example[name], value)
+            f"{name}={_describe(value)} (input set {example_index}: {_describe(example[name])})"
+            for name, value in _leaves_as_written(input_set).items()
+            if name in example
+            and not (isinstance(value, torch.Tensor) and isinstance(example[name], torch.Tensor))
+            and not _same_value(example[name], value)
         ]
         if differing:
             changed[index] = ", ".join(differing)

@@ -360,13 +360,23 @@ def recorded_python_values(ctx: Any, failing: list[int]) -> str:
     lines = [f"input set {index} passes {changed[index]}" for index in failing if index in changed]
     if not lines:
         return ""
+    optional = any("None)" in line or "=None (" in line for line in lines)
     return (
         "\n" + "\n".join(lines) + f"\n{ctx.backend.converter} records the Python values "
-        "(numbers, flags, strings) of the example it converts as constants: the converted "
-        "module computes with them, or refuses other values, whatever it is called with"
-        "\nhint: pass a value that varies in deployment as a tensor (torch.tensor(value)), or "
-        "use mode='script', which compiles it as an argument; or keep it the same in every "
-        "input set (one test per value)"
+        "(numbers, flags, strings, None) of the example it converts as constants: the "
+        "converted module computes with them, or refuses other values, whatever it is called "
+        "with"
+        + (
+            "\nhint: an optional argument that is None in one input set and a tensor in "
+            "another is two programs to a converter: check each form in its own check (one "
+            "test with the argument, one without), or pass a tensor in every set (one that "
+            "means 'none', such as a mask of ones), or use mode='script', which keeps "
+            "Optional arguments"
+            if optional
+            else "\nhint: pass a value that varies in deployment as a tensor "
+            "(torch.tensor(value)), or use mode='script', which compiles it as an argument; "
+            "or keep it the same in every input set (one test per value)"
+        )
     )
 
 

@@ -538,10 +538,56 @@ def test_a_python_value_that_varies_between_input_sets_is_named_as_recorded_by_t
             [
                 f"*check of Scaled failed at parity (mode='{mode}'*",
                 "input set 1 passes scale=4.0 (input set 0: 3.0)",
-                f"{converter} records the Python values (numbers, flags, strings) of the example "
-                "it converts as constants*",
+                f"{converter} records the Python values (numbers, flags, strings, None) of the "
+                "example it converts as constants*",
                 "hint: pass a value that varies in deployment as a tensor*mode='script'*",
             ],
         )
     assert "narrowed a dynamic dimension" not in result.stdout.str()
+    assert_no_plugin_traceback(result)
+
+
+def test_an_optional_argument_none_in_one_set_and_a_tensor_in_another_is_named(suite):
+    # export records mask=None from the example and computes without the mask ever after: a
+    # parity failure that says why; trace cannot take None at all.
+    result = suite(
+        """
+        from typing import Optional
+
+        import pytest
+        import torch
+
+        class Masked(torch.nn.Module):
+            def forward(self, x, mask: Optional[torch.Tensor] = None):
+                return x if mask is None else x * mask
+
+        @pytest.mark.torchscript(
+            mode=["export", "trace", "script"],
+            inputs=[{"x": torch.ones(2, 3), "mask": None},
+                    {"x": torch.ones(2, 3), "mask": torch.full((2, 3), 2.0)}],
+            roundtrip=False,
+        )
+        def test_masked():
+            return Masked().eval()
+        """
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    expect_lines(
+        result,
+        [
+            "*check of Masked failed at parity (mode='export'*",
+            "input set 1 passes mask=float32[2, 3] (input set 0: None)",
+            "torch.export records the Python values (numbers, flags, strings, None) *",
+            "hint: an optional argument that is None in one input set and a tensor in another "
+            "is two programs to a converter: check each form in its own check *",
+        ],
+    )
+    expect_lines(
+        result,
+        [
+            "*check of Masked failed at conversion (mode='trace'*",
+            "*",
+            "hint: a trace takes tensors only, and an input set passes None *",
+        ],
+    )
     assert_no_plugin_traceback(result)

@@ -100,6 +100,12 @@ class TraceBackend(_TorchScript):
                 "dict's values tensors or tuples of tensors); return a tuple or a dict of "
                 "tensors from forward"
             )
+        if "Got NoneType" in text or "NoneType]' cannot be traced" in text:
+            return (
+                "a trace takes tensors only, and an input set passes None (an optional "
+                "argument such as a mask left empty); leave it out of the input set so its "
+                "default applies, or use mode='script', which takes Optional arguments"
+            )
         if "can be output from traced functions" in text:
             return (
                 "a trace returns tensors and tuples, lists and dicts of them, not Python values "
