@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import UsageProblem
-from .files import locked, write_text_atomically
+from .files import OwnFile, locked, write_text_atomically
 from .probe import component_shifts, middle_of
 from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
+OWN_FILE = OwnFile("baseline", FORMAT.encode(), "baseline.json")
 VERSION = 2  # 2 added the machine-speed probe; 1 is read and judged by its ratio alone
 _READABLE = (1, 2)
 _INTERVAL_FIELDS = ("median", "low", "high")

@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageProblem
@@ -69,30 +70,30 @@ def readable_input_path(text: str, source: str) -> Path:
     return path
 
 
-# What every file the plugin writes says near its start, so a file without it is not ours.
-_SIGNATURES = {
-    "report.json": b"pytest-torchscript-report",
-    "report.html": b"<title>pytest-torchscript report</title>",
-    "baseline.json": b"pytest-torchscript-baseline",
-}
+@dataclass(frozen=True)
+class OwnFile:
+    """A kind of file the plugin writes, as its writer knows it: what to call it, what it
+    says near its start (so a file without it is not ours) and a name to suggest."""
+
+    what: str  # "JSON report"
+    signature: bytes
+    example: str  # "report.json"
 
 
-def refuse_foreign_file(path: Path, flag: str, kind: str) -> None:
+def refuse_foreign_file(path: Path, flag: str, kind: OwnFile) -> None:
     """Never overwrite a file this plugin did not write: a ``--ts-report=notes.json`` or a
     ``--ts-html=index.html`` that names a user's file would otherwise destroy it at the end
-    of the run. ``kind`` is ``report.json``, ``report.html`` or ``baseline.json``; an earlier
-    run's output (or an empty file) is replaced as before."""
+    of the run. An earlier run's output (or an empty file) is replaced as before."""
     try:
         with open(path, "rb") as stream:
             head = stream.read(4096)
     except OSError:  # missing, or unreadable: writing it is checked (and reported) apart
         return
-    if head.strip() and _SIGNATURES[kind] not in head:
-        what = {"report.json": "JSON report", "report.html": "HTML report"}.get(kind, "baseline")
+    if head.strip() and kind.signature not in head:
         raise UsageProblem(
-            f"{flag}: {path} exists and is not a pytest-torchscript {what}, so writing there "
-            f"would destroy it; give another path (e.g. {path.with_name(kind)}), or delete "
-            f"the file first if it is yours to lose"
+            f"{flag}: {path} exists and is not a pytest-torchscript {kind.what}, so writing "
+            f"there would destroy it; give another path (e.g. {path.with_name(kind.example)}), "
+            f"or delete the file first if it is yours to lose"
         )
 
 

@@ -28,7 +28,7 @@ from .jit_warnings import RecordedWarning, import_torch, quiet_structured_trace
 from .modes import Backend, ConversionFailed, Target
 from .modes.export import export_example, infer_dynamic_shapes
 from .options import Options
-from .report import CheckReport
+from .report import INTERRUPTED, CheckReport
 from .roundtrips import roundtrip_all
 from .stages import (
     Stop,
@@ -125,7 +125,7 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
     except KeyboardInterrupt:
         # Not a failure of the model, and pytest counts the test as neither passed nor
         # failed: the report (written also for an interrupted run) says how far it got.
-        report.skipped = f"interrupted (KeyboardInterrupt) in its {ctx.stage} stage"
+        report.skipped = f"{INTERRUPTED} in its {ctx.stage} stage"
         raise
     except BaseException:
         # pytest's own outcomes (a skip or fail from inside forward)...: never report a pass.

@@ -17,6 +17,8 @@ from .parity import LeafResult, ParityResult
 from .perf import PerfReport
 
 # Every verdict a check can have, worst first: the order of the summary and the counts.
+# How ``CheckReport.skipped`` begins for the check a Ctrl-C stopped (the stage follows).
+INTERRUPTED = "interrupted (KeyboardInterrupt)"
 VERDICTS = ("failed", "xpassed", "xfailed", "skipped", "passed")
 
 

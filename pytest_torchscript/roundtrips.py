@@ -77,6 +77,10 @@ def _in_process(ctx: Any, path: Path, conversion: Any, input_sets: list, eager: 
     return loaded
 
 
+# How LibTorch (in the fresh process or in C++) names an operator nothing registered there.
+_MISSING_OPERATOR = re.compile(r"Unknown builtin op: (\w+)::(\w+)")
+
+
 def fresh_process_parity(
     ctx: Any, path: Path, input_sets: list, eager: list, converted: Any
 ) -> None:
@@ -110,7 +114,7 @@ def fresh_process_parity(
                 "{'input_ids': ids, 'return_dict': False}; setting it in the config breaks "
                 "some models in transformers 5)" + _declared_pytree_module(str(error), root)
             )
-        missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
+        missing = _MISSING_OPERATOR.search(str(error))
         if missing:
             hint = _registered_operator_hint(missing.group(1), missing.group(2), root)
         raise Stop(
@@ -224,7 +228,7 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
             session.settings.cpp_timeout,
         )
     except CppRunFailed as error:
-        missing = re.search(r"Unknown builtin op: (\w+)::(\w+)", str(error))
+        missing = _MISSING_OPERATOR.search(str(error))
         imports = session.settings.deploy_imports
         if missing and imports and setting != "require":
             # The user declared the library that registers it; the runner links LibTorch

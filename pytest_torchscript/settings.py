@@ -241,6 +241,7 @@ def resolve(config: pytest.Config) -> Settings:
     from .artifacts import prepare_artifact_root
     from .devices import check_device_syntax
     from .files import prepare_output_path, readable_input_path, refuse_foreign_file
+    from .reporting import html_page, json_file
 
     read = _Reader(config)
     text, where = read.get("device")
@@ -268,7 +269,7 @@ def resolve(config: pytest.Config) -> Settings:
         else:
             outputs["baseline"] = readable_input_path(text, where)
     _require_distinct_outputs(config, outputs)
-    for name, kind in (("report", "report.json"), ("html", "report.html")):
+    for name, kind in (("report", json_file.OWN_FILE), ("html", html_page.OWN_FILE)):
         if outputs[name] is not None:  # (--ts-update-baseline refuses a foreign baseline)
             text, where = read.get(name)
             refuse_foreign_file(outputs[name], f"{where}={text}", kind)

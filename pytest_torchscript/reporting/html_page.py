@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..files import write_text_atomically
+from ..files import OwnFile, write_text_atomically
 from ..parity import HISTOGRAM_DECADES
 from .cells import (
     count_verdicts,
@@ -27,6 +27,8 @@ from .cells import (
     undecided_gates,
 )
 
+TITLE = "pytest-torchscript report"
+OWN_FILE = OwnFile("HTML report", f"<title>{TITLE}</title>".encode(), "report.html")
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
@@ -54,9 +56,9 @@ def render(checks: list[dict], settings: Any) -> str:
     checks = ordered(checks)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        "<title>pytest-torchscript report</title>",
+        f"<title>{TITLE}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        "<h1>pytest-torchscript report</h1>",
+        f"<h1>{TITLE}</h1>",
         f"<p>{len(checks)} checks: {html.escape(count_verdicts(checks))} &middot; "
         f"device {html.escape(settings.device)} &middot; "
         f"{settings.perf.threads} timing thread(s)</p>",

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..files import write_text_atomically
+from ..files import OwnFile, write_text_atomically
 from .cells import summary_counts
 
 FORMAT = "pytest-torchscript-report"
+OWN_FILE = OwnFile("JSON report", FORMAT.encode(), "report.json")
 VERSION = 1
 
 

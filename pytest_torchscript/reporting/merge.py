@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None, stream: TextIO = sys.stdout) -> int:
     args = parser.parse_args(argv)
     try:
         outputs = (
-            [(args.json, "--json", "report.json"), (args.html, "--html", "report.html")]
+            [(args.json, "--json", json_file.OWN_FILE), (args.html, "--html", html_page.OWN_FILE)]
             if args.command == "merge"
-            else [(args.out, "--out", "baseline.json")]
+            else [(args.out, "--out", baseline.OWN_FILE)]
         )
         for path, flag, kind in outputs:
             if path is not None:

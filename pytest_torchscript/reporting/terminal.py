@@ -14,6 +14,7 @@ from typing import Any
 
 from ..modes import MODES
 from ..perf import VALIDATED_DEVICE_TYPES
+from ..report import INTERRUPTED
 from .cells import (
     count_verdicts,
     coverage_cell,
@@ -80,7 +81,7 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
         )
     terminal.write_line(text)
     for check in checks:  # the check a Ctrl-C stopped: how far it got, beside its row
-        if (check.get("skipped") or "").startswith("interrupted"):
+        if (check.get("skipped") or "").startswith(INTERRUPTED):
             terminal.write_line(f"  {check['test_id']} ({check['mode']}): {check['skipped']}")
 
 
