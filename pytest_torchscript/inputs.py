@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import UsageProblem
 from .jit_warnings import import_torch
@@ -216,7 +216,17 @@ def _named_leaves(roots: list[tuple[str, Any]], keep: Callable[[Any], bool]) -> 
     return found
 
 
-def changed_python_values(input_sets: list[InputSet], example_index: int) -> dict[int, str]:
+class ValueChanges(NamedTuple):
+    """What one input set passes otherwise than the example, in words, and whether an
+    optional argument is None on one side and a tensor on the other."""
+
+    text: str  # "scale=4.0 (input set 0: 3.0)"
+    optional: bool
+
+
+def changed_python_values(
+    input_sets: list[InputSet], example_index: int
+) -> dict[int, ValueChanges]:
     """Per input set, where it passes other Python values than the example the model was
     converted with (converters record them from it), as ``scale=4.0 (input set 0: 3.0)``;
     a tensor where the example passed a Python value, or the reverse, counts too (an optional
@@ -226,15 +236,25 @@ def changed_python_values(input_sets: list[InputSet], example_index: int) -> dic
     example = _leaves_as_written(input_sets[example_index])
     changed = {}
     for index, input_set in enumerate(input_sets):
-        differing = [
-            f"{name}={_describe(value)} (input set {example_index}: {_describe(example[name])})"
+        pairs = [
+            (name, value, example[name])
             for name, value in _leaves_as_written(input_set).items()
             if name in example
             and not (isinstance(value, torch.Tensor) and isinstance(example[name], torch.Tensor))
             and not _same_value(example[name], value)
         ]
-        if differing:
-            changed[index] = ", ".join(differing)
+        if pairs:
+            changed[index] = ValueChanges(
+                ", ".join(
+                    f"{name}={_describe(value)} (input set {example_index}: {_describe(was)})"
+                    for name, value, was in pairs
+                ),
+                any(
+                    (value is None and isinstance(was, torch.Tensor))
+                    or (was is None and isinstance(value, torch.Tensor))
+                    for _, value, was in pairs
+                ),
+            )
     return changed
 
 

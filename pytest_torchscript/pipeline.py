@@ -23,7 +23,7 @@ from .deadline import CheckTimedOut, deadline
 from .decisions import DecisionRecorder
 from .errors import CheckFailed, UsageProblem
 from .evidence import Evidence
-from .inputs import changed_python_values, normalize_inputs
+from .inputs import ValueChanges, changed_python_values, normalize_inputs
 from .jit_warnings import RecordedWarning, import_torch, quiet_structured_trace
 from .modes import Backend, ConversionFailed, Target
 from .modes.export import export_example, infer_dynamic_shapes
@@ -62,7 +62,7 @@ class CheckContext:
     stage: str = "model"
     # input set -> the Python values it passes that differ from the example's, where the
     # converted module computes with the example's (see Backend.records_python_values)
-    changed_python_values: dict[int, str] = field(default_factory=dict)
+    changed_python_values: dict[int, ValueChanges] = field(default_factory=dict)
     # Where the model has nn.TransformerEncoders whose eager forward takes the nested-tensor
     # fast path (eval, no_grad, a padding mask): their names (``stages.eager_zeroed_hint``).
     nested_tensor_encoders: list[str] = field(default_factory=list)

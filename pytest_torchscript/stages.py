@@ -356,11 +356,12 @@ def recorded_python_values(ctx: Any, failing: list[int]) -> str:
     """Why input sets that pass other Python values than the example fail: the converted
     module computes with (or guards on) the example's values. Empty when none of ``failing``
     does."""
-    changed = ctx.changed_python_values
-    lines = [f"input set {index} passes {changed[index]}" for index in failing if index in changed]
-    if not lines:
+    changed = [(index, ctx.changed_python_values.get(index)) for index in failing]
+    changed = [(index, change) for index, change in changed if change is not None]
+    if not changed:
         return ""
-    optional = any("None)" in line or "=None (" in line for line in lines)
+    lines = [f"input set {index} passes {change.text}" for index, change in changed]
+    optional = any(change.optional for _, change in changed)
     return (
         "\n" + "\n".join(lines) + f"\n{ctx.backend.converter} records the Python values "
         "(numbers, flags, strings, None) of the example it converts as constants: the "
