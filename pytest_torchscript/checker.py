@@ -71,7 +71,7 @@ class TorchScriptChecker:
             layer["inputs"] = inputs
         resolved = self._options.merged(layer)
         mode = backend(resolved.mode)
-        reason = mode.missing_reason()
+        reason = mode.missing_reason(resolved, str(self.device))
         if reason:  # a mode this installation cannot run: a skip that says why, in the matrix
             skipped = CheckReport(
                 self._test_id, resolved.mode, str(self.device), model_name(model), skipped=reason

@@ -32,6 +32,11 @@ class FreshProcessError(Exception):
     """The fresh process could not answer; the message says why and quotes its stderr."""
 
 
+class FreshProcessSkipped(Exception):
+    """This check cannot be run in a fresh process at all (a model that cannot be handed to
+    one); the message says why, and the round trip says ``skip``, never ``ok``."""
+
+
 class FreshProcess:
     def __init__(self, user_roots: list[str], imports: tuple[str, ...] = ()) -> None:
         self._user_roots = [os.path.abspath(root) for root in user_roots]

@@ -40,6 +40,9 @@ class Options:
     skip: Mapping[str, str] = dataclasses.field(default_factory=dict)  # mode -> reason
     known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
     onnx_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    compile_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    max_graph_breaks: int | None = None  # mode="compile": fail above this many graph breaks
+    max_recompiles: int | None = None  # mode="compile": fail above this many recompiles
     timeout: float | None = None  # seconds for the whole check; None: no limit
     # Not a user option: the mode's own least tolerances (onnxruntime's rounding), which the
     # dtype's defaults are raised to where the user set no rtol/atol (see parity.py).
@@ -184,6 +187,60 @@ def _keywords(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+_COMPILE_KEYWORDS = ("backend", "mode", "dynamic", "fullgraph", "options", "disable")
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _compile_options(value: Any) -> dict[str, Any]:
+    """torch.compile's keywords, checked before any model exists: a typo (``fullgrpah``) or
+    a mode torch does not have would otherwise surface as a compile error per test."""
+    options = _keywords(value)
+    unknown = sorted(set(options) - set(_COMPILE_KEYWORDS))
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a torch.compile keyword (it takes "
+            f"{', '.join(_COMPILE_KEYWORDS)})"
+        )
+    backend = options.get("backend", "inductor")
+    if not (isinstance(backend, str) and backend) and not callable(backend):
+        raise ValueError(f"backend={short_repr(backend)} is not a backend name or a callable")
+    mode = options.get("mode")
+    if mode is not None and mode not in _COMPILE_MODES:
+        raise ValueError(f"mode={short_repr(mode)} is not one of {', '.join(_COMPILE_MODES)}")
+    if mode is not None and options.get("options"):
+        raise ValueError("torch.compile takes mode= or options=, not both")
+    for flag in ("fullgraph", "disable"):
+        if flag in options and not isinstance(options[flag], bool):
+            raise ValueError(f"{flag}={short_repr(options[flag])} is not True or False")
+    if options.get("dynamic") not in (None, True, False):
+        raise ValueError(f"dynamic={short_repr(options['dynamic'])} is not True, False or None")
+    if "options" in options and not isinstance(options["options"], Mapping):
+        raise ValueError(f"options={short_repr(options['options'])} is not a dict")
+    return options
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{short_repr(value)} is not a whole number >= 0")
+    return value
+
+
+def _json_text(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # the parser names it as not a dict
+
+
+def _int_text(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _lines_text(text: str) -> Any:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -220,7 +277,8 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     for spec in (
         OptionSpec(
             "mode",
-            "'trace', 'script', 'export', 'onnx' or 'aoti', a list of them, or 'all'",
+            f"{', '.join(repr(mode) for mode in MODES[:-1])} or {MODES[-1]!r}, a list of "
+            f"them, or 'all'",
             _modes,
         ),
         OptionSpec(
@@ -300,6 +358,29 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "a dict of extra keyword arguments for torch.onnx.export in mode='onnx', e.g. "
             "{'optimize': False}",
             _keywords,
+        ),
+        OptionSpec(
+            "compile_options",
+            "a dict of torch.compile keywords for mode='compile' (backend, mode, dynamic, "
+            "fullgraph, options), e.g. {'backend': 'aot_eager'}; default: Inductor, "
+            "dynamic=None",
+            _compile_options,
+            _json_text,
+        ),
+        OptionSpec(
+            "max_graph_breaks",
+            "a whole number >= 0: mode='compile' fails where torch.compile breaks the model "
+            "into graphs at more places than this (default: graph breaks are reported only)",
+            _count,
+            _int_text,
+        ),
+        OptionSpec(
+            "max_recompiles",
+            "a whole number >= 0: mode='compile' fails where the input sets make "
+            "torch.compile compile the model again more times than this (default: reported "
+            "only)",
+            _count,
+            _int_text,
         ),
         OptionSpec(
             "dynamic_shapes",
@@ -427,6 +508,12 @@ INI_HELP = {
     "by more than this fraction over the --ts-baseline entry (default: 0.05)",
     "ts_timeout": "seconds a torchscript check may take before it fails, naming its stage "
     "(default: no limit)",
+    "ts_compile_options": "torch.compile keywords of mode='compile' checks, as JSON, e.g. "
+    '{"backend": "aot_eager"} (default: Inductor)',
+    "ts_max_graph_breaks": "fail mode='compile' checks with more graph breaks than this "
+    "(default: reported only)",
+    "ts_max_recompiles": "fail mode='compile' checks that recompile more often than this over "
+    "their input sets (default: reported only)",
     "ts_known_hazards": "acknowledged trace hazards that should not warn, one per line: "
     "'file.py:LINE' or a library name",
 }

@@ -192,7 +192,11 @@ def _stages(ctx: CheckContext, model: Any) -> None:
         ctx.stage = "conversion"
         args, kwargs = example.copy_to(ctx.device)
         target = Target(
-            ctx.device, ctx.session.settings.perf.threads, dynamic_shapes, options.onnx_options
+            ctx.device,
+            ctx.session.settings.perf.threads,
+            dynamic_shapes,
+            options.onnx_options,
+            options.compile_options,
         )
         try:
             if backend.control_flow == "trace":  # under tracing, sizes are tensors too
@@ -220,6 +224,9 @@ def _stages(ctx: CheckContext, model: Any) -> None:
         report.control_flow = control_flow(
             ctx, model, conversion, input_sets, recorder, trace_recorder
         )
+        report.compile = backend.findings(conversion)
+        if report.compile is not None:  # recompiles are compile time too
+            report.conversion_seconds += report.compile.recompile_seconds
     judge_parity_and_control_flow(ctx, len(input_sets))
     reloaded = None
     if options.roundtrip:
@@ -277,7 +284,9 @@ def _require_model(model: Any, where: str, torch: Any) -> None:
         raise UsageProblem(
             f"{where}: the model is a torch.compile wrapper, which is not a deployable module "
             f"and cannot be traced, scripted or exported; return the module before "
-            f"torch.compile (torch.compile(model) leaves `model` itself unchanged)"
+            f"torch.compile (torch.compile(model) leaves `model` itself unchanged), and "
+            f"mode='compile' compiles it itself (compile_options= passes torch.compile's "
+            f"keywords)"
         )
     if kind == "ExportedProgram":
         raise UsageProblem(

@@ -13,6 +13,7 @@ from typing import Any
 
 from .controlflow import ControlFlowReport
 from .jit_warnings import RecordedWarning
+from .modes.dynamo import CompileFindings
 from .parity import LeafResult, ParityResult
 from .perf import PerfReport
 
@@ -31,8 +32,9 @@ class RoundTripResult:
     error: str | None = None
     skipped: str | None = None  # why this round trip could not run here (no compiler...)
     # what kind of reason: "format" (no loader of this kind takes the artifact), "toolchain"
-    # (said once per run) or "operators" (a declared library's, which the runner lacks:
-    # said per check, since it is about this model)
+    # (said once per run), "operators" (a declared library's, which the runner lacks), "model"
+    # (this model cannot be handed to the process) or "torch" (this torch lacks the API): the
+    # last three are listed under the table
     skip_kind: str | None = None
     seconds: float = 0.0
     user_modules: list[str] = field(default_factory=list)
@@ -74,6 +76,7 @@ class CheckReport:
     was_training: bool = False
     control_flow: ControlFlowReport | None = None
     perf: PerfReport | None = None
+    compile: CompileFindings | None = None  # mode="compile": graph breaks and recompiles
     failed_stage: str | None = None
     failure: str | None = None
     skipped: str | None = None  # why the mode could not run here (e.g. onnxruntime missing)
@@ -162,6 +165,7 @@ class CheckReport:
             "was_training": self.was_training,
             "control_flow": self.control_flow.to_dict() if self.control_flow else None,
             "perf": self.perf.to_dict() if self.perf else None,
+            "compile": self.compile.to_dict() if self.compile else None,
             "warnings": [warning.to_dict() for warning in self.warnings],
         }
 

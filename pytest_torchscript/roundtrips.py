@@ -15,7 +15,7 @@ from typing import Any
 from . import artifacts
 from .cpp_runner import CppRunFailed, CppUnavailable
 from .cpp_runner import run as run_in_cpp
-from .fresh_process import FreshProcessError
+from .fresh_process import FreshProcessError, FreshProcessSkipped
 from .inputs import plain_containers
 from .jit_warnings import (
     flat_tensors,
@@ -30,6 +30,11 @@ def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> A
     """Save, reload and compare; then the fresh process and C++. Returns the reloaded module
     (timed beside the converted one)."""
     options, backend = ctx.options, ctx.backend
+    missing = backend.roundtrip_missing_reason()
+    if missing is not None:  # said in each round trip's place, never an ok
+        for where in ("in-process", "fresh process")[: 2 if options.fresh_process else 1]:
+            ctx.report.roundtrips.append(RoundTripResult(where, skipped=missing, skip_kind="torch"))
+        return None
     path = save(ctx, conversion.artifact, backend)
     loaded = _in_process(ctx, path, conversion, input_sets, eager)
     if options.fresh_process:
@@ -90,9 +95,10 @@ def fresh_process_parity(
     report.roundtrips.append(fresh)
     cpu_sets = backend.fresh_inputs(converted, [s.copy_to("cpu") for s in input_sets])
     try:
-        outputs, reply = ctx.session.fresh_process().run(
-            path, backend.fresh_loader, cpu_sets, str(ctx.device)
-        )
+        outputs, reply = backend.run_fresh(ctx.session, path, cpu_sets, str(ctx.device), converted)
+    except FreshProcessSkipped as skipped:
+        fresh.skip_kind, fresh.skipped = "model", str(skipped)
+        return
     except FreshProcessError as error:
         fresh.error = str(error)
         hint = ""

@@ -116,7 +116,7 @@ RUN_SETTINGS = (
     ),
     RunSetting(
         "modes",
-        "comma-separated modes that mode='all' checks (default: trace,script,export,onnx,aoti)",
+        f"comma-separated modes that mode='all' checks (default: {','.join(MODES)})",
         "MODES",
     ),
     RunSetting(

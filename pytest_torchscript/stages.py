@@ -259,6 +259,12 @@ def judge_parity_and_control_flow(ctx: Any, total_sets: int) -> None:
                 or tracer_hint(report.warnings)
             ),
         )
+    compiled = report.compile
+    failure = (
+        compiled.failure(options.max_graph_breaks, options.max_recompiles) if compiled else None
+    )
+    if failure is not None:
+        raise Stop(*failure)
     if divergences:
         raise Stop(
             "control-flow",

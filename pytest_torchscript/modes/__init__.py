@@ -12,13 +12,21 @@ from typing import Any
 
 from .aoti import AotiBackend
 from .base import Backend, Conversion, ConversionFailed, Target
+from .compile import CompileBackend
 from .export import ExportBackend
 from .jit import ScriptBackend, TraceBackend
 from .onnx import OnnxBackend
 
 BACKENDS: dict[str, Backend] = {
     backend.name: backend
-    for backend in (TraceBackend(), ScriptBackend(), ExportBackend(), OnnxBackend(), AotiBackend())
+    for backend in (
+        TraceBackend(),
+        ScriptBackend(),
+        ExportBackend(),
+        OnnxBackend(),
+        AotiBackend(),
+        CompileBackend(),
+    )
 }
 MODES: tuple[str, ...] = tuple(BACKENDS)
 

@@ -33,6 +33,7 @@ class Target:
     threads: int = 1
     dynamic_shapes: Any = None  # modes that go through torch.export
     onnx_options: Mapping[str, Any] = field(default_factory=dict)
+    compile_options: Mapping[str, Any] = field(default_factory=dict)  # mode="compile"
 
 
 @dataclass
@@ -87,9 +88,14 @@ class Backend:
     # as constants (or guards on them). Only script compiles them as real arguments.
     records_python_values: ClassVar[bool] = True
 
-    def missing_reason(self) -> str | None:
-        """Why this installation cannot run the mode (a missing extra, a torch without it),
-        as a skip reason; None when it can."""
+    def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
+        """Why this installation cannot run the mode (a missing extra, a torch without it, a
+        toolchain the check's ``options`` need), as a skip reason; None when it can."""
+        return None
+
+    def roundtrip_missing_reason(self) -> str | None:
+        """Why this torch cannot save and reload what the mode converts (an API it lacks), as
+        the round trip's skip reason; None when it can."""
         return None
 
     def convert(self, model: Any, args: tuple, kwargs: dict, target: Target) -> Conversion:
@@ -114,6 +120,19 @@ class Backend:
     def release(self) -> None:
         """Drop what converting left in process-wide caches; called when the test that used
         this mode ends (never while its modules may still be in use)."""
+
+    def findings(self, conversion: Conversion) -> Any:
+        """What the converter did that parity cannot show, judged once parity has run every
+        input set (torch.compile's graph breaks and recompiles: ``dynamo.CompileFindings``);
+        None for modes with nothing of the kind."""
+        return None
+
+    def run_fresh(
+        self, session: Any, path: Path, cpu_sets: list[tuple], device: str, converted: Any
+    ) -> tuple[list[Any], dict]:
+        """Load and run the artifact in a fresh Python process (the session's, which never
+        imports the user's code); its outputs and the process's reply."""
+        return session.fresh_process().run(path, self.fresh_loader, cpu_sets, device)
 
     def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
         """The input sets as the fresh process feeds them to the loaded artifact."""

@@ -97,11 +97,13 @@ def _table(terminal, header, rows, tests, red=None, indent="", last="test") -> N
 
 
 def control_flow_lines(check: dict) -> list[str]:
-    """What a reader should know about a check's control flow; empty when nothing."""
+    """What a reader should know about a check's control flow (and torch.compile's graph
+    breaks and recompiles); empty when nothing."""
     flow = check.get("control_flow")
     if not flow:
         return []
-    lines = [f"diverges: {text}" for text in flow["divergence_lines"][:5]]
+    lines = compile_lines(check.get("compile"))
+    lines += [f"diverges: {text}" for text in flow["divergence_lines"][:5]]
     lines += [f"never taken: {text}" for text in flow["unexercised"][:5]]
     user = [hazard for hazard in flow["hazards"] if hazard["in_user_code"]]
     if user:
@@ -119,6 +121,41 @@ def control_flow_lines(check: dict) -> list[str]:
         lines.append(
             "hazards in libraries (not your code): "
             + ", ".join(f"{lib} {counts[lib]} at {places[lib]} place(s)" for lib in sorted(places))
+        )
+    return lines
+
+
+def compile_lines(found: dict | None) -> list[str]:
+    """mode="compile": graph breaks (the user's at their lines, libraries' counted) and
+    recompiles, from the report's ``compile`` dict."""
+    if not found:
+        return []
+    lines = []
+    breaks = found["graph_breaks"]
+    user = [item for item in breaks if item["in_user_code"]]
+    if user:
+        shown = "; ".join(f"{b['location']} {b['kind']}" for b in user[:4])
+        more = f" (+{len(user) - 4} more)" if len(user) > 4 else ""
+        lines.append(f"graph breaks in your code ({found['graphs']} graphs): {shown}{more}")
+    libraries = Counter(item["library"] for item in breaks if not item["in_user_code"])
+    if libraries:
+        lines.append(
+            "graph breaks in libraries (not your code): "
+            + ", ".join(f"{name} {count}" for name, count in sorted(libraries.items()))
+        )
+    if not found["explained"]:
+        lines.append(f"graph breaks not known: {found['not_explained']}")
+    for item in found["recompiles"][:4]:
+        lines.append(f"recompiled on input set {item['input_index']}: {item['words']}")
+    if len(found["recompiles"]) > 4:
+        lines.append(f"recompiled {len(found['recompiles']) - 4} more time(s)")
+    warm = found.get("warm_seconds") or {}
+    if warm and found.get("cache_kinds"):  # a backend that caches nothing: no cache to judge
+        cold = found["compile_seconds"].get("0")
+        held = ", ".join(f"{kind} {n}" for kind, n in sorted(found["cache_kinds"].items()))
+        lines.append(
+            f"compile cache ({held}): the first call took {duration(warm['0'])} in a fresh "
+            f"process with it" + (f", {duration(cold)} cold here" if cold is not None else "")
         )
     return lines
 
@@ -314,12 +351,19 @@ def _roundtrip_skips(checks: list[dict]) -> list[str]:
     """Why a round trip says ``skip`` where the reason is about the model (operators of a
     library the C++ runner lacks), once per reason; an artifact format no C++ loader takes
     is the column's documented meaning, and a missing toolchain is said once at the end."""
-    tests: dict[tuple[str, str], list[str]] = {}
+    tests: dict[tuple[str, str], list[str]] = {}  # (places, reason) -> test ids
     for check in checks:
+        places: dict[str, list[str]] = {}  # one line per reason, naming each place it held
         for roundtrip in check["roundtrips"]:
-            if roundtrip.get("skipped") and roundtrip.get("skip_kind") == "operators":
-                key = (_PLACES.get(roundtrip["where"], roundtrip["where"]), roundtrip["skipped"])
-                tests.setdefault(key, []).append(check["test_id"])
+            if roundtrip.get("skipped") and roundtrip.get("skip_kind") in (
+                "operators",
+                "model",
+                "torch",
+            ):
+                where = _PLACES.get(roundtrip["where"], roundtrip["where"])
+                places.setdefault(roundtrip["skipped"], []).append(where)
+        for reason, wheres in places.items():
+            tests.setdefault((" and ".join(wheres), reason), []).append(check["test_id"])
     return [
         f"  skipped {where} ({names[0] if len(names) == 1 else f'{len(names)} checks'}): {reason}"
         for (where, reason), names in tests.items()
