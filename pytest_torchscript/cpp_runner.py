@@ -55,6 +55,9 @@ def cache_dir() -> Path:
     )
 
 
+AOTI_HEADER = Path("torch", "csrc", "inductor", "aoti_package", "model_package_loader.h")
+
+
 def _toolchain(device_type: str) -> tuple[str, list[str], list[str], list[str]]:
     """(compiler, include dirs, library dirs, libraries), or CppUnavailable saying why."""
     torch = import_torch()
@@ -101,6 +104,12 @@ def runner(device_type: str = "cpu") -> Runner:
         return Runner(Path(given), 0.0)
     torch = import_torch()
     compiler, includes, libraries, names = _toolchain(device_type)
+    # AOTInductor's loader where this LibTorch has it; TorchScript artifacts run either way
+    defines = (
+        ["-DPYTEST_TORCHSCRIPT_AOTI"]
+        if any(Path(folder, AOTI_HEADER).exists() for folder in includes)
+        else []
+    )
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
@@ -113,6 +122,7 @@ def runner(device_type: str = "cpu") -> Runner:
                 *version,
                 str(abi),
                 device_type,
+                *defines,
                 SOURCE.read_text(),
             ]
         ).encode()
@@ -129,7 +139,7 @@ def runner(device_type: str = "cpu") -> Runner:
     if binary.exists():
         return Runner(binary, 0.0)
     try:
-        return _build(binary, key, folder, compiler, includes, libraries, names, abi)
+        return _build(binary, key, folder, compiler, includes, libraries, names, abi, defines)
     except OSError as error:  # a read-only cache, a full disk
         raise CppUnavailable(
             f"cannot write the C++ runner into {folder} ({error.strerror or error}); set "
@@ -137,7 +147,7 @@ def runner(device_type: str = "cpu") -> Runner:
         ) from None
 
 
-def _build(binary, key, folder, compiler, includes, libraries, names, abi) -> Runner:
+def _build(binary, key, folder, compiler, includes, libraries, names, abi, defines) -> Runner:
     """Compile the runner into ``binary`` under the cache's lock (once across sessions)."""
     torch = import_torch()
     with locked(folder / f"runner-{key}.lock"):
@@ -146,7 +156,7 @@ def _build(binary, key, folder, compiler, includes, libraries, names, abi) -> Ru
         started = time.perf_counter()
         temporary = exclusive_temporary(binary)
         command = [
-            compiler, "-std=c++20", "-O1", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+            compiler, "-std=c++20", "-O1", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", *defines,
             *[f"-I{path}" for path in includes], str(SOURCE), "-o", str(temporary),
             *[f"-L{path}" for path in libraries],
             *[f"-Wl,-rpath,{path}" for path in libraries],
@@ -225,10 +235,20 @@ def run(
                 f"LibTorch rejected {artifact.name}:\n  "
                 + first_lines(result.stderr, 10).replace("\n", "\n  ")
             )
-        # weights_only: tensors and containers only. LibTorch tags typed lists and dicts with
-        # torch.jit._pickle.restore_type_tag, a function that only sets that tag.
-        from torch.jit._pickle import restore_type_tag
-
-        with torch.serialization.safe_globals([restore_type_tag]):
+        with _type_tags_allowed(torch):
             loaded = torch.load(outputs, weights_only=True, map_location=device)
         return loaded, result.stderr
+
+
+def _type_tags_allowed(torch: Any) -> Any:
+    """weights_only loading (tensors and containers only) that also takes the tag LibTorch puts
+    on typed lists and dicts: ``torch.jit._pickle.restore_type_tag``, a function that only sets
+    that tag. Scoped where torch has ``safe_globals`` (2.5 and later); torch 2.4 has only the
+    process-wide ``add_safe_globals``."""
+    from torch.jit._pickle import restore_type_tag
+
+    serialization = torch.serialization
+    if hasattr(serialization, "safe_globals"):
+        return serialization.safe_globals([restore_type_tag])
+    serialization.add_safe_globals([restore_type_tag])
+    return contextlib.nullcontext()

@@ -9,7 +9,12 @@
 // with torch::jit::pickle_save, a list with one entry per input set, readable by torch.load. Named
 // tuples become plain tuples (their Python classes do not exist here). Exit status: 0 ok, 2 an
 // error (its message on stderr); a crash is the caller's to report.
+//
+// PYTEST_TORCHSCRIPT_AOTI is defined where the LibTorch has AOTInductor's package loader (torch
+// 2.6 and later); older LibTorch builds the runner without it, for TorchScript artifacts alone.
+#ifdef PYTEST_TORCHSCRIPT_AOTI
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#endif
 #include <torch/script.h>
 
 #include <fstream>
@@ -111,6 +116,11 @@ int main(int argc, char** argv) {
     const c10::Device cpu(c10::kCPU);
     const std::string artifact(argv[1]);
     if (artifact.size() > 4 && artifact.compare(artifact.size() - 4, 4, ".pt2") == 0) {
+#ifndef PYTEST_TORCHSCRIPT_AOTI
+      std::cerr << "this LibTorch has no AOTInductor package loader "
+                   "(torch/csrc/inductor/aoti_package/model_package_loader.h)\n";
+      return 2;
+#else
       torch::inductor::AOTIModelPackageLoader loader(artifact);
       torch::NoGradGuard no_grad;
       const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
       }
       write_file(argv[3], torch::jit::pickle_save(outputs));
       return 0;
+#endif
     }
     torch::jit::Module module = torch::jit::load(artifact, device);
     module.eval();

@@ -124,6 +124,20 @@ class AotiBackend(ExportedBackend):
     fresh_loader = "aoti"
     cpp_inputs = "flat"
 
+    def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
+        inductor = getattr(import_torch(), "_inductor", None)
+        if inductor is None:
+            import importlib
+
+            inductor = importlib.import_module("torch._inductor")
+        if hasattr(inductor, "aoti_compile_and_package") and hasattr(inductor, "aoti_load_package"):
+            return None
+        return (
+            f"mode='aoti' needs AOTInductor packages (torch._inductor.aoti_compile_and_package "
+            f"and aoti_load_package), which torch {import_torch().__version__} lacks; they came "
+            f"with torch 2.6"
+        )
+
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
         exported = export_program(model, args, kwargs, target.dynamic_shapes)
         package = AotiPackage(compile_package(exported), exported)

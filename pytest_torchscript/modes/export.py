@@ -55,8 +55,9 @@ def infer_dynamic_shapes(model: Any, input_sets: list[InputSet]) -> Any:
         return None
     specs = {}
     varying = False
+    dims = _DimMaker(torch)
     for name in bound[0]:
-        spec = _spec(torch, [arguments[name] for arguments in bound])
+        spec = _spec(dims, [arguments[name] for arguments in bound])
         specs[name] = spec
         varying = varying or _has_dynamic(spec)
     return specs if varying else None
@@ -102,13 +103,34 @@ def _pairs(torch: Any, value: Any, spec: Any):
             yield from _pairs(torch, item, spec.get(key))
 
 
-def _spec(torch: Any, values: list[Any]) -> Any:
+class _DimMaker:
+    """The dynamic dimension of a size that varies across the input sets: ``Dim.DYNAMIC``,
+    which lets export infer how dimensions relate, where torch has it (2.6 and later). Older
+    torch takes named dims only, and export refuses two of them that its trace proves equal
+    (an input and its mask, both of the batch's size); so dimensions whose sizes agree in
+    every input set share one named dim, as they would share a size in deployment."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+        self.dynamic = getattr(torch.export.Dim, "DYNAMIC", None)
+        self.named: dict[tuple[int, ...], Any] = {}
+
+    def __call__(self, sizes: tuple[int, ...]) -> Any:
+        if self.dynamic is not None:
+            return self.dynamic
+        if sizes not in self.named:
+            self.named[sizes] = self.torch.export.Dim(f"dim{len(self.named)}")
+        return self.named[sizes]
+
+
+def _spec(dims: _DimMaker, values: list[Any]) -> Any:
+    torch = dims.torch
     first = values[0]
     if isinstance(first, torch.Tensor):
         if not all(isinstance(v, torch.Tensor) and v.dim() == first.dim() for v in values):
             return None
         dynamic = {
-            dim: torch.export.Dim.DYNAMIC
+            dim: dims(tuple(v.shape[dim] for v in values))
             for dim in range(first.dim())
             if len({v.shape[dim] for v in values}) > 1
         }
@@ -116,11 +138,11 @@ def _spec(torch: Any, values: list[Any]) -> Any:
     if isinstance(first, (tuple, list)) and all(
         isinstance(v, type(first)) and len(v) == len(first) for v in values
     ):
-        return type(first)(_spec(torch, [v[i] for v in values]) for i in range(len(first)))
+        return type(first)(_spec(dims, [v[i] for v in values]) for i in range(len(first)))
     if isinstance(first, dict) and all(
         isinstance(v, dict) and v.keys() == first.keys() for v in values
     ):
-        return {key: _spec(torch, [v[key] for v in values]) for key in first}
+        return {key: _spec(dims, [v[key] for v in values]) for key in first}
     return None
 
 

@@ -9,7 +9,9 @@ branches (the "script" analysis says which of them the input sets exercised).
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ class _TorchScript(Backend):
     cpp_inputs = "structured"
     hint: str  # the other TorchScript mode, and when it helps
 
-    def missing_reason(self) -> str | None:
+    def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
         return torchscript_missing_reason()
 
     def fresh_inputs(self, converted: Any, cpu_sets: list[tuple]) -> list[tuple]:
@@ -139,6 +141,27 @@ class ScriptBackend(_TorchScript):
         "script cannot (but freezes data-dependent control flow); or keep the unsupported code "
         "out of the compiled path with @torch.jit.ignore / @torch.jit.unused"
     )
+
+    def __init__(self) -> None:
+        # model class -> the explanation of the first time it failed to script in this process
+        self._first_failures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def explain(self, model: Any, error: BaseException) -> str:
+        """Torch's own reason, also the second time: a script that failed leaves the class
+        half-defined in TorchScript's process-wide compilation unit (torch 2.4 and others), and
+        every later script of it says "Can't redefine method: forward", which is not why it
+        fails. The first failure's explanation is kept per class and given again."""
+        earlier = self._first_failures.get(type(model))
+        if earlier is not None and "Can't redefine method" in str(error):
+            return (
+                f"{earlier}\n(torch.jit.script failed on {type(model).__name__} earlier in this "
+                f"session for this reason; torch then refuses to compile the class again, "
+                f"saying \"Can't redefine method\")"
+            )
+        explanation = super().explain(model, error)
+        with contextlib.suppress(TypeError):  # a class that takes no weak reference
+            self._first_failures.setdefault(type(model), explanation)
+        return explanation
 
     def hint_for(self, model: Any, error: BaseException) -> str:
         """A transformers model fails to script somewhere deep in the library (GPT-2's: "Failed

@@ -32,10 +32,17 @@ TOLERANCES = {"rtol": 1e-3, "atol": 1e-4}
 
 
 def missing_reason() -> str | None:
+    torch = import_torch()
+    # said first: no extra helps a torch without the exporter
+    if "dynamo" not in inspect.signature(torch.onnx.export).parameters:
+        return (
+            f"mode='onnx' needs the dynamo ONNX exporter (torch.onnx.export(..., dynamo=True)), "
+            f"which torch {torch.__version__} lacks; it came with torch 2.5"
+        )
     missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if not _importable(name)]
-    if not missing:
-        return None
-    return f"mode='onnx' needs {', '.join(missing)} (not installed): {EXTRA}"
+    if missing:
+        return f"mode='onnx' needs {', '.join(missing)} (not installed): {EXTRA}"
+    return None
 
 
 def export_onnx(
@@ -194,7 +201,7 @@ class OnnxBackend(ExportedBackend):
     fresh_loader = "onnx"
     tolerances = TOLERANCES
 
-    def missing_reason(self) -> str | None:
+    def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
         return missing_reason()
 
     def build(self, model: Any, args: tuple, kwargs: dict, target: Target) -> tuple[Any, Any]:
