@@ -33,11 +33,13 @@ TOLERANCES = {"rtol": 1e-3, "atol": 1e-4}
 
 def missing_reason() -> str | None:
     torch = import_torch()
-    # said first: no extra helps a torch without the exporter
-    if "dynamo" not in inspect.signature(torch.onnx.export).parameters:
+    # said first: no extra helps a torch without the exporter. torch 2.4 takes dynamo=True but
+    # runs the older dynamo_export, without dynamic_shapes; the torch.export-based one has them.
+    if "dynamic_shapes" not in inspect.signature(torch.onnx.export).parameters:
         return (
-            f"mode='onnx' needs the dynamo ONNX exporter (torch.onnx.export(..., dynamo=True)), "
-            f"which torch {torch.__version__} lacks; it came with torch 2.5"
+            f"mode='onnx' needs the ONNX exporter built on torch.export (torch.onnx.export(..., "
+            f"dynamo=True, dynamic_shapes=...)), which torch {torch.__version__} lacks; it came "
+            f"with torch 2.5"
         )
     missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if not _importable(name)]
     if missing:
