@@ -86,6 +86,7 @@ class TorchScriptChecker:
             mode=resolved.mode,
             device=str(self.device),
             model=model_name(model),
+            threads=self._session.settings.perf.threads,
         )
         self._check_counts[resolved.mode] = self._check_counts.get(resolved.mode, 0) + 1
         self.reports.append(report)

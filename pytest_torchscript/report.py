@@ -66,6 +66,7 @@ class CheckReport:
     mode: str
     device: str
     model: str = ""
+    threads: int = 1  # torch threads while timing (--ts-threads): part of what was measured
     input_sets: list[str] = field(default_factory=list)
     parity: list[ParityResult] = field(default_factory=list)
     roundtrips: list[RoundTripResult] = field(default_factory=list)
@@ -148,6 +149,7 @@ class CheckReport:
             "test_id": self.test_id,
             "mode": self.mode,
             "device": self.device,
+            "threads": self.threads,
             "model": self.model,
             "verdict": self.outcome,
             "verdict_text": self.verdict,

@@ -102,3 +102,18 @@ def ratio_cell(perf: dict) -> str:
     if not ratio:
         return "-"
     return f"{ratio['median']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]"
+
+
+def matrix_row(check: dict) -> str:
+    """Which model a check is about: its class in its test file, and the test's parameters
+    but the mode. A zoo parametrized by name (resnet18 and resnet50 are both ``ResNet``) gets
+    a row per model, and the modes of one model share a row, whether the plugin parametrized
+    them (``test_zoo[trace-resnet18]``), the user did, or separate tests check them."""
+    test_file, _, test = check["test_id"].partition("::")
+    params = ""
+    if test.endswith("]") and "[" in test:
+        ids = test[test.index("[") + 1 : -1].split("-")
+        if check["mode"] in ids:
+            ids.remove(check["mode"])  # one id among the test's, wherever it stands
+        params = "-".join(ids)
+    return f"{check['model']}{f'[{params}]' if params else ''} ({test_file})"

@@ -20,12 +20,14 @@ from .cells import (
     count_verdicts,
     coverage_cell,
     duration,
+    matrix_row,
     number,
     ordered,
     ratio_cell,
     roundtrip_cell,
     undecided_gates,
 )
+from .model_table import EAGER, device_label, model_table
 
 TITLE = "pytest-torchscript report"
 OWN_FILE = OwnFile("HTML report", f"<title>{TITLE}</title>".encode(), "report.html")
@@ -63,44 +65,52 @@ def render(checks: list[dict], settings: Any) -> str:
         f"device {html.escape(settings.device)} &middot; "
         f"{settings.perf.threads} timing thread(s)</p>",
         _checks_table(checks, getattr(settings, "html_path", None)),
+        _models(checks),
         _latency_chart(checks),
         _parity_errors(checks),
         _undecided(checks),
         _failures(checks),
+        f"<script>{_SCRIPT}</script>",
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part)
 
 
-# Sort by a column (click its header, again to reverse) and filter rows by text: inline, no
-# network, and the table reads the same without it.
+# Sort any table.sortable by a column (click its header, again to reverse) and filter the checks
+# by text: inline, no network, and the tables read the same without it.
 _SCRIPT = """
-const table = document.getElementById('checks');
+const checks = document.getElementById('checks');
 document.getElementById('filter').addEventListener('input', (event) => {
   const text = event.target.value.toLowerCase();
-  for (const row of table.tBodies[0].rows) {
+  for (const row of checks.tBodies[0].rows) {
     row.hidden = text && !row.textContent.toLowerCase().includes(text);
   }
 });
-table.tHead.addEventListener('click', (event) => {
-  const column = event.target.cellIndex;
-  if (column === undefined) return;
-  const rows = Array.from(table.tBodies[0].rows);
-  const up = table.dataset.sorted !== String(column);
-  const key = (row) => row.cells[column].dataset.sort ?? row.cells[column].textContent;
-  rows.sort((a, b) => {
-    const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
-    const order = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
-    return up ? order : -order;
+for (const table of document.querySelectorAll('table.sortable')) {
+  table.tHead.addEventListener('click', (event) => {
+    const column = event.target.closest('th')?.cellIndex;
+    if (column === undefined) return;
+    const rows = Array.from(table.tBodies[0].rows);
+    const up = table.dataset.sorted !== String(column);
+    const key = (row) => row.cells[column].dataset.sort ?? row.cells[column].textContent;
+    rows.sort((a, b) => {
+      const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+      const order = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+      return up ? order : -order;
+    });
+    table.dataset.sorted = up ? String(column) : '';
+    rows.forEach((row) => table.tBodies[0].appendChild(row));
   });
-  table.dataset.sorted = up ? String(column) : '';
-  rows.forEach((row) => table.tBodies[0].appendChild(row));
-});
+}
 """
 
 
 def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
     rows = []
+    threads: dict[str, set] = {}
+    for check in checks:
+        threads.setdefault(check["device"], set()).add(check.get("threads"))
+    several = {device for device, counts in threads.items() if len(counts) > 1}
     for check in checks:
         perf = check.get("perf") or {}
         medians = list((perf.get("medians") or {}).values())
@@ -109,7 +119,7 @@ def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
             f"<td class='test'>{html.escape(check['test_id'])}"
             f"{_artifacts_link(check, html_path)}</td>",
             _cell(check["mode"]),
-            _cell(check["device"]),
+            _cell(device_label(check, several)),
             _cell(number(check["max_abs"])),
             _cell(number(check["max_rel"])),
             _cell(coverage_cell(check)),
@@ -140,9 +150,82 @@ def _checks_table(checks: list[dict], html_path: Path | None = None) -> str:
     return (
         "<h2>Checks</h2><input id='filter' type='search' placeholder='filter: test, mode, "
         "verdict...' aria-label='filter the checks'>"
-        f"<table id='checks'><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody>"
-        f"</table><script>{_SCRIPT}</script>"
+        f"<table id='checks' class='sortable'><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+_CELL_CLASSES = {"pass": "passed", "skipped": "skipped", "xfail": "xfailed"}
+
+
+def _models(checks: list[dict]) -> str:
+    """The migration matrix and the per-model latency table in one: a row per model, per
+    device and mode its verdict (coloured as in the checks table) and, where timed, its
+    latency and ratio to eager, the fastest passing form starred, and a bar per form."""
+    table = model_table(checks, matrix_row)
+    if not table.rows:
+        return ""
+    several = len(table.devices) > 1
+    header = "<th>model</th>" + ("<th>device</th>" if several else "") + "".join(
+        f"<th>{html.escape(mode)}</th>" for mode in table.modes
+    )
+    if table.timed:
+        header += "<th>latency per call</th>"
+    body = []
+    for (model, device), row in table.rows.items():
+        cells = [f"<td class='test'>{html.escape(model)}</td>"]
+        if several:
+            cells.append(_cell(device))
+        for mode in table.modes:
+            cell = row.get(mode)
+            if cell is None:
+                cells.append("<td data-sort=''>-</td>")
+                continue
+            css = _CELL_CLASSES.get(cell.verdict, "failed")
+            sort = f"{cell.latency:.9f}" if cell.latency is not None else cell.verdict
+            text = html.escape(cell.text()).replace(" *", " &#9733;")  # the fastest: a star
+            title = " title='the fastest passing form'" if cell.fastest else ""
+            cells.append(f"<td class='{css}' data-sort='{sort}'{title}>{text}</td>")
+        if table.timed:
+            cells.append(f"<td>{_model_bars(row)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    note = (
+        f"<p>Latencies not measured: {html.escape(table.not_timed)}.</p>"
+        if not table.timed and table.not_timed
+        else "<p>Steady-state median per call, and its ratio to eager's in the same check; "
+        "&#9733; the fastest passing form. Click a header to sort.</p>"
+        if table.timed
+        else ""
+    )
+    return (
+        "<h2>Models: verdict and latency per mode</h2>"
+        + note
+        + f"<table id='models' class='sortable'><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _model_bars(row: dict) -> str:
+    """A small bar per timed form of one model (eager grey), scaled to the row's slowest."""
+    timed = [(mode, cell) for mode, cell in row.items() if cell.latency is not None]
+    if not timed:
+        return "-"
+    longest = max(cell.latency for _, cell in timed) or 1.0
+    bar_height, width = 11, 140
+    parts = [f"<svg width='{width + 150}' height='{bar_height * len(timed) + 2}' role='img' "
+             "aria-label='latency per form'>"]  # fmt: skip
+    for index, (mode, cell) in enumerate(sorted(timed, key=lambda item: item[1].latency)):
+        length = max(1.0, width * cell.latency / longest)
+        colour = _SERIES_COLOURS[0] if mode == EAGER else _SERIES_COLOURS[1]
+        y = index * bar_height
+        label = html.escape(f"{mode} {duration(cell.latency)}")
+        parts.append(
+            f"<rect x='0' y='{y}' width='{length:.1f}' height='{bar_height - 2}' "
+            f"fill='{colour}'><title>{label}</title></rect>"
+            f"<text x='{length + 4:.1f}' y='{y + bar_height - 2}' font-size='10'>{label}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _artifacts_link(check: dict, html_path: Path | None) -> str:

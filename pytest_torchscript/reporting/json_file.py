@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..files import OwnFile, write_text_atomically
-from .cells import summary_counts
+from .cells import matrix_row, summary_counts
+from .model_table import model_table
 
 FORMAT = "pytest-torchscript-report"
 OWN_FILE = OwnFile("JSON report", FORMAT.encode(), "report.json")
@@ -35,6 +36,7 @@ def document(checks: list[dict], exit_status: int, settings: Any) -> dict:
         "threads": settings.perf.threads,
         "machine": machine(),
         "summary": summary_counts(checks),
+        "models": model_table(checks, matrix_row).to_dict(),
         "checks": checks,
     }
 

@@ -25,7 +25,8 @@ from .. import baseline
 from ..errors import UsageProblem
 from ..files import refuse_foreign_file, write_text_atomically
 from . import html_page, json_file
-from .cells import summary_counts
+from .cells import matrix_row, summary_counts
+from .model_table import model_table
 
 
 @dataclass
@@ -75,8 +76,8 @@ def merge_reports(paths: list[Path]) -> MergedReport:
     ordered = sorted(
         enumerate(documents), key=lambda item: (item[1][1].get("created") or "", item[0])
     )
-    kept: dict[tuple[str, str, str], dict] = {}
-    sources: dict[tuple[str, str, str], list[str]] = {}
+    kept: dict[tuple, dict] = {}
+    sources: dict[tuple, list[str]] = {}
     for _, (path, document) in ordered:
         for check in document["checks"]:
             check = {
@@ -84,26 +85,26 @@ def merge_reports(paths: list[Path]) -> MergedReport:
                 "shard": check.get("shard") or path.name,
                 "machine": check.get("machine") or document.get("machine"),
                 "torch": check.get("torch") or document.get("torch"),
+                "threads": check.get("threads") or document.get("threads"),
             }
-            key = (check["test_id"], check["mode"], check["device"])
+            key = _key(check)
             sources.setdefault(key, []).append(
                 f"{path.name}: {check.get('verdict_text', check['verdict'])}"
             )
             kept[key] = check
     conflicts = [
-        f"{test_id} ({mode}, {device}): {len(seen)} results ({'; '.join(seen)}); kept the last, "
-        f"from the newest report"
-        for (test_id, mode, device), seen in sources.items()
+        f"{test_id} ({mode}, {device}{_threads(threads)}): {len(seen)} results "
+        f"({'; '.join(seen)}); kept the last, from the newest report"
+        for (test_id, mode, device, threads), seen in sources.items()
         if len(seen) > 1
     ]
     # In the order of the files as given, then of the checks in each: shards read in order.
-    order = {
-        (check["test_id"], check["mode"], check["device"]): index
-        for index, check in enumerate(
-            check for _, document in documents for check in document["checks"]
-        )
-    }
-    checks = sorted(kept.values(), key=lambda c: order[(c["test_id"], c["mode"], c["device"])])
+    order: dict[tuple, int] = {}
+    for _, document in documents:
+        for check in document["checks"]:
+            key = _key({**check, "threads": check.get("threads") or document.get("threads")})
+            order.setdefault(key, len(order))
+    checks = sorted(kept.values(), key=lambda check: order[_key(check)])
     newest = max((document.get("created") or "" for _, document in documents), default="")
     devices = sorted({check["device"] for check in checks}) or ["cpu"]
     threads = sorted({document.get("threads") for _, document in documents} - {None})
@@ -117,9 +118,20 @@ def merge_reports(paths: list[Path]) -> MergedReport:
         "threads": threads[0] if len(threads) == 1 else threads,
         "merged_from": [str(path) for path in paths],
         "summary": summary_counts(checks),
+        "models": model_table(checks, matrix_row).to_dict(),
         "checks": checks,
     }
     return MergedReport(merged, conflicts)
+
+
+def _key(check: dict) -> tuple:
+    """What one check is: a test, its mode and device, and the threads it was timed with (two
+    CPU jobs with other --ts-threads measured different things, like two devices)."""
+    return (check["test_id"], check["mode"], check["device"], check.get("threads"))
+
+
+def _threads(threads: Any) -> str:
+    return "" if threads is None else f", {threads} thread(s)"
 
 
 class _Terminal:
@@ -136,7 +148,7 @@ class _Terminal:
 
 
 def print_summary(merged: MergedReport, stream: TextIO) -> None:
-    from .terminal import write_matrix, write_regressions, write_summary
+    from .terminal import write_matrix, write_model_table, write_regressions, write_summary
 
     checks = merged.document["checks"]
     terminal = _Terminal(stream)
@@ -144,6 +156,7 @@ def print_summary(merged: MergedReport, stream: TextIO) -> None:
     if checks:
         write_summary(terminal, checks, threads if isinstance(threads, int) else 1)
         write_matrix(terminal, checks)
+        write_model_table(terminal, checks)
         write_regressions(terminal, checks)
     for conflict in merged.conflicts:
         terminal.write_line(f"conflict: {conflict}")

@@ -7,7 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import html_page, json_file
-from .terminal import write_matrix, write_regressions, write_summary, write_unvalidated_gates
+from .terminal import (
+    write_matrix,
+    write_model_table,
+    write_regressions,
+    write_summary,
+    write_unvalidated_gates,
+)
 
 
 def write_baseline(state: Any) -> None:
@@ -73,6 +79,7 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
     if checks:
         write_summary(terminal, checks, state.settings.perf.threads)
         write_matrix(terminal, checks)
+        write_model_table(terminal, checks)
         write_regressions(terminal, checks)
         write_unvalidated_gates(terminal, checks)
     for option, label in ((flags["report"], "JSON"), (flags["html"], "HTML")):

@@ -20,12 +20,14 @@ from .cells import (
     coverage_cell,
     duration,
     figure,
+    matrix_row,
     ordered,
     ratio_cell,
     roundtrip_cell,
     size,
     undecided_gates,
 )
+from .model_table import Cell, model_table
 
 _COLUMNS = (
     "verdict",
@@ -259,19 +261,30 @@ def write_matrix(terminal: Any, checks: list[dict]) -> None:
         terminal.write_line(f"  skipped: {reason}")
 
 
-def matrix_row(check: dict) -> str:
-    """Which model a check is about: its class in its test file, and the test's parameters
-    but the mode. A zoo parametrized by name (resnet18 and resnet50 are both ``ResNet``) gets
-    a row per model, and the modes of one model share a row, whether the plugin parametrized
-    them (``test_zoo[trace-resnet18]``), the user did, or separate tests check them."""
-    test_file, _, test = check["test_id"].partition("::")
-    params = ""
-    if test.endswith("]") and "[" in test:
-        ids = test[test.index("[") + 1 : -1].split("-")
-        if check["mode"] in ids:
-            ids.remove(check["mode"])  # one id among the test's, wherever it stands
-        params = "-".join(ids)
-    return f"{check['model']}{f'[{params}]' if params else ''} ({test_file})"
+def write_model_table(terminal: Any, checks: list[dict]) -> None:
+    """The per-model latency table (``model_table.py``): eager and every mode, per device, the
+    fastest passing form marked. Only where it says more than the timings above: several modes
+    of a model, or several devices. Without timings, one line says why there are none."""
+    table = model_table(checks, matrix_row)
+    if not table.worth_showing():
+        return
+    if not table.timed:
+        terminal.write_line(f"latency per model: not measured ({table.not_timed})")
+        return
+    several = len(table.devices) > 1
+    where = "" if several else f"; device {table.devices[0]}"
+    terminal.write_line(
+        f"latency per model (steady-state median per call, and its ratio to eager's in the "
+        f"same check; * the fastest passing form{where}):"
+    )
+    header = (("device",) if several else ()) + tuple(table.modes)
+    rows = [
+        ((device,) if several else ())
+        + tuple(row.get(mode, Cell("-")).text() for mode in table.modes)
+        for (_, device), row in table.rows.items()
+    ]
+    models = [model for model, _ in table.rows]
+    _table(terminal, header, rows, models, indent="  ", last="model")
 
 
 def write_unvalidated_gates(terminal: Any, checks: list[dict]) -> None:
