@@ -96,7 +96,8 @@ def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
             f"({', '.join(ungated[:3])}{', ...' if len(ungated) > 3 else ''}), but this run "
             f"has no --ts-baseline, so no regression gate ran: record one with "
             f"--ts-baseline=perf-baseline.json --ts-update-baseline, then gate with "
-            f"--ts-baseline=perf-baseline.json (README: A CI perf gate, step by step)",
+            f"--ts-baseline=perf-baseline.json (docs/perf-gates.md: A CI perf gate, step by "
+            f"step)",
             yellow=True,
         )
     if state.device_skipped:
