@@ -18,7 +18,7 @@ from .errors import UsageProblem
 from .modes import MODES
 from .text import short_repr
 
-ALL = "all"  # every mode of --ts-modes (default: all of MODES)
+ALL = "all"  # every mode of --ts-modes (default: modes.ALL_MODES)
 
 
 @dataclass(frozen=True)

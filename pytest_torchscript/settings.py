@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from .errors import UsageProblem
+from .modes import ALL_MODES
 from .options import INI_HELP, MODES, parse_ini, parse_layer, parse_modes_list
 
 
@@ -50,7 +51,7 @@ class Settings:
     artifact_root: Path | None = None
     option_defaults: dict[str, Any] = field(default_factory=dict)
     perf: PerfSettings = field(default_factory=PerfSettings)
-    modes: tuple[str, ...] = MODES  # what mode="all" stands for (--ts-modes)
+    modes: tuple[str, ...] = ALL_MODES  # what mode="all" stands for (--ts-modes)
     require_device: bool = False  # an unavailable device is an error, not a skip
     report_path: Path | None = None  # --ts-report, checked writable at start-up
     html_path: Path | None = None  # --ts-html, likewise
@@ -116,7 +117,8 @@ RUN_SETTINGS = (
     ),
     RunSetting(
         "modes",
-        f"comma-separated modes that mode='all' checks (default: {','.join(MODES)})",
+        f"comma-separated modes that mode='all' checks (default: {','.join(ALL_MODES)}; "
+        f"add {','.join(m for m in MODES if m not in ALL_MODES)} by naming it)",
         "MODES",
     ),
     RunSetting(
@@ -274,7 +276,7 @@ def resolve(config: pytest.Config) -> Settings:
             text, where = read.get(name)
             refuse_foreign_file(outputs[name], f"{where}={text}", kind)
     text, where = read.get("modes")
-    modes = parse_modes_list(text, where) if text else MODES
+    modes = parse_modes_list(text, where) if text else ALL_MODES
     update_baseline = bool(read.get("update_baseline")[0])
     extend_baseline = bool(read.get("extend_baseline")[0])
     if update_baseline and extend_baseline:

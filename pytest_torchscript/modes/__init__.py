@@ -29,6 +29,8 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 MODES: tuple[str, ...] = tuple(BACKENDS)
+# What mode="all" checks where --ts-modes does not say (see Backend.in_all).
+ALL_MODES: tuple[str, ...] = tuple(name for name, b in BACKENDS.items() if b.in_all)
 
 
 def backend(mode: str) -> Backend:
@@ -54,6 +56,7 @@ def convert(model: Any, mode: str, args: tuple, kwargs: dict, target: Target | N
 
 
 __all__ = [
+    "ALL_MODES",
     "BACKENDS",
     "MODES",
     "Backend",

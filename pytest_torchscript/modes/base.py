@@ -87,6 +87,10 @@ class Backend:
     # of the example input set whatever it is called with later: the converter records them
     # as constants (or guards on them). Only script compiles them as real arguments.
     records_python_values: ClassVar[bool] = True
+    # Whether mode="all" checks it unless --ts-modes says otherwise: the deployment formats do;
+    # a mode whose check costs many times the others' (compile: a cold Inductor compile, and
+    # another in the fresh process) is opted into by naming it.
+    in_all: ClassVar[bool] = True
 
     def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
         """Why this installation cannot run the mode (a missing extra, a torch without it, a
