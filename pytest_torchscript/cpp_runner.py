@@ -1,7 +1,14 @@
 """The C++ round trip: the artifact loaded by LibTorch in a C++ process, as a C++ service
 deploys it, with every input set run and the outputs handed back for parity.
 
-The runner (``cpp/runner.cpp``, shipped with the package) is built on first use against the
+The runner (``cpp/runner.cpp``, shipped with the package) serves the whole session from one
+process (``CppServer``): starting a process and loading LibTorch cost about half a second,
+which a new process per check paid every time (the whole excess of the default check over the
+hand-written test). A crash fails the check in flight, naming the signal, and the next check
+starts a new runner; a hang is killed with its process group at ``ts_cpp_timeout``; the runner
+exits when the session closes it, when its stdin ends, and (Linux) when pytest dies.
+
+It is built on first use against the
 LibTorch that the installed torch wheel contains (its headers and libraries, found through
 ``torch.utils.cpp_extension``), with the system's C++20 compiler, and cached per torch build,
 compiler and ABI in the user's cache directory; a file lock makes concurrent sessions (xdist
@@ -15,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -46,6 +54,9 @@ class CppRunFailed(Exception):
 class Runner:
     path: Path
     built_seconds: float  # 0 when the cached binary was reused
+    # Whether it serves a session (``--serve``): the plugin's own runner does; a runner named
+    # by PYTEST_TORCHSCRIPT_CPP_RUNNER keeps the documented one-shot command line.
+    serves: bool = True
 
 
 def cache_dir() -> Path:
@@ -101,7 +112,7 @@ def runner(device_type: str = "cpu") -> Runner:
     if given:
         if not os.access(given, os.X_OK):
             raise CppUnavailable(f"PYTEST_TORCHSCRIPT_CPP_RUNNER={given} is not an executable")
-        return Runner(Path(given), 0.0)
+        return Runner(Path(given), 0.0, serves=False)
     torch = import_torch()
     compiler, includes, libraries, names = _toolchain(device_type)
     # AOTInductor's loader where this LibTorch has it; TorchScript artifacts run either way
@@ -186,6 +197,137 @@ def _build(binary, key, folder, compiler, includes, libraries, names, abi, defin
         os.chmod(temporary, 0o755)
         os.replace(temporary, binary)
         return Runner(binary, time.perf_counter() - started)
+
+
+class CppServer:
+    """One runner process for the session, reused by every check (see the module docstring).
+    Requests are one line each on its stdin; replies "ok" or "error" on its stdout, with
+    LibTorch's message in a file; its stderr goes to a log, quoted from where a request began."""
+
+    def __init__(self, binary: Path, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self._process: subprocess.Popen | None = None
+        self._log = workdir / "runner-stderr.log"
+        self._received = b""
+        self.started = 0  # processes started: 1 unless one crashed or hung
+
+    def _start(self) -> subprocess.Popen:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self._log, "ab") as log:
+            self._process = subprocess.Popen(
+                [str(self.binary), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,  # its own group: a hang is killed with what it started
+                env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+                bufsize=0,
+            )
+        self._received = b""
+        self.started += 1
+        return self._process
+
+    def run(
+        self, artifact: Path, input_sets: list[Any], device: str, timeout_s: float
+    ) -> tuple[list[Any], str]:
+        """Like ``run`` below, in the session's runner process."""
+        torch = import_torch()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            inputs, outputs = Path(scratch, "inputs.pt"), Path(scratch, "outputs.pt")
+            error_file = Path(scratch, "error.txt")
+            torch.save([(tuple(args), dict(kwargs)) for args, kwargs in input_sets], inputs)
+            logged = self._log.stat().st_size if self._log.exists() else 0
+            process = self._start()
+            request = "\t".join(map(str, (artifact, inputs, outputs, device, error_file)))
+            try:
+                process.stdin.write((request + "\n").encode())
+                reply = self._reply(process, timeout_s)
+            except (BrokenPipeError, OSError):
+                reply = None
+            if reply is None:  # it died: crashed, or killed for hanging
+                code = process.wait()
+                self._discard()
+                said = self._said_since(logged)
+                if code == -signal.SIGKILL and self._timed_out:
+                    raise CppRunFailed(
+                        f"the C++ runner did not finish within {timeout_s:.0f} s (killed)"
+                        + (f":\n  {first_lines(said, 8)}" if said else "")
+                    )
+                name = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+                raise CppRunFailed(
+                    f"the C++ runner crashed ({name}) on {artifact.name}"
+                    + (f":\n  {first_lines(said, 8)}" if said else "")
+                )
+            if reply != "ok":
+                message = error_file.read_text() if error_file.exists() else reply
+                raise CppRunFailed(
+                    f"LibTorch rejected {artifact.name}:\n  "
+                    + first_lines(message, 10).replace("\n", "\n  ")
+                )
+            with _type_tags_allowed(torch):
+                loaded = torch.load(outputs, weights_only=True, map_location=device)
+            return loaded, self._said_since(logged)
+
+    _timed_out = False
+
+    def _reply(self, process: subprocess.Popen, timeout_s: float) -> str | None:
+        """The runner's next reply line; None if it died, or was killed after ``timeout_s``."""
+        self._timed_out = False
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self._timed_out = True
+                    self._kill(process)
+                    return None
+                chunk = os.read(process.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    return None
+                self._received += chunk
+        line, _, self._received = self._received.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+    def _said_since(self, offset: int) -> str:
+        try:
+            with open(self._log, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    @staticmethod
+    def _kill(process: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def _discard(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._kill(self._process)
+            self._process.wait()
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+        self._received = b""
+
+    def close(self) -> None:
+        """End the runner: its stdin closed (it exits), killed if it does not within 5 s."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._discard()
 
 
 def run(

@@ -224,15 +224,14 @@ def cpp_parity(ctx: Any, path: Path, input_sets: list, eager: list) -> None:
         result.skip_kind, result.skipped = "toolchain", str(missing)
         return
     started = time.perf_counter()
+    timeout = session.settings.cpp_timeout
     try:
-        outputs, _ = run_in_cpp(
-            built.path,
-            path,
-            cpu_sets,
-            str(ctx.device),
-            session.private_root() / "cpp",
-            session.settings.cpp_timeout,
-        )
+        if built.serves:  # the session's runner process: one start and LibTorch load a session
+            outputs, _ = session.cpp_server(built).run(path, cpu_sets, str(ctx.device), timeout)
+        else:  # PYTEST_TORCHSCRIPT_CPP_RUNNER: the user's harness, one process per check
+            outputs, _ = run_in_cpp(
+                built.path, path, cpu_sets, str(ctx.device), session.private_root() / "cpp", timeout
+            )
     except CppRunFailed as error:
         missing = _MISSING_OPERATOR.search(str(error))
         imports = session.settings.deploy_imports

@@ -34,6 +34,7 @@ class SessionState:
         # artifacts this run published under --ts-artifacts: never taken for an earlier run's
         self.published_artifacts: set[Path] = set()
         self._cpp_runners: dict[str, Any] = {}  # device type -> Runner, or why there is none
+        self._cpp_servers: dict[Path, Any] = {}  # runner binary -> its CppServer process
         self.worker_cpp_notes: list[str] = []  # from xdist workers, on the controller
         self.baseline_entries: dict[str, dict] = {}
         # checks that set max_regression in a run without --ts-baseline: said at the end
@@ -115,6 +116,14 @@ class SessionState:
             raise found
         return found
 
+    def cpp_server(self, built: Any) -> Any:
+        """The session's process of the runner ``built`` (started on its first request)."""
+        from .cpp_runner import CppServer
+
+        if built.path not in self._cpp_servers:
+            self._cpp_servers[built.path] = CppServer(built.path, self.private_root() / "cpp")
+        return self._cpp_servers[built.path]
+
     def cpp_notes(self) -> list[str]:
         """What the summary says of the C++ runner: built (and how long it took), or why not."""
         notes = list(self.worker_cpp_notes)
@@ -131,3 +140,6 @@ class SessionState:
         if self._fresh is not None:
             self._fresh.close()
             self._fresh = None
+        for server in self._cpp_servers.values():
+            server.close()
+        self._cpp_servers.clear()

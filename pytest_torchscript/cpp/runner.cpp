@@ -3,6 +3,11 @@
 //
 //   runner ARTIFACT.pt INPUTS OUTPUTS DEVICE      a TorchScript module (torch::jit::load)
 //   runner PACKAGE.pt2 INPUTS OUTPUTS DEVICE      an AOTInductor package (AOTIModelPackageLoader)
+//   runner --serve                                the same, for each request line on stdin:
+//       ARTIFACT \t INPUTS \t OUTPUTS \t DEVICE \t ERRORFILE  ->  "ok" or "error" on stdout
+//       (the message in ERRORFILE). One process serves a whole pytest session, so the process
+//       start and LibTorch's load are paid once; it exits at the end of stdin, and on Linux when
+//       its parent dies.
 //
 // INPUTS is a torch.save'd list of (args tuple, kwargs dict) of CPU tensors (for a package: the
 // flattened input tensors as args, in the exported program's order); OUTPUTS is written
@@ -16,6 +21,12 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #endif
 #include <torch/script.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+
+#include <csignal>
+#endif
 
 #include <fstream>
 #include <iostream>
@@ -104,26 +115,21 @@ c10::IValue declared(const c10::IValue& value, c10::TypePtr type, const c10::Dev
   return value;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::cerr << "usage: runner ARTIFACT.pt INPUTS OUTPUTS DEVICE\n";
-    return 2;
-  }
+// One request: 0, or 2 with LibTorch's message in `error`.
+int run(const std::string& artifact, const std::string& inputs, const std::string& outputs_path,
+        const std::string& device_name, std::string& error) {
   try {
-    const c10::Device device(argv[4]);
+    const c10::Device device(device_name);
     const c10::Device cpu(c10::kCPU);
-    const std::string artifact(argv[1]);
     if (artifact.size() > 4 && artifact.compare(artifact.size() - 4, 4, ".pt2") == 0) {
 #ifndef PYTEST_TORCHSCRIPT_AOTI
-      std::cerr << "this LibTorch has no AOTInductor package loader "
-                   "(torch/csrc/inductor/aoti_package/model_package_loader.h)\n";
+      error = "this LibTorch has no AOTInductor package loader "
+              "(torch/csrc/inductor/aoti_package/model_package_loader.h)";
       return 2;
 #else
       torch::inductor::AOTIModelPackageLoader loader(artifact);
       torch::NoGradGuard no_grad;
-      const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));
+      const c10::IValue sets = torch::jit::pickle_load(read_file(inputs));
       c10::impl::GenericList outputs(c10::AnyType::get());
       for (const auto& set : sets.toListRef()) {
         std::vector<at::Tensor> inputs;
@@ -134,7 +140,7 @@ int main(int argc, char** argv) {
         for (const auto& output : loader.run(inputs)) flat.push_back(output.to(cpu));
         outputs.push_back(flat);
       }
-      write_file(argv[3], torch::jit::pickle_save(outputs));
+      write_file(outputs_path, torch::jit::pickle_save(outputs));
       return 0;
 #endif
     }
@@ -148,7 +154,7 @@ int main(int argc, char** argv) {
       return c10::TypePtr(c10::AnyType::get());  // *args: the runtime says what it wanted
     };
     torch::NoGradGuard no_grad;
-    const c10::IValue sets = torch::jit::pickle_load(read_file(argv[2]));
+    const c10::IValue sets = torch::jit::pickle_load(read_file(inputs));
     c10::impl::GenericList outputs(c10::AnyType::get());
     for (const auto& set : sets.toListRef()) {
       const auto& pair = set.toTupleRef().elements();
@@ -164,14 +170,56 @@ int main(int argc, char** argv) {
       }
       outputs.push_back(moved(module.forward(std::move(args), kwargs), cpu));
     }
-    write_file(argv[3], torch::jit::pickle_save(outputs));
-  } catch (const c10::Error& error) {
+    write_file(outputs_path, torch::jit::pickle_save(outputs));
+  } catch (const c10::Error& failure) {
     // LibTorch's own message, without the C++ stack of frames inside libtorch.
-    std::cerr << error.what_without_backtrace() << "\n";
+    error = failure.what_without_backtrace();
     return 2;
-  } catch (const std::exception& error) {
-    std::cerr << error.what() << "\n";
+  } catch (const std::exception& failure) {
+    error = failure.what();
     return 2;
   }
   return 0;
+}
+
+int serve() {
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the pytest process, even one killed
+#endif
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::vector<std::string> fields;
+    size_t start = 0;
+    for (size_t tab = line.find('\t'); tab != std::string::npos; tab = line.find('\t', start)) {
+      fields.push_back(line.substr(start, tab - start));
+      start = tab + 1;
+    }
+    fields.push_back(line.substr(start));
+    std::string error;
+    if (fields.size() != 5) {
+      std::cout << "bad request: " << fields.size() << " fields" << std::endl;
+      continue;
+    }
+    if (run(fields[0], fields[1], fields[2], fields[3], error) == 0) {
+      std::cout << "ok" << std::endl;
+    } else {
+      std::ofstream(fields[4]) << error;
+      std::cout << "error" << std::endl;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--serve") return serve();
+  if (argc != 5) {
+    std::cerr << "usage: runner ARTIFACT.pt INPUTS OUTPUTS DEVICE | runner --serve\n";
+    return 2;
+  }
+  std::string error;
+  const int status = run(argv[1], argv[2], argv[3], argv[4], error);
+  if (status != 0) std::cerr << error << "\n";
+  return status;
 }
