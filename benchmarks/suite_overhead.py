@@ -1,14 +1,18 @@
 """What the plugin costs against the test a careful user writes by hand, on real models.
 
 The same torchvision classifiers (weights=None), trace mode, two input sets each, timing off:
-- plugin: ``@pytest.mark.torchscript(inputs=[...])`` returning the model (default options:
-  control flow, reload, fresh process and, with --cpp, the C++ round trip);
+- plugin, with the defaults users get: ``@pytest.mark.torchscript(inputs=[...])`` returning the
+  model (control flow, reload, fresh process, the C++ round trip in the session's runner);
+- plugin with ``--ts-cpp=off``;
 - by hand: trace, compare with eager on both sets, save, load, compare again.
-Each is a pytest session in its own process, run interleaved (A B A B ...), so the machine's
-drift hits both; reported: median wall time of each and their ratio. Resident memory after
-each model is recorded in both sessions: its growth per model.
+Each is a pytest session in its own process, run interleaved (A B C A B C ...), so the
+machine's drift hits all; reported: median wall time of each and the ratios to by hand (median
+of the interleaved pairs). Resident memory after each model is recorded: its growth per model.
+Then a suite of 30 small checks with and without the C++ round trip, interleaved: what the C++
+round trip costs per check. The C++ runner is built (or found in its cache) by an untimed
+warm-up session first. Writes benchmarks/results/suite_overhead.json.
 
-Run: .venv/bin/python benchmarks/suite_overhead.py [--repeats 3] [--cpp]
+Run: .venv/bin/python benchmarks/suite_overhead.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -100,42 +104,93 @@ def session(folder: Path, name: str, extra: list[str]) -> float:
     return time.perf_counter() - started
 
 
+SMALL = """
+import pytest
+import torch
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(64, 256), torch.nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.b(self.a(x).relu())
+
+@pytest.mark.parametrize("n", range(30))
+@pytest.mark.torchscript(inputs=[torch.randn(4, 64), torch.randn(8, 64)])
+def test_small(n):
+    torch.manual_seed(n)
+    return MLP().eval()
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cpp", action="store_true", help="include the C++ round trip")
     args = parser.parse_args()
+    configurations = (
+        ("plugin (defaults)", "test_plugin.py", []),
+        ("by hand", "test_by_hand.py", []),
+        ("plugin --ts-cpp=off", "test_plugin.py", ["--ts-cpp=off"]),
+    )
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "test_plugin.py").write_text(PLUGIN.format(models=MODELS))
         (root / "test_by_hand.py").write_text(BY_HAND.format(models=MODELS))
+        (root / "test_small.py").write_text(SMALL)
         (root / "conftest.py").write_text(RSS)
-        extra = [] if args.cpp else ["--ts-cpp=off"]
-        times: dict[str, list[float]] = {"plugin": [], "by hand": []}
-        growth: dict[str, list[float]] = {"plugin": [], "by hand": []}
+        session(root, "test_small.py", ["-k", "test_small and 0]"])  # builds the C++ runner
+        times: dict[str, list[float]] = {label: [] for label, _, _ in configurations}
+        growth: dict[str, list[float]] = {label: [] for label, _, _ in configurations}
+        small: dict[str, list[float]] = {"with C++": [], "without C++": []}
         for _ in range(args.repeats):
-            for label, name, flags in (
-                ("plugin", "test_plugin.py", extra),
-                ("by hand", "test_by_hand.py", []),
-            ):
+            for label, name, flags in configurations:
                 times[label].append(session(root, name, flags))
                 sizes = json.loads((root / "rss.json").read_text())
                 growth[label].append((sizes[-1] - sizes[2]) / (len(sizes) - 3) / 1e6)
-    plugin, by_hand = (statistics.median(times[k]) for k in ("plugin", "by hand"))
-    ratios = sorted(p / h for p, h in zip(times["plugin"], times["by hand"]))
-    print(
-        f"{len(MODELS)} torchvision models, trace, 2 input sets, timing off, "
-        f"{'with' if args.cpp else 'without'} the C++ round trip; {args.repeats} interleaved pairs"
+            for label, flags in (("with C++", []), ("without C++", ["--ts-cpp=off"])):
+                small[label].append(session(root, "test_small.py", flags))
+    hand = times["by hand"]
+    rows = []
+    for label, _, _ in configurations:
+        ratios = sorted(t / h for t, h in zip(times[label], hand))
+        rows.append(
+            {
+                "session": label,
+                "median_s": statistics.median(times[label]),
+                "ratio_to_by_hand": statistics.median(ratios),
+                "ratios_per_pair": ratios,
+                "rss_growth_per_model_mb": statistics.median(growth[label]),
+            }
+        )
+    per_check = [(w - wo) / 30 for w, wo in zip(small["with C++"], small["without C++"])]
+    summary = (
+        f"{len(MODELS)} torchvision models, trace, 2 input sets, timing off, {args.repeats} "
+        f"interleaved repeats: the plugin with its defaults costs "
+        f"{rows[0]['ratio_to_by_hand']:.2f}x the hand-written test, with --ts-cpp=off "
+        f"{rows[2]['ratio_to_by_hand']:.2f}x. 30 small checks: the C++ round trip costs "
+        f"{statistics.median(per_check):+.3f} s per check (median of pairs; "
+        f"{', '.join(f'{v:+.3f}' for v in sorted(per_check))})."
     )
-    print(
-        f"plugin {plugin:.1f} s, by hand {by_hand:.1f} s (medians): ratio {plugin / by_hand:.2f} "
-        f"(per pair {', '.join(f'{r:.2f}' for r in ratios)})"
-    )
-    print(
-        "resident memory growth per model after the first 3 (eight different models: allocator "
-        f"caches grow too): plugin {statistics.median(growth['plugin']):+.1f} MB, by hand "
-        f"{statistics.median(growth['by hand']):+.1f} MB"
-    )
+    print(summary)
+    for row in rows:
+        print(row)
+    import platform
+
+    import torch
+
+    document = {
+        "benchmark": "suite_overhead",
+        "date": __import__("datetime").date.today().isoformat(),
+        "command": "python benchmarks/suite_overhead.py",
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}",
+        "summary": summary,
+        "rows": rows,
+    }
+    results = Path(__file__).with_name("results") / "suite_overhead.json"
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

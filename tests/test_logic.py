@@ -19,7 +19,7 @@ from pytest_torchscript import baseline, fresh_process, gates, perf, timing
 from pytest_torchscript.errors import UsageProblem
 from pytest_torchscript.gates import GateResult
 from pytest_torchscript.marks import options_for_test
-from pytest_torchscript.modes import BACKENDS, MODES, backend, backend_for_artifact
+from pytest_torchscript.modes import ALL_MODES, BACKENDS, MODES, backend, backend_for_artifact
 from pytest_torchscript.options import Options, parse_check_options, parse_marker
 from pytest_torchscript.perfstats import Interval, median_interval, ratio_of
 from pytest_torchscript.reporting.cells import (
@@ -125,15 +125,17 @@ def test_check_takes_one_mode_and_no_xfail():
 
 
 def test_the_modes_are_the_registry_and_every_backend_says_what_it_does():
-    assert MODES == tuple(BACKENDS) == ("trace", "script", "export", "onnx", "aoti")
+    assert MODES == tuple(BACKENDS) == ("trace", "script", "export", "onnx", "aoti", "compile")
     for name in MODES:
         chosen = backend(name)
         assert chosen.name == name
-        assert chosen.suffix in (".pt", ".pt2", ".onnx")
+        assert chosen.suffix in (".pt", ".pt2", ".onnx", ".cache")
         assert chosen.control_flow in ("trace", "script", "coverage")
-        assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx")
+        assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx", "compile")
         assert chosen.cpp_inputs in ("structured", "flat", None)
     assert [name for name in MODES if backend(name).exported] == ["export", "onnx", "aoti"]
+    # what mode="all" checks by default: every mode but compile, which is named to be checked
+    assert ALL_MODES == ("trace", "script", "export", "onnx", "aoti")
     assert backend("onnx").tolerances == {"rtol": 1e-3, "atol": 1e-4}
 
 

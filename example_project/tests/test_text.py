@@ -24,3 +24,11 @@ def sentences():
 )
 def test_sentence_classifier_converts():
     return SentenceClassifier().eval()
+
+
+@pytest.mark.torchscript(mode="compile", inputs=sentences)
+def test_sentence_classifier_compiles():
+    """torch.compile with Inductor: parity on both sentence batches, every graph break and
+    recompile named (the second batch's new sizes recompile once under the default
+    dynamic=None), and the compile cache loaded into a fresh process."""
+    return SentenceClassifier().eval()

@@ -93,9 +93,9 @@ def merge_reports(paths: list[Path]) -> MergedReport:
             )
             kept[key] = check
     conflicts = [
-        f"{test_id} ({mode}, {device}{_threads(threads)}): {len(seen)} results "
+        f"{test_id} ({mode}, {device}): {len(seen)} results "
         f"({'; '.join(seen)}); kept the last, from the newest report"
-        for (test_id, mode, device, threads), seen in sources.items()
+        for (test_id, mode, device, _), seen in sources.items()
         if len(seen) > 1
     ]
     # In the order of the files as given, then of the checks in each: shards read in order.
@@ -129,9 +129,6 @@ def _key(check: dict) -> tuple:
     CPU jobs with other --ts-threads measured different things, like two devices)."""
     return (check["test_id"], check["mode"], check["device"], check.get("threads"))
 
-
-def _threads(threads: Any) -> str:
-    return "" if threads is None else f", {threads} thread(s)"
 
 
 class _Terminal:
