@@ -196,6 +196,10 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
     for reason, count in unjudged.items():
         terminal.write_line(f"  {count} check(s): {reason}")
+    for check in timed:  # a row whose figures tell two stories says so (once: a gate may)
+        said = check["perf"].get("disagreement")
+        if said and not any(said in gate["message"] for gate in check["perf"]["gates"]):
+            terminal.write_line(f"  {check['test_id']} ({check['mode']}): {said}")
     _write_undecided(terminal, timed)
     for check in checks:  # a check left untimed among timed ones says why
         perf = check.get("perf")
