@@ -1094,3 +1094,34 @@ def test_the_migration_matrix_has_a_row_per_model_of_a_zoo_and_one_per_model_acr
         ["FAIL", "parity", "pass", "ResNet[resnet50]", "(tests/test_zoo.py)"],
         ["pass", "pass", "MLP", "(tests/test_zoo.py)"],
     ]
+
+
+# torch.compile's recompiles, in words (no torch: Dynamo's guard texts as it writes them)
+
+
+@pytest.mark.parametrize(
+    ("guard", "words"),
+    [
+        ("0/0: tensor 'x' size mismatch at index 0. expected 2, actual 5",
+         "x.size(0) changed 2 -> 5 under a static shape guard"),
+        ("tensor 'L['x']' size mismatch at index 1. expected 16, actual 12",
+         "x.size(1) changed 16 -> 12 under a static shape guard"),
+        ("tensor 'kwargs['input_ids']' size mismatch at index 0. expected 1, actual 2",
+         "input_ids.size(0) changed 1 -> 2 under a static shape guard"),
+        ("0/1: tensor 'x' dtype mismatch. expected Float, actual Double",
+         "x's dtype changed Float -> Double"),
+        ("L['scale'] == 3.0", "the Python value scale changed (the code was compiled for "
+         "scale == 3.0)"),
+        ("___check_obj_id(L['self'].mode, 1402)", "a guard failed: ___check_obj_id(L['self']"
+         ".mode, 1402)"),
+    ],
+)  # fmt: skip
+def test_a_recompile_is_put_in_words_with_its_fix(guard, words):
+    from pytest_torchscript.modes.dynamo import recompile_in_words
+
+    said, hint = recompile_in_words(guard)
+    assert said == words
+    if "size(" in words:
+        assert "torch._dynamo.mark_dynamic" in hint and "'dynamic': True" in hint
+    if words.startswith("a guard failed"):
+        assert hint is None

@@ -34,18 +34,18 @@ _BREAK_KINDS = (
      "unsupported call"),
 )  # fmt: skip
 
+# Dynamo names a tensor by where it came from: x, L['x'], kwargs['input_ids'], L['x'][0]
 _SIZE = re.compile(
-    r"tensor '(?:L\[')?(?P<name>[^'\]]+)(?:'\])?' size mismatch at index (?P<dim>\d+)\. "
+    r"tensor '(?P<name>.+?)' size mismatch at index (?P<dim>\d+)\. "
     r"expected (?P<old>\d+), actual (?P<new>\d+)"
 )
 _DTYPE = re.compile(
-    r"tensor '(?:L\[')?(?P<name>[^'\]]+)(?:'\])?' dtype mismatch\. expected (?P<old>\w+), "
-    r"actual (?P<new>\w+)"
+    r"tensor '(?P<name>.+?)' dtype mismatch\. expected (?P<old>\w+), actual (?P<new>\w+)"
 )
 _RANK = re.compile(
-    r"tensor '(?:L\[')?(?P<name>[^'\]]+)(?:'\])?' rank mismatch\. expected (?P<old>\d+), "
-    r"actual (?P<new>\d+)"
+    r"tensor '(?P<name>.+?)' rank mismatch\. expected (?P<old>\d+), actual (?P<new>\d+)"
 )
+_SOURCE = re.compile(r"^(?:L|kwargs)\['(?P<inner>[^']+)'\]")
 _VALUE = re.compile(r"L\['(?P<name>\w+)'\]\s*==\s*(?P<old>.+)$")
 _SYMBOLIC = re.compile(r"\b[sL]\d*\b.*(?:<=|>=|<|>|==|!=)")
 
@@ -243,6 +243,12 @@ def break_hint(breaks: list[GraphBreak]) -> str:
     return "; ".join(hints) + "; fullgraph=True in compile_options makes any break an error"
 
 
+def _argument(name: str) -> str:
+    """Dynamo's source of a tensor as the user named it: ``kwargs['input_ids']`` is
+    ``input_ids``, ``L['x'][0]`` is ``x[0]``."""
+    return _SOURCE.sub(lambda found: found["inner"], name)
+
+
 def recompile_in_words(guard: str) -> tuple[str, str | None]:
     """Dynamo's failed guard as what changed, and how to avoid recompiling for it."""
     first = guard.strip().splitlines()[0] if guard.strip() else guard
@@ -250,17 +256,19 @@ def recompile_in_words(guard: str) -> tuple[str, str | None]:
     found = _SIZE.search(first)
     if found:
         return (
-            f"{found['name']}.size({found['dim']}) changed {found['old']} -> {found['new']} "
+            f"{_argument(found['name'])}.size({found['dim']}) changed {found['old']} -> "
+            f"{found['new']} "
             f"under a static shape guard",
             SHAPE_HINT,
         )
     found = _DTYPE.search(first)
     if found:
-        return f"{found['name']}'s dtype changed {found['old']} -> {found['new']}", DTYPE_HINT
+        name = _argument(found["name"])
+        return f"{name}'s dtype changed {found['old']} -> {found['new']}", DTYPE_HINT
     found = _RANK.search(first)
     if found:
         return (
-            f"{found['name']} changed from {found['old']} to {found['new']} dimensions",
+            f"{_argument(found['name'])} changed from {found['old']} to {found['new']} dimensions",
             DTYPE_HINT.replace("dtype", "rank"),
         )
     found = _VALUE.search(first)
