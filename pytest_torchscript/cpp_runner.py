@@ -307,13 +307,10 @@ class CppServer:
             os.killpg(process.pid, signal.SIGKILL)
 
     def _discard(self) -> None:
+        from .fresh_process import end_process
+
         if self._process is not None:
-            if self._process.poll() is None:
-                self._kill(self._process)
-            self._process.wait()
-            for stream in (self._process.stdin, self._process.stdout):
-                if stream is not None:
-                    stream.close()
+            end_process(self._process, self._kill)
         self._process = None
         self._received = b""
 

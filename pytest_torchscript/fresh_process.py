@@ -28,6 +28,17 @@ _WORKER_SCRIPT = Path(__file__).with_name("fresh_worker.py")
 REPLY_TIMEOUT_S = 600.0
 
 
+def end_process(process: subprocess.Popen, kill: Any = None) -> None:
+    """Kill ``process`` if it still runs (with ``kill(process)`` where given: a process group),
+    reap it and close its pipes; the worker processes' (fresh Python, C++ runner) one ending."""
+    if process.poll() is None:
+        (kill or subprocess.Popen.kill)(process)
+    process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
+
+
 class FreshProcessError(Exception):
     """The fresh process could not answer; the message says why and quotes its stderr."""
 
@@ -167,12 +178,7 @@ class FreshProcess:
 
     def _discard(self) -> None:
         if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait()
-            for stream in (self._process.stdin, self._process.stdout):
-                if stream is not None:
-                    stream.close()
+            end_process(self._process)
         self._process = None
         self._received = b""
 

@@ -8,12 +8,11 @@ library, counted but not listed line by line), and how many times.
 from __future__ import annotations
 
 import linecache
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from .jit_warnings import RecordedWarning, is_library_file
-from .text import display_path, short_path
+from .text import display_path, library_of, short_path
 
 # (start of TracerWarning message, what the user should read)
 _KINDS = (
@@ -49,10 +48,7 @@ class Hazard:
     @property
     def library(self) -> str:
         """The top-level package of a library location ('torchvision', 'transformers'...)."""
-        shown = short_path(self.filename)
-        if shown != display_path(self.filename):  # below site-packages: its first folder
-            return shown.split("/")[0].removesuffix(".py")
-        return os.path.basename(self.filename)
+        return library_of(self.filename)
 
     def to_dict(self) -> dict:
         return {

@@ -95,3 +95,12 @@ def model_name(model: Any) -> str:
     if hasattr(model, "forward"):
         return type(model).__qualname__
     return getattr(model, "__qualname__", type(model).__qualname__)
+
+
+def library_of(filename: str) -> str:
+    """The installed library a file belongs to ('torchvision', 'transformers'...): its first
+    folder below site-packages; any other file by its name."""
+    shown = short_path(filename)
+    if shown != display_path(filename):
+        return shown.split("/")[0].removesuffix(".py")
+    return os.path.basename(filename)

@@ -10,11 +10,10 @@ it against ``max_graph_breaks`` and ``max_recompiles``.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
-from ..text import display_path, short_path
+from ..text import display_path, library_of
 
 # (what Dynamo's reason says, what the user should read); the first match wins.
 _BREAK_KINDS = (
@@ -83,10 +82,7 @@ class GraphBreak:
 
     @property
     def library(self) -> str:
-        shown = short_path(self.filename)
-        if shown != display_path(self.filename):
-            return shown.split("/")[0].removesuffix(".py")
-        return os.path.basename(self.filename)
+        return library_of(self.filename)
 
     def describe(self) -> str:
         text = f"{self.location}: {self.kind}" + (f": `{self.source}`" if self.source else "")
