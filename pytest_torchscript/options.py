@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import UsageProblem
 from .modes import MODES
+from .modes.compile import compile_options_parser
 from .text import short_repr
 
 ALL = "all"  # every mode of --ts-modes (default: modes.ALL_MODES)
@@ -187,38 +188,6 @@ def _keywords(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-_COMPILE_KEYWORDS = ("backend", "mode", "dynamic", "fullgraph", "options", "disable")
-_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def _compile_options(value: Any) -> dict[str, Any]:
-    """torch.compile's keywords, checked before any model exists: a typo (``fullgrpah``) or
-    a mode torch does not have would otherwise surface as a compile error per test."""
-    options = _keywords(value)
-    unknown = sorted(set(options) - set(_COMPILE_KEYWORDS))
-    if unknown:
-        raise ValueError(
-            f"{unknown[0]!r} is not a torch.compile keyword (it takes "
-            f"{', '.join(_COMPILE_KEYWORDS)})"
-        )
-    backend = options.get("backend", "inductor")
-    if not (isinstance(backend, str) and backend) and not callable(backend):
-        raise ValueError(f"backend={short_repr(backend)} is not a backend name or a callable")
-    mode = options.get("mode")
-    if mode is not None and mode not in _COMPILE_MODES:
-        raise ValueError(f"mode={short_repr(mode)} is not one of {', '.join(_COMPILE_MODES)}")
-    if mode is not None and options.get("options"):
-        raise ValueError("torch.compile takes mode= or options=, not both")
-    for flag in ("fullgraph", "disable"):
-        if flag in options and not isinstance(options[flag], bool):
-            raise ValueError(f"{flag}={short_repr(options[flag])} is not True or False")
-    if options.get("dynamic") not in (None, True, False):
-        raise ValueError(f"dynamic={short_repr(options['dynamic'])} is not True, False or None")
-    if "options" in options and not isinstance(options["options"], Mapping):
-        raise ValueError(f"options={short_repr(options['options'])} is not a dict")
-    return options
-
-
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{short_repr(value)} is not a whole number >= 0")
@@ -364,7 +333,7 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "a dict of torch.compile keywords for mode='compile' (backend, mode, dynamic, "
             "fullgraph, options), e.g. {'backend': 'aot_eager'}; default: Inductor, "
             "dynamic=None",
-            _compile_options,
+            compile_options_parser(_keywords),
             _json_text,
         ),
         OptionSpec(

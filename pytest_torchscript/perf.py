@@ -23,7 +23,7 @@ from .gates import (
     max_slowdown_gate,
     regression_gate,
 )
-from .perfstats import Interval, median_interval, ratio_of
+from .perfstats import Interval, disagreement, median_interval, ratio_of
 from .probe import COMPONENTS, component_shifts, middle_of, reference_workloads, series_name
 from .settings import PerfSettings
 from .timing import MIN_ROUNDS, WARMUP_SHARE, TimingResult, TooSlowToTime, measure
@@ -274,52 +274,13 @@ def run(
     report.gates = [
         explain_coarse(explain_busy(gate, timing), timing, budget_s, entry) for gate in report.gates
     ]
-    report.disagreement = disagreement(report)
+    report.disagreement = disagreement(report.latency_ratio, report.ratio, report.reloaded_ratio)
     if report.disagreement is not None:  # two stories: no gate passes on them
         report.gates = [
             untrusted(gate, report.disagreement) if gate.outcome == PASS else gate
             for gate in report.gates
         ]
     return report, new_entry
-
-
-def _beyond_noise(first: Interval, second: Interval, margin: float) -> bool:
-    """Whether two ratios' intervals exclude each other and their medians differ by more than
-    ``margin`` (a fraction): beyond what either measurement's noise explains."""
-    separate = first.high < second.low or second.high < first.low
-    return separate and abs(math.log(first.median / second.median)) > math.log1p(margin)
-
-
-def disagreement(report: PerfReport) -> str | None:
-    """Where one check's figures tell two stories, the sentence that says so; else None.
-
-    The steady-state latencies (consecutive calls, what a reader quotes) and the interleaved
-    rounds (what the gates judge) time the same two modules; where their converted/eager
-    ratios disagree beyond both intervals, the machine changed between the two, or switching
-    from one module to the other costs one of them more (a cache the other evicts), and which
-    figure a deployment sees cannot be told from this run. Converted and reloaded run the same
-    graph: apart beyond their intervals, one of them was timed while the machine was busy."""
-    steady, rounds = report.latency_ratio, report.ratio
-    if steady is None or rounds is None:
-        return None
-    if _beyond_noise(steady, rounds, 0.05):
-        return (
-            f"the two figures of this row disagree: the steady-state latencies put "
-            f"converted/eager at {steady.describe()} and the interleaved rounds at "
-            f"{rounds.describe()}, apart beyond both intervals (the machine changed while "
-            f"timing, or switching between the modules costs one of them more); too noisy to "
-            f"tell which a deployment sees, so no gate passes on them: time it again on a "
-            f"quieter machine or with a longer time_budget"
-        )
-    reloaded = report.reloaded_ratio
-    if reloaded is not None and _beyond_noise(reloaded, rounds, 0.05):
-        return (
-            f"converted and reloaded run the same graph but read {rounds.describe()} and "
-            f"{reloaded.describe()} against eager, apart beyond both intervals: one of them "
-            f"was timed while the machine was busier; too noisy to tell, so no gate passes on "
-            f"them"
-        )
-    return None
 
 
 def too_busy(timing: TimingResult, series: list[str], what: str) -> str | None:

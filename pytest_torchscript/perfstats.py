@@ -66,3 +66,42 @@ def ratio_of(numerator: Interval, denominator: Interval) -> Interval:
         math.log(numerator.high / numerator.median), math.log(denominator.median / denominator.low)
     )
     return Interval(math.exp(center), math.exp(center - below), math.exp(center + above))
+
+
+def _beyond_noise(first: Interval, second: Interval, margin: float) -> bool:
+    """Whether two ratios' intervals exclude each other and their medians differ by more than
+    ``margin`` (a fraction): beyond what either measurement's noise explains."""
+    separate = first.high < second.low or second.high < first.low
+    return separate and abs(math.log(first.median / second.median)) > math.log1p(margin)
+
+
+def disagreement(
+    steady: Interval | None, rounds: Interval | None, reloaded: Interval | None = None
+) -> str | None:
+    """Where one check's figures tell two stories, the sentence that says so; else None.
+
+    The steady-state latencies (consecutive calls, what a reader quotes) and the interleaved
+    rounds (what the gates judge) time the same two modules; where their converted/eager
+    ratios disagree beyond both intervals, the machine changed between the two, or switching
+    from one module to the other costs one of them more (a cache the other evicts), and which
+    figure a deployment sees cannot be told from this run. Converted and reloaded run the same
+    graph: apart beyond their intervals, one of them was timed while the machine was busy."""
+    if steady is None or rounds is None:
+        return None
+    if _beyond_noise(steady, rounds, 0.05):
+        return (
+            f"the two figures of this row disagree: the steady-state latencies put "
+            f"converted/eager at {steady.describe()} and the interleaved rounds at "
+            f"{rounds.describe()}, apart beyond both intervals (the machine changed while "
+            f"timing, or switching between the modules costs one of them more); too noisy to "
+            f"tell which a deployment sees, so no gate passes on them: time it again on a "
+            f"quieter machine or with a longer time_budget"
+        )
+    if reloaded is not None and _beyond_noise(reloaded, rounds, 0.05):
+        return (
+            f"converted and reloaded run the same graph but read {rounds.describe()} and "
+            f"{reloaded.describe()} against eager, apart beyond both intervals: one of them "
+            f"was timed while the machine was busier; too noisy to tell, so no gate passes on "
+            f"them"
+        )
+    return None

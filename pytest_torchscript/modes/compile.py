@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ..jit_warnings import RecordedWarning, import_torch, is_library_file, recording_warnings
-from ..text import display_path, first_lines, strip_ansi
+from ..text import display_path, first_lines, short_repr, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
-from .dynamo import CompileFindings, GraphBreak, Recompile, break_hint, break_kind
+from .dynamo import CompileFindings, GraphBreak, Recompile, break_hint, break_kind, graph_breaks
 from .dynamo import recompile_in_words as _in_words
 
 _WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "compile_worker.py"
@@ -51,9 +51,41 @@ _COMPILERS = ("g++", "c++", "clang++")
 _FILE_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
-def compile_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``torch.compile`` keywords: the user's, over the default (Inductor, dynamic=None)."""
-    return dict(options)
+_COMPILE_KEYWORDS = ("backend", "mode", "dynamic", "fullgraph", "options", "disable")
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_options_parser(keywords: Any) -> Any:
+    """The ``compile_options`` parser of options.py: ``keywords`` (its check of a dict of
+    keyword arguments), then torch.compile's own, before any model exists: a typo
+    (``fullgrpah``) or a mode torch does not have would otherwise be a compile error per test."""
+    return lambda value: _compile_options(keywords(value))
+
+
+def _compile_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(_COMPILE_KEYWORDS))
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a torch.compile keyword (it takes "
+            f"{', '.join(_COMPILE_KEYWORDS)})"
+        )
+    backend = options.get("backend", "inductor")
+    if not (isinstance(backend, str) and backend) and not callable(backend):
+        raise ValueError(f"backend={short_repr(backend)} is not a backend name or a callable")
+    mode = options.get("mode")
+    if mode is not None and mode not in _COMPILE_MODES:
+        raise ValueError(f"mode={short_repr(mode)} is not one of {', '.join(_COMPILE_MODES)}")
+    if mode is not None and options.get("options"):
+        raise ValueError("torch.compile takes mode= or options=, not both")
+    for flag in ("fullgraph", "disable"):
+        if flag in options and not isinstance(options[flag], bool):
+            raise ValueError(f"{flag}={short_repr(options[flag])} is not True or False")
+    if options.get("dynamic") not in (None, True, False):
+        raise ValueError(f"dynamic={short_repr(options['dynamic'])} is not True, False or None")
+    if "options" in options and not isinstance(options["options"], Mapping):
+        raise ValueError(f"options={short_repr(options['options'])} is not a dict")
+    return options
+
 
 
 def describe_options(options: Mapping[str, Any]) -> str:
@@ -426,36 +458,6 @@ def _explain(
         )
     graphs.append(list(getattr(output, "graphs", [])))
     return output, None
-
-
-def graph_breaks(explained: Any) -> list[GraphBreak]:
-    """Each distinct graph break ``explain`` found, at the innermost frame of its stack (a
-    library's line is kept with the user's line that led there)."""
-    found: dict[tuple[str, int], GraphBreak] = {}
-    for reason in getattr(explained, "break_reasons", []):
-        stack = list(getattr(reason, "user_stack", []) or [])
-        if not stack:
-            continue
-        inner = stack[-1]
-        text = str(getattr(reason, "reason", ""))
-        in_user = not is_library_file(inner.filename)
-        user_frame = None
-        if not in_user:
-            outer = next((f for f in reversed(stack) if not is_library_file(f.filename)), None)
-            if outer is not None:
-                user_frame = f"{display_path(outer.filename)}:{outer.lineno}"
-        key = (inner.filename, inner.lineno or 0)
-        if key not in found:
-            found[key] = GraphBreak(
-                inner.filename,
-                inner.lineno or 0,
-                (inner.line or "").strip(),
-                break_kind(text),
-                first_lines(text, 1, 150),
-                in_user,
-                user_frame,
-            )
-    return list(found.values())
 
 
 def _innermost_user_line(text: str) -> tuple[str, int, str] | None:

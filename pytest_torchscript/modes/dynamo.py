@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..text import display_path, library_of
+from ..jit_warnings import is_library_file
+from ..text import display_path, first_lines, library_of
 
 # (what Dynamo's reason says, what the user should read); the first match wins.
 _BREAK_KINDS = (
@@ -280,3 +282,33 @@ def recompile_in_words(guard: str) -> tuple[str, str | None]:
             "min=..., max=...)"
         )
     return f"a guard failed: {first}", None
+
+
+def graph_breaks(explained: Any) -> list[GraphBreak]:
+    """Each distinct graph break ``explain`` found, at the innermost frame of its stack (a
+    library's line is kept with the user's line that led there)."""
+    found: dict[tuple[str, int], GraphBreak] = {}
+    for reason in getattr(explained, "break_reasons", []):
+        stack = list(getattr(reason, "user_stack", []) or [])
+        if not stack:
+            continue
+        inner = stack[-1]
+        text = str(getattr(reason, "reason", ""))
+        in_user = not is_library_file(inner.filename)
+        user_frame = None
+        if not in_user:
+            outer = next((f for f in reversed(stack) if not is_library_file(f.filename)), None)
+            if outer is not None:
+                user_frame = f"{display_path(outer.filename)}:{outer.lineno}"
+        key = (inner.filename, inner.lineno or 0)
+        if key not in found:
+            found[key] = GraphBreak(
+                inner.filename,
+                inner.lineno or 0,
+                (inner.line or "").strip(),
+                break_kind(text),
+                first_lines(text, 1, 150),
+                in_user,
+                user_frame,
+            )
+    return list(found.values())
