@@ -418,3 +418,41 @@ def test_the_report_and_matrix_carry_the_compile_mode(suite, pytester):
     )
     page = (pytester.path / "report.html").read_text()
     assert "test_both[compile]" in page
+
+
+def test_a_break_inside_a_library_is_counted_for_it_with_the_users_line_that_led_there(
+    suite, pytester
+):
+    """A break in an installed library's code (torchvision, transformers) is not the user's to
+    fix: it is counted per library, not listed among the user's lines. (Dynamo reports such a
+    break in the library function's own frame; where its stack also holds the user's line that
+    led there, that line is kept as ``user_frame``.)"""
+    library = pytester.path / "vendor" / "site-packages" / "fancylib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text(
+        "def noisy_norm(x):\n    print('norm', x.sum())\n    return x / x.abs().max()\n"
+    )
+    pytester.makeconftest(f"import sys\nsys.path.insert(0, {str(library.parent)!r})\n")
+    result = suite(
+        """
+        import pytest
+        import torch
+        import fancylib
+
+        class UsesLibrary(torch.nn.Module):
+            def forward(self, x):
+                return fancylib.noisy_norm(x) * 2
+
+        @pytest.mark.torchscript(mode="compile", inputs=torch.randn(2, 4), roundtrip=False,
+                                 compile_options={"backend": "aot_eager"})
+        def test_library_break():
+            return UsesLibrary().eval()
+        """,
+        "--ts-report=report.json",
+    )
+    result.assert_outcomes(passed=1)
+    expect_lines(result, ["    graph breaks in libraries (not your code): fancylib 1"])
+    (found,) = _report(pytester)["test_library_break"]["compile"]["graph_breaks"]
+    assert found["library"] == "fancylib" and not found["in_user_code"]
+    assert found["kind"] == "print() call"
+    assert found["location"].endswith("site-packages/fancylib/__init__.py:2")
