@@ -44,6 +44,7 @@ class Options:
     compile_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     max_graph_breaks: int | None = None  # mode="compile": fail above this many graph breaks
     max_recompiles: int | None = None  # mode="compile": fail above this many recompiles
+    max_graph_change: int | None = None  # fail above this many changed operator counts
     timeout: float | None = None  # seconds for the whole check; None: no limit
     # Not a user option: the mode's own least tolerances (onnxruntime's rounding), which the
     # dtype's defaults are raised to where the user set no rtol/atol (see parity.py).
@@ -352,6 +353,14 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             _int_text,
         ),
         OptionSpec(
+            "max_graph_change",
+            "a whole number >= 0: with --ts-baseline, the check fails where more operator "
+            "counts of the converted graph changed since the baseline entry (0: any change); "
+            "default: changes are reported only",
+            _count,
+            _int_text,
+        ),
+        OptionSpec(
             "dynamic_shapes",
             "torch.export's dynamic_shapes (a dict by argument name, or a tuple); default: "
             "inferred from the input sets",
@@ -483,6 +492,8 @@ INI_HELP = {
     "(default: reported only)",
     "ts_max_recompiles": "fail mode='compile' checks that recompile more often than this over "
     "their input sets (default: reported only)",
+    "ts_max_graph_change": "fail checks whose converted graph changed in more operator counts "
+    "than this since the --ts-baseline entry (default: changes are reported only)",
     "ts_known_hazards": "acknowledged trace hazards that should not warn, one per line: "
     "'file.py:LINE' or a library name",
 }

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from . import baseline
+from . import baseline, graph_diff
 from .gates import (
     INCONCLUSIVE,
     INVALID,
@@ -103,6 +103,10 @@ class PerfReport:
     advice: str | None = None
     # Where the row's figures tell two stories (``disagreement``), in words; None when not.
     disagreement: str | None = None
+    # The converted graph's operator counts that changed since the baseline entry (exact), and
+    # why none could be compared (an entry recorded without a fingerprint).
+    graph_changes: list[str] = field(default_factory=list)
+    graph_note: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
         bad = (
@@ -135,6 +139,8 @@ class PerfReport:
             "baseline_key": self.baseline_key,
             "advice": self.advice,
             "disagreement": self.disagreement,
+            "graph_changes": self.graph_changes,
+            "graph_note": self.graph_note,
             "timing": self.timing.to_dict() if self.timing else None,
         }
 
@@ -172,6 +178,8 @@ def run(
     max_regression: float,
     mode: str = "converted",
     timed_input: str | None = None,
+    graph: dict | None = None,
+    max_graph_change: int | None = None,
 ) -> tuple[PerfReport, dict | None]:
     """Time ``calls`` (eager first, converted second, reloaded third if present) and gate.
     ``timed_input`` describes the input set the calls run on: a baseline entry recorded on
@@ -249,6 +257,8 @@ def run(
         }
         if timed_input is not None:
             new_entry["timed_input"] = timed_input
+        if graph is not None:  # what the converted module computes: compared exactly later
+            new_entry["graph"] = graph
         if timing.coarse:
             report.advice = (
                 f"baseline entry recorded from only {timing.rounds} rounds in "
@@ -271,6 +281,8 @@ def run(
             )
         )
     entry = baseline_entries.get(key) if settings.baseline_path is not None else None
+    if entry is not None and not settings.update_baseline:
+        compare_graphs(report, entry, graph, max_graph_change)
     report.gates = [
         explain_coarse(explain_busy(gate, timing), timing, budget_s, entry) for gate in report.gates
     ]
@@ -281,6 +293,50 @@ def run(
             for gate in report.gates
         ]
     return report, new_entry
+
+
+NO_GRAPH = (
+    "the baseline entry holds no graph fingerprint (recorded before baselines kept one): "
+    "re-record it with --ts-update-baseline to compare the converted graph exactly"
+)
+
+
+def compare_graphs(
+    report: PerfReport, entry: Any, graph: dict | None, max_graph_change: int | None
+) -> None:
+    """The converted graph against the baseline entry's: every operator count that changed
+    (exact, no noise), said beside the gate's verdict and in a regression's message, and a
+    ``max_graph_change`` gate where the user set one."""
+    if not isinstance(entry, dict) or graph is None:
+        return
+    recorded = entry.get("graph")
+    if not graph_diff.valid(recorded):
+        report.graph_note = NO_GRAPH
+        if max_graph_change is not None:
+            report.gates.append(GateResult("max_graph_change", INCONCLUSIVE, NO_GRAPH))
+        return
+    report.graph_changes = graph_diff.changes(recorded, graph)
+    if report.graph_changes:
+        said = "the converted graph changed since the baseline: " + "; ".join(
+            report.graph_changes[:8]
+        ) + (f" (+{len(report.graph_changes) - 8} more)" if len(report.graph_changes) > 8 else "")
+        report.gates = [
+            replace(gate, message=f"{gate.message}\n  {said}")
+            if gate.outcome in (REGRESSION, INCONCLUSIVE)
+            else gate
+            for gate in report.gates
+        ]
+    if max_graph_change is not None:
+        count = len(report.graph_changes)
+        report.gates.append(
+            GateResult(
+                "max_graph_change",
+                REGRESSION if count > max_graph_change else PASS,
+                f"{count} operator count(s) of the converted graph changed since the baseline, "
+                f"max_graph_change={max_graph_change}"
+                + ("".join(f"\n  {line}" for line in report.graph_changes[:12])),
+            )
+        )
 
 
 def too_busy(timing: TimingResult, series: list[str], what: str) -> str | None:

@@ -209,6 +209,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             raise Stop("conversion", str(failure)) from None
         report.conversion_seconds = conversion.seconds
         report.warnings.extend(conversion.warnings)
+        report.graph = _fingerprint(backend, conversion, report)
         ctx.evidence.artifact = conversion.artifact
         ctx.stage = "parity"
         report.parity = parity_all(
@@ -235,6 +236,24 @@ def _stages(ctx: CheckContext, model: Any) -> None:
     if options.benchmark:
         ctx.stage = "timing"
         time_and_gate(ctx, model, conversion.module, reloaded, input_sets[0])
+
+
+def _fingerprint(backend: Backend, conversion: Any, report: CheckReport) -> Any:
+    """The converted graph's operator counts (graph_diff), or None: reading a graph never
+    fails a check; where it cannot be read, the report says why."""
+    try:
+        return backend.fingerprint(conversion)
+    except Exception as error:  # noqa: BLE001 - an unreadable graph is said, not a failure
+        report.warnings.append(
+            RecordedWarning(
+                "GraphNotFingerprinted",
+                f"the converted graph could not be read for the baseline's comparison "
+                f"({type(error).__name__}: {first_lines(str(error), 1)})",
+                "",
+                0,
+            )
+        )
+        return None
 
 
 def _failed(ctx: CheckContext, stage: str, message: str) -> CheckFailed:

@@ -78,6 +78,7 @@ class CheckReport:
     control_flow: ControlFlowReport | None = None
     perf: PerfReport | None = None
     compile: CompileFindings | None = None  # mode="compile": graph breaks and recompiles
+    graph: dict | None = None  # the converted graph's operator counts per module (graph_diff)
     failed_stage: str | None = None
     failure: str | None = None
     skipped: str | None = None  # why the mode could not run here (e.g. onnxruntime missing)
@@ -168,6 +169,7 @@ class CheckReport:
             "control_flow": self.control_flow.to_dict() if self.control_flow else None,
             "perf": self.perf.to_dict() if self.perf else None,
             "compile": self.compile.to_dict() if self.compile else None,
+            "graph": self.graph,
             "warnings": [warning.to_dict() for warning in self.warnings],
         }
 

@@ -46,6 +46,8 @@ def time_and_gate(ctx: Any, model: Any, converted: Any, reloaded: Any, example: 
                 options.max_regression,
                 report.mode,
                 example.describe(),
+                report.graph,
+                options.max_graph_change,
             )
     except TimingFailed as failure:
         raise Stop("timing", f"{failure}; the other checks of this run still count") from None

@@ -125,6 +125,12 @@ class Backend:
         """Drop what converting left in process-wide caches; called when the test that used
         this mode ends (never while its modules may still be in use)."""
 
+    def fingerprint(self, conversion: Conversion) -> Any:
+        """What the converted artifact computes, as operator counts per module path
+        (``graph_diff.Fingerprint``), for the baseline to compare exactly; None where the
+        mode's graph cannot be read."""
+        return None
+
     def findings(self, conversion: Conversion) -> Any:
         """What the converter did that parity cannot show, judged once parity has run every
         input set (torch.compile's graph breaks and recompiles: ``dynamo.CompileFindings``);

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..graph_diff import fx_ops
 from ..jit_warnings import RecordedWarning, import_torch, is_library_file, recording_warnings
 from ..text import display_path, first_lines, short_repr, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
@@ -126,6 +127,7 @@ class CompiledModule:
         self.observing = False
         self.calls: list[tuple[float, list[Any]]] = []
         self.findings = CompileFindings(options=describe_options(options))
+        self.fingerprint: dict | None = None  # the Dynamo graphs' operators (graph_diff)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.observing:
@@ -235,6 +237,7 @@ class CompileBackend(Backend):
             findings.graph_breaks = graph_breaks(explained)
         module.observing = True
         graphs = findings_graphs[0] if findings_graphs else []
+        module.fingerprint = _merged([fx_ops(graph.graph) for graph in graphs])
         artifact = CompileArtifact(
             module,
             "\n\n".join(getattr(graph, "code", "") for graph in graphs),
@@ -282,6 +285,9 @@ class CompileBackend(Backend):
                 "Inductor one; torch._dynamo.explain(model)(*inputs) lists what Dynamo saw"
             )
         return "\n".join(lines)
+
+    def fingerprint(self, conversion: Conversion) -> Any:
+        return conversion.module.fingerprint
 
     def findings(self, conversion: Conversion) -> CompileFindings:
         """The recompiles of the parity calls (input set i is call i), added to the graph
@@ -397,6 +403,18 @@ class CompileBackend(Backend):
         torch = import_torch()
         with contextlib.suppress(Exception):
             torch._dynamo.reset()
+
+
+def _merged(fingerprints: list[dict]) -> dict | None:
+    """One fingerprint of all the graphs Dynamo made of the model (a graph break: several)."""
+    if not fingerprints:
+        return None
+    merged: dict[str, dict[str, int]] = {}
+    for fingerprint in fingerprints:
+        for path, ops in fingerprint.items():
+            for op, count in ops.items():
+                merged.setdefault(path, {})[op] = merged.get(path, {}).get(op, 0) + count
+    return merged
 
 
 def _run_worker(request: dict, workdir: Path) -> dict:

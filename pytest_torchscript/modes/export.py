@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..graph_diff import fx_ops
 from ..inputs import InputSet
 from ..jit_warnings import (
     TRANSPARENT_CODE,
@@ -384,6 +385,16 @@ class ExportedBackend(Backend):
 
     def describe(self, artifact: Any) -> tuple[str, str]:
         return program_code(artifact)
+
+    def fingerprint(self, conversion: Conversion) -> Any:
+        """The exported program's operators: the same program every mode of this family
+        starts from (onnx's and aoti's artifacts keep it)."""
+        artifact = conversion.artifact
+        program = getattr(artifact, "exported_program", None) or getattr(
+            artifact, "program", artifact
+        )
+        graph = getattr(program, "graph", None)
+        return fx_ops(graph) if graph is not None else None
 
 
 class ExportBackend(ExportedBackend):

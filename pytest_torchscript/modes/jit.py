@@ -15,6 +15,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from ..graph_diff import torchscript_ops
 from ..inputs import plain_containers
 from ..jit_warnings import (
     RecordedWarning,
@@ -69,6 +70,9 @@ class _TorchScript(Backend):
 
     def release(self) -> None:
         forget_scripted_classes()
+
+    def fingerprint(self, conversion: Conversion) -> Any:
+        return torchscript_ops(conversion.module.inlined_graph)
 
     def owns(self, artifact: Any) -> bool:
         return isinstance(artifact, import_torch().jit.ScriptModule)

@@ -70,6 +70,7 @@ def render(checks: list[dict], settings: Any) -> str:
         _latency_chart(checks),
         _parity_errors(checks),
         _undecided(checks),
+        _graph_changes(checks),
         _failures(checks),
         f"<script>{_SCRIPT}</script>",
         "</body></html>",
@@ -340,6 +341,18 @@ def _undecided(checks: list[dict]) -> str:
         for gate in undecided_gates(check)
     )
     return "<h2>Perf gates that could not decide</h2>" + items if items else ""
+
+
+def _graph_changes(checks: list[dict]) -> str:
+    """Every operator count of a converted graph that changed since the baseline entry."""
+    items = "".join(
+        f"<h3>{html.escape(check['test_id'])} ({check['mode']})</h3><pre>"
+        + html.escape("\n".join(check["perf"]["graph_changes"]))
+        + "</pre>"
+        for check in checks
+        if (check.get("perf") or {}).get("graph_changes")
+    )
+    return "<h2>Converted graphs that changed since the baseline</h2>" + items if items else ""
 
 
 def _failures(checks: list[dict]) -> str:

@@ -196,6 +196,19 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 unjudged[gate["not_judged"]] = unjudged.get(gate["not_judged"], 0) + 1
     for reason, count in unjudged.items():
         terminal.write_line(f"  {count} check(s): {reason}")
+    notes: dict[str, int] = {}
+    for check in timed:  # what changed in the converted graph since the baseline (exact)
+        changed = check["perf"].get("graph_changes") or []
+        if changed:
+            more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
+            terminal.write_line(
+                f"  {check['test_id']} ({check['mode']}): the converted graph changed since the "
+                f"baseline: {'; '.join(changed[:6])}{more}"
+            )
+        if check["perf"].get("graph_note"):
+            notes[check["perf"]["graph_note"]] = notes.get(check["perf"]["graph_note"], 0) + 1
+    for note, count in notes.items():
+        terminal.write_line(f"  {count} check(s): {note}")
     for check in timed:  # a row whose figures tell two stories says so (once: a gate may)
         said = check["perf"].get("disagreement")
         if said and not any(said in gate["message"] for gate in check["perf"]["gates"]):
