@@ -24,7 +24,7 @@ from .report import CheckReport, describe_mismatch
 from .roundtrips import save
 from .session import SessionState
 from .stages import Stop, evaluation, parity_all, run_eager
-from .text import model_name
+from .text import first_lines, model_name
 from .train_mode import modes_that_matter
 
 
@@ -204,7 +204,15 @@ class TorchScriptChecker:
             path = save(ctx, converted, owner)
         except Stop as stop:
             raise CheckFailed(stop.message) from None
-        return artifacts.load(path, self.device, ctx.report.warnings, owner)
+        try:  # ``converted`` is what some modes reload by (a compile cache: its model)
+            return artifacts.load(path, self.device, ctx.report.warnings, owner, converted)
+        except Exception as error:  # said as the test's failure, never a plugin traceback
+            raise CheckFailed(
+                f"{self._test_id}: torchscript.roundtrip() saved {path.name} but could not load "
+                f"it back (mode={owner.name!r}): {type(error).__name__}: "
+                f"{first_lines(str(error), 3)}\nhint: torchscript.check(model, inputs, "
+                f"mode={owner.name!r}) converts and round-trips with everything the mode needs"
+            ) from None
 
 
 def skip_at_test(reason: str) -> BaseException:

@@ -456,3 +456,38 @@ def test_a_break_inside_a_library_is_counted_for_it_with_the_users_line_that_led
     assert found["library"] == "fancylib" and not found["in_user_code"]
     assert found["kind"] == "print() call"
     assert found["location"].endswith("site-packages/fancylib/__init__.py:2")
+
+
+def test_the_fixtures_single_steps_round_trip_a_compile_cache_or_say_why_not(suite, pytester):
+    """torchscript.roundtrip() of what torchscript.convert() returned: a compile cache reloads
+    by compiling its model again; a mode that cannot reload from the artifact alone (onnx
+    needs the eager model's signature) fails the test saying so, never a plugin traceback."""
+    result = suite(
+        """
+        import pytest
+        import torch
+        from models import Affine
+
+        @pytest.mark.torchscript(mode="compile", compile_options={"backend": "aot_eager"})
+        def test_compile_steps(torchscript):
+            model = Affine().eval()
+            reloaded = torchscript.roundtrip(torchscript.convert(model, torch.randn(2, 4)))
+            torchscript.assert_parity(model, reloaded, [torch.randn(3, 4)])
+
+        @pytest.mark.torchscript(mode="onnx")
+        def test_onnx_steps(torchscript):
+            model = Affine().eval()
+            torchscript.roundtrip(torchscript.convert(model, torch.randn(2, 4)))
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    expect_lines(
+        result,
+        [
+            "*test_user.py::test_onnx_steps: torchscript.roundtrip() saved onnx.onnx but could "
+            "not load it back (mode='onnx'): AttributeError:*",
+            "*hint: torchscript.check(model, inputs, mode='onnx') converts and round-trips with "
+            "everything the mode needs",
+        ],
+    )
+    assert_no_plugin_traceback(result)
