@@ -210,7 +210,7 @@ class CppServer:
         self._process: subprocess.Popen | None = None
         self._log = workdir / "runner-stderr.log"
         self._received = b""
-        self.started = 0  # processes started: 1 unless one crashed or hung
+        self._timed_out = False  # the last reply was given up on (the runner killed)
 
     def _start(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is None:
@@ -227,7 +227,6 @@ class CppServer:
                 bufsize=0,
             )
         self._received = b""
-        self.started += 1
         return self._process
 
     def run(
@@ -271,8 +270,6 @@ class CppServer:
             with _type_tags_allowed(torch):
                 loaded = torch.load(outputs, weights_only=True, map_location=device)
             return loaded, self._said_since(logged)
-
-    _timed_out = False
 
     def _reply(self, process: subprocess.Popen, timeout_s: float) -> str | None:
         """The runner's next reply line; None if it died, or was killed after ``timeout_s``."""

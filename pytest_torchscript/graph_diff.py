@@ -65,6 +65,18 @@ def changes(old: Fingerprint, new: Fingerprint) -> list[str]:
     return lines
 
 
+NO_FINGERPRINT = (
+    "the baseline entry holds no graph fingerprint (recorded before baselines kept one): "
+    "re-record it with --ts-update-baseline to compare the converted graph exactly"
+)
+
+
+def summary(lines: list[str], shown: int) -> str:
+    """``changes`` on one line: the first ``shown``, and how many more."""
+    more = f" (+{len(lines) - shown} more)" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
+
+
 def valid(value: Any) -> bool:
     """Whether a baseline entry's ``graph`` is a fingerprint (a hand-edited file may not be)."""
     return isinstance(value, dict) and all(

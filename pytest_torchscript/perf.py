@@ -295,12 +295,6 @@ def run(
     return report, new_entry
 
 
-NO_GRAPH = (
-    "the baseline entry holds no graph fingerprint (recorded before baselines kept one): "
-    "re-record it with --ts-update-baseline to compare the converted graph exactly"
-)
-
-
 def compare_graphs(
     report: PerfReport, entry: Any, graph: dict | None, max_graph_change: int | None
 ) -> None:
@@ -311,15 +305,15 @@ def compare_graphs(
         return
     recorded = entry.get("graph")
     if not graph_diff.valid(recorded):
-        report.graph_note = NO_GRAPH
+        report.graph_note = graph_diff.NO_FINGERPRINT
         if max_graph_change is not None:
-            report.gates.append(GateResult("max_graph_change", INCONCLUSIVE, NO_GRAPH))
+            report.gates.append(GateResult("max_graph_change", INCONCLUSIVE, report.graph_note))
         return
     report.graph_changes = graph_diff.changes(recorded, graph)
     if report.graph_changes:
-        said = "the converted graph changed since the baseline: " + "; ".join(
-            report.graph_changes[:8]
-        ) + (f" (+{len(report.graph_changes) - 8} more)" if len(report.graph_changes) > 8 else "")
+        said = "the converted graph changed since the baseline: " + graph_diff.summary(
+            report.graph_changes, 8
+        )
         report.gates = [
             replace(gate, message=f"{gate.message}\n  {said}")
             if gate.outcome in (REGRESSION, INCONCLUSIVE)

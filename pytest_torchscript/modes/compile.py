@@ -88,7 +88,6 @@ def _compile_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-
 def describe_options(options: Mapping[str, Any]) -> str:
     shown = {"backend": "inductor", **options}
     return ", ".join(
@@ -295,10 +294,8 @@ class CompileBackend(Backend):
         module = conversion.module
         findings = module.findings
         for index, (seconds, compiled) in enumerate(module.calls):
-            if compiled:
-                findings.compile_seconds[index] = findings.compile_seconds.get(index, 0.0) + (
-                    seconds if index else 0.0
-                )
+            if compiled and index:  # set 0 compiled while converting: its time is counted
+                findings.compile_seconds[index] = seconds
             for metric in compiled:
                 reason = getattr(metric, "recompile_reason", None)
                 if not reason and not getattr(metric, "cache_size", 0):

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from ..graph_diff import summary
 from ..modes import MODES
 from ..perf import VALIDATED_DEVICE_TYPES
 from ..report import INTERRUPTED
@@ -200,10 +201,9 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
     for check in timed:  # what changed in the converted graph since the baseline (exact)
         changed = check["perf"].get("graph_changes") or []
         if changed:
-            more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
             terminal.write_line(
                 f"  {check['test_id']} ({check['mode']}): the converted graph changed since the "
-                f"baseline: {'; '.join(changed[:6])}{more}"
+                f"baseline: {summary(changed, 6)}"
             )
         if check["perf"].get("graph_note"):
             notes[check["perf"]["graph_note"]] = notes.get(check["perf"]["graph_note"], 0) + 1
