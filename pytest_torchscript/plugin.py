@@ -30,7 +30,7 @@ from .marks import (
     result_keeper,
     too_late,
 )
-from .modes import MODES
+from .modes import MODES, backend
 from .options import ALL, Options, parse_marker
 from .reporting.run_end import (
     merge_worker_output,
@@ -311,7 +311,7 @@ def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) ->
         pytest.skip(f"mode={options.mode!r} is skipped by the marker: {options.skip[options.mode]}")
     if options.mode in options.xfail:
         request.applymarker(pytest.mark.xfail(reason=options.xfail[options.mode], strict=True))
-    if options.fresh_process:
+    if options.fresh_process and backend(options.mode).shared_fresh_worker:
         state.fresh_process().start()  # its torch import overlaps this test's conversion
     state.forget_earlier_attempt(request.node.nodeid)
     checker = TorchScriptChecker(state, request.node, options)

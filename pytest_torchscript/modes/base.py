@@ -78,6 +78,9 @@ class Backend:
     control_flow: ClassVar[str] = "coverage"
     # How the fresh process loads the artifact (a loader of ``fresh_worker.py``).
     fresh_loader: ClassVar[str]
+    # Whether that is the session's shared fresh worker, started ahead so its torch import
+    # overlaps the conversion (a mode with a fresh process of its own, ``run_fresh``, is not).
+    shared_fresh_worker: ClassVar[bool] = True
     # How LibTorch in C++ runs it: "structured" (a TorchScript module, the model's own inputs
     # and outputs), "flat" (a list of tensors in, a list out), or None (another runtime).
     cpp_inputs: ClassVar[str | None] = None

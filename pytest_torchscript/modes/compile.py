@@ -167,6 +167,7 @@ class CompileBackend(Backend):
     converter = "torch.compile"
     suffix = ".cache"
     fresh_loader = "compile"
+    shared_fresh_worker = False  # its fresh process imports the user's code: one per check
     control_flow = "coverage"  # Dynamo breaks the graph at a data-dependent branch: never frozen
     records_python_values = False  # it guards on them and compiles again: values are honoured
     tolerances = TOLERANCES
