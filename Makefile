@@ -28,7 +28,7 @@ test: $(READY)
 	$(BIN)/python -m pytest -n 2 tests
 
 docs: $(READY)
-	$(BIN)/python -m pytest_torchscript.reference docs/configuration.md
+	$(BIN)/python -m pytest_torchscript.config.reference docs/configuration.md
 	$(BIN)/python scripts/render_benchmarks.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 

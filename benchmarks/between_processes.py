@@ -68,7 +68,7 @@ def child() -> None:
     warnings.simplefilter("ignore")
     import torch
 
-    from pytest_torchscript import perf
+    from pytest_torchscript.perf import run as perf
 
     entries = {}
     for name, (mode, build, shape) in models().items():
@@ -96,8 +96,9 @@ def child() -> None:
 def judge(recordings: list[dict], now: dict, mode: str) -> str:
     """The gate's outcome for a process measuring ``now`` against a baseline entry made of
     ``recordings``, with the plugin's own code."""
-    from pytest_torchscript import baseline, perf
-    from pytest_torchscript.perfstats import Interval
+    from pytest_torchscript.perf import baseline
+    from pytest_torchscript.perf import run as perf
+    from pytest_torchscript.perf.stats import Interval
 
     entry = recordings[0]
     if len(recordings) > 1:

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from transformers import BertConfig, BertModel
 
-from pytest_torchscript.decisions import DecisionRecorder
+from pytest_torchscript.check.decisions import DecisionRecorder
 
 ROUNDS = 60
 

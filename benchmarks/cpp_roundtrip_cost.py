@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pytest_torchscript import cpp_runner
+from pytest_torchscript.deploy import cpp_runner
 
 
 def main() -> None:

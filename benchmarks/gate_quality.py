@@ -105,7 +105,7 @@ def time_and_gate(
 
     import torch
 
-    from pytest_torchscript import perf
+    from pytest_torchscript.perf import run as perf
 
     eager = build(eager_steps, converted_steps)
     scripted = torch.jit.script(eager)
@@ -139,7 +139,7 @@ def child(args) -> None:
         extend = args.role == "extend"
         _, entry = time_and_gate(0, 0, args.budget, path, record=True, extend=extend)
         if extend:  # what --ts-extend-baseline does to the entry
-            from pytest_torchscript import baseline
+            from pytest_torchscript.perf import baseline
 
             entry = baseline.extended(json.loads(path.read_text())[key()], entry) or entry
         path.write_text(json.dumps({key(): entry}))
@@ -151,7 +151,7 @@ def child(args) -> None:
         (f"model-wide {s:.0%}", steps["eager"][f"{s}"], steps["converted"][f"{s}"])
         for s in SLOWDOWNS
     ]
-    from pytest_torchscript import perf
+    from pytest_torchscript.perf import run as perf
 
     given: list[dict] = []
     judge = perf.against_baseline
@@ -203,8 +203,8 @@ def cut_at_ceiling(record: dict, budget: float, ceiling: float):
     """The ``TimingResult`` a timing capped at ``ceiling`` budgets would have returned: the
     rounds that began before the cap less the time the steady-state windows after them take
     (as long as the ones before, the reserve ``timing.measure`` keeps), FLOOR_ROUNDS at least."""
-    from pytest_torchscript import timing
-    from pytest_torchscript.perfstats import Interval
+    from pytest_torchscript.perf import timing
+    from pytest_torchscript.perf.stats import Interval
 
     phases, ends = record["phases"], record["round_ends"]
     cap = ceiling * budget - phases["steady_before"]
@@ -235,8 +235,8 @@ def replay_ceiling(result: dict, ceiling: float):
     """``perf.run`` on a recorded timing cut at ``ceiling`` budgets: (gate, seconds)."""
     import torch
 
-    from pytest_torchscript import perf
-    from pytest_torchscript.probe import is_probe
+    from pytest_torchscript.perf import run as perf
+    from pytest_torchscript.perf.probe import is_probe
 
     given = result["baseline_inputs"]
     cut = cut_at_ceiling(result["timing"], result["budget"], ceiling)
@@ -321,15 +321,15 @@ def replay_gate(given: dict):
     """Judge recorded gate inputs again with today's ``gates.regression_gate`` and today's
     allowances for what runs differ by (this benchmark's baselines are one run each, so each
     figure's allowance is the default of ``perf``)."""
-    from pytest_torchscript import gates, perf
-    from pytest_torchscript.perfstats import Interval
+    from pytest_torchscript.perf import gates, verdicts
+    from pytest_torchscript.perf.stats import Interval
 
     def figure(data):
         if data is None:
             return None
         intervals = {k: Interval(**data[k]) for k in ("now", "then", "change")}
         ratio = "ratio" in data["label"]
-        allowance = perf.BETWEEN_PROCESSES if ratio else perf.BETWEEN_RUNS
+        allowance = verdicts.BETWEEN_PROCESSES if ratio else verdicts.BETWEEN_RUNS
         return gates.Figure(data["label"], allowance=allowance, **intervals)
 
     arguments = dict(given)
@@ -345,8 +345,8 @@ def replay_gate(given: dict):
 def replay_baseline(given: dict):
     """Judge recorded measurements again with today's ``perf.against_baseline``: the probe's
     reading of the machine, the allowances and the gate's rules as they are now."""
-    from pytest_torchscript import perf
-    from pytest_torchscript.perfstats import Interval
+    from pytest_torchscript.perf import run as perf
+    from pytest_torchscript.perf.stats import Interval
 
     def interval(data):
         return Interval(**data) if data is not None else None
@@ -412,7 +412,7 @@ def replay(path: Path, ceiling: float | None = None) -> None:
 
 def _changes(report, path: Path) -> dict[str, float]:
     """Each gated figure now / in the baseline (medians), for the noise table."""
-    from pytest_torchscript import perf
+    from pytest_torchscript.perf import verdicts
 
     entry = json.loads(path.read_text())[key()]
     return {
@@ -421,7 +421,7 @@ def _changes(report, path: Path) -> dict[str, float]:
         "converted": report.normalised["converted"].median
         / entry["normalised"]["converted"]["median"]
         - 1,
-        "steady": perf.steady_changes(report, entry, True).ratio - 1,
+        "steady": verdicts.steady_changes(report, entry, True).ratio - 1,
     }
 
 
@@ -431,7 +431,7 @@ def calibrate(budget: float) -> dict[str, dict[str, int]]:
     converted-only slowdown adds the scripted form's steps; a model-wide one adds both."""
     import torch
 
-    from pytest_torchscript.timing import measure
+    from pytest_torchscript.perf.timing import measure
 
     x = torch.randn(8, 96).to(DEVICE)
     steps: dict[str, dict[str, int]] = {}

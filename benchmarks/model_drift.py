@@ -44,7 +44,7 @@ def sample() -> dict:
     from torch.utils.benchmark import Timer
 
     sys.path.insert(0, str(ROOT))
-    from pytest_torchscript import probe
+    from pytest_torchscript.perf import probe
 
     x = torch.randn(*INPUT, generator=torch.Generator().manual_seed(0))
     built = {}

@@ -30,8 +30,8 @@ import torch
 import torch.utils.benchmark as benchmark
 import torchvision
 
-from pytest_torchscript.probe import reference_workloads
-from pytest_torchscript.timing import measure
+from pytest_torchscript.perf.probe import reference_workloads
+from pytest_torchscript.perf.timing import measure
 
 
 def modules(model, example):

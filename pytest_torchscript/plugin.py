@@ -12,14 +12,7 @@ from typing import Any
 
 import pytest
 
-from .benchmark_bridge import (
-    BenchmarkHooks,
-    run_under_benchmark_only,
-    timing_blocked,
-    timing_off_reason,
-)
-from .errors import UsageProblem
-from .marks import (
+from .config.marks import (
     MARKER,
     MARKER_DOC,
     MODE_PARAM,
@@ -30,8 +23,17 @@ from .marks import (
     result_keeper,
     too_late,
 )
+from .config.options import ALL, Options, parse_marker
+from .config.settings import Settings, add_options
+from .config.settings import resolve as resolve_settings
+from .errors import UsageProblem
 from .modes import MODES, backend
-from .options import ALL, Options, parse_marker
+from .perf.benchmark_bridge import (
+    BenchmarkHooks,
+    run_under_benchmark_only,
+    timing_blocked,
+    timing_off_reason,
+)
 from .reporting.run_end import (
     merge_worker_output,
     worker_output,
@@ -40,8 +42,6 @@ from .reporting.run_end import (
     write_terminal,
 )
 from .session import SessionState
-from .settings import Settings, add_options
-from .settings import resolve as resolve_settings
 
 FIXTURE = "torchscript"
 _STATE = pytest.StashKey[SessionState]()
@@ -292,7 +292,7 @@ def ts_device(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def torchscript(request: pytest.FixtureRequest, _torchscript_temp_root: Path) -> Any:
     """The checker for this test: ``torchscript.check(model, inputs, **options)``."""
-    from .checker import TorchScriptChecker
+    from .check.checker import TorchScriptChecker
 
     state = request.config.stash[_STATE]
     _available_device(state)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import baseline
-from .devices import ResolvedDevice, resolve_device
-from .fresh_process import FreshProcess
-from .report import CheckReport
-from .settings import Settings
+from .check.report import CheckReport
+from .config.devices import ResolvedDevice, resolve_device
+from .config.settings import Settings
+from .deploy.fresh_process import FreshProcess
+from .perf import baseline
 
 
 class SessionState:
@@ -104,7 +104,7 @@ class SessionState:
     def cpp_runner(self, device_type: str) -> Any:
         """The C++ runner for this device type, built (or found in the cache) once per
         session; raises ``CppUnavailable`` with the reason where none can be built."""
-        from .cpp_runner import CppUnavailable, runner
+        from .deploy.cpp_runner import CppUnavailable, runner
 
         if device_type not in self._cpp_runners:
             try:
@@ -118,7 +118,7 @@ class SessionState:
 
     def cpp_server(self, built: Any) -> Any:
         """The session's process of the runner ``built`` (started on its first request)."""
-        from .cpp_runner import CppServer
+        from .deploy.cpp_runner import CppServer
 
         if built.path not in self._cpp_servers:
             self._cpp_servers[built.path] = CppServer(built.path, self.private_root() / "cpp")

@@ -47,7 +47,7 @@ STAND_IN = textwrap.dedent(
 
 CONFTEST = """
 from pathlib import Path
-import pytest_torchscript.cpp_runner as cpp_runner
+import pytest_torchscript.deploy.cpp_runner as cpp_runner
 
 cpp_runner.runner = lambda device_type="cpu": cpp_runner.Runner(Path({path!r}), 0.0)
 """

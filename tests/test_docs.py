@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_torchscript import reference
-from pytest_torchscript.options import INI_HELP, OPTION_SPECS
-from pytest_torchscript.settings import RUN_SETTINGS
+from pytest_torchscript.config import reference
+from pytest_torchscript.config.options import INI_HELP, OPTION_SPECS
+from pytest_torchscript.config.settings import RUN_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

@@ -12,7 +12,7 @@ import pytest
 from conftest import expect_lines
 from test_perf import VIRTUAL_MACHINE
 
-from pytest_torchscript.graph_diff import changes
+from pytest_torchscript.perf.graph_diff import changes
 
 NET = """
 import torch

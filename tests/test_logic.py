@@ -15,13 +15,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_torchscript import baseline, fresh_process, gates, perf, timing
+from pytest_torchscript.config.marks import options_for_test
+from pytest_torchscript.config.options import Options, parse_check_options, parse_marker
+from pytest_torchscript.config.settings import PerfSettings
+from pytest_torchscript.deploy import fresh_process
 from pytest_torchscript.errors import UsageProblem
-from pytest_torchscript.gates import GateResult
-from pytest_torchscript.marks import options_for_test
 from pytest_torchscript.modes import ALL_MODES, BACKENDS, MODES, backend, backend_for_artifact
-from pytest_torchscript.options import Options, parse_check_options, parse_marker
-from pytest_torchscript.perfstats import Interval, median_interval, ratio_of
+from pytest_torchscript.perf import baseline, gates, timing, verdicts
+from pytest_torchscript.perf import run as perf
+from pytest_torchscript.perf.gates import GateResult
+from pytest_torchscript.perf.stats import Interval, median_interval, ratio_of
 from pytest_torchscript.reporting.cells import (
     count_verdicts,
     coverage_cell,
@@ -32,7 +35,6 @@ from pytest_torchscript.reporting.cells import (
     summary_counts,
     undecided_gates,
 )
-from pytest_torchscript.settings import PerfSettings
 
 
 def mark(*args, **kwargs):
@@ -218,7 +220,7 @@ def test_a_ratio_change_within_what_processes_differ_by_is_not_a_regression():
     # Measured on this project's machine: a baseline recorded in an unlucky process, and an
     # unchanged model gated later: +5.3% [+2.8%, +7.1%]. Past a 5% threshold, and the run's
     # interval excludes no change, but not the 3% processes of the same code differ by.
-    between = perf.BETWEEN_PROCESSES
+    between = verdicts.BETWEEN_PROCESSES
     then, now = Interval(0.413, 0.409, 0.420), Interval(0.435, 0.428, 0.441)
     unlucky = gates.figure("converted/eager ratio", now, then, allowance=between)
     result = gates.regression_gate(unlucky, None, None, 0.05)
@@ -276,7 +278,7 @@ def test_a_ratio_within_what_runs_differ_by_stays_inconclusive_when_steady_state
         "converted/eager ratio",
         Interval(1.054, 1.025, 1.068),
         narrow(1.0),
-        allowance=perf.BETWEEN_PROCESSES,
+        allowance=verdicts.BETWEEN_PROCESSES,
     )
     drifted = gates.SteadyChanges(ratio=1.093)
     result = gates.regression_gate(ratio, None, None, 0.05, steady=drifted)
@@ -288,7 +290,7 @@ def test_a_ratio_within_what_runs_differ_by_stays_inconclusive_when_steady_state
         "converted/eager ratio",
         Interval(1.10, 1.07, 1.13),
         narrow(1.0),
-        allowance=perf.BETWEEN_PROCESSES,
+        allowance=verdicts.BETWEEN_PROCESSES,
     )
     confirmed = gates.regression_gate(slower, None, None, 0.05, steady=drifted)
     assert confirmed.outcome == gates.REGRESSION
@@ -302,7 +304,7 @@ def test_a_slower_deployed_module_is_a_regression_when_eager_drift_hides_it_from
     ratio = gates.figure(
         "converted/eager ratio", Interval(1.014, 1.004, 1.032), narrow(1.0), allowance=0.03
     )
-    between_runs = perf.BETWEEN_RUNS
+    between_runs = verdicts.BETWEEN_RUNS
     eager = gates.figure(
         "eager / probe", Interval(1.049, 1.037, 1.059), narrow(1.0), allowance=between_runs
     )
@@ -772,7 +774,7 @@ def test_a_ratio_within_the_threshold_is_not_a_pass_when_steady_state_is_past_it
         "converted/eager ratio",
         Interval(1.049, 1.027, 1.071),
         narrow(1.0),
-        allowance=perf.BETWEEN_PROCESSES,
+        allowance=verdicts.BETWEEN_PROCESSES,
     )
     slower = gates.regression_gate(ratio, None, None, 0.05, steady=gates.SteadyChanges(1.102))
     assert slower.outcome == gates.INCONCLUSIVE, slower.message
@@ -816,7 +818,7 @@ def test_the_gate_allows_for_how_much_runs_differ_and_says_how_to_teach_it():
     unlucky = recorded_run(0.87)
     alone = gate_of(unlucky, 1.0)
     assert alone.outcome == gates.REGRESSION, alone.message
-    assert perf.ONE_RECORDING in alone.message  # how to tell the gate about this model
+    assert verdicts.ONE_RECORDING in alone.message  # how to tell the gate about this model
     three = baseline.extended(baseline.extended(unlucky, recorded_run(1.0)), recorded_run(1.02))
     assert gate_of(three, 1.0).outcome == gates.PASS  # judged against the median run
     # Runs 17% apart: a later run may differ by twice that, so a 30% slowdown cannot be told
@@ -831,7 +833,7 @@ def test_the_gate_allows_for_how_much_runs_differ_and_says_how_to_teach_it():
     slower = gate_of(three, 1.6)
     assert slower.outcome == gates.REGRESSION
     assert slower.message.startswith("the model got 60% slower in eager and script alike")
-    assert perf.ONE_RECORDING not in slower.message
+    assert verdicts.ONE_RECORDING not in slower.message
     # Runs that agree keep the gate as fine as the 5% allowed for runs of any model.
     steady = baseline.extended(
         baseline.extended(recorded_run(0.99), recorded_run(1.0)), recorded_run(1.01)
@@ -908,7 +910,7 @@ def test_float32_on_a_cuda_device_with_tf32_gets_tf32_tolerances(monkeypatch):
     """cuDNN allows TF32 by default: eager's float32 then carries TF32 rounding, and other
     kernels differ from it by that much (atol then also grows with the output's scale, in
     the comparison). CPU, float64 and TF32 switched off keep torch.testing's tolerances."""
-    from pytest_torchscript import parity
+    from pytest_torchscript.check import parity
 
     flags = SimpleNamespace(
         backends=SimpleNamespace(
@@ -929,7 +931,7 @@ def test_float32_on_a_cuda_device_with_tf32_gets_tf32_tolerances(monkeypatch):
 def test_a_modes_tolerances_are_a_floor_under_each_dtypes_defaults():
     """onnx's least tolerances raise float32's, but must not tighten bfloat16's rtol (they
     replaced it before), nor make integers inexact."""
-    from pytest_torchscript import parity
+    from pytest_torchscript.check import parity
 
     onnx = {"rtol": 1e-3, "atol": 1e-4}
     assert parity.default_tolerances("torch.float32", "cpu", onnx) == (1e-3, 1e-4)

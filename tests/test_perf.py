@@ -70,7 +70,7 @@ def test_slow():
 # (VIRTUAL_MACHINE below); the tests that call this are about baseline files, not timings,
 # and must record their entries on a loaded machine too.
 NOT_COUNTING_INTERRUPTIONS = """
-import pytest_torchscript.timing as timing
+import pytest_torchscript.perf.timing as timing
 
 timing.preemptions = lambda: 0
 """
@@ -221,8 +221,8 @@ def test_a_profiler_that_cannot_be_put_back_is_left_running_not_broken(perf_suit
 # tell 5x from 2x: the gate said inconclusive, rightly, and a test of what it decides with
 # clear figures must not depend on the machine being quiet.
 FIXED_COSTS = """
-import pytest_torchscript.perf as perf
-import pytest_torchscript.timing as timing
+import pytest_torchscript.perf.run as perf
+import pytest_torchscript.perf.timing as timing
 
 now = [0.0]
 timing.clock = lambda: now[0]
@@ -610,8 +610,8 @@ def test_wide():
 VIRTUAL_MACHINE = """
 import random
 
-import pytest_torchscript.perf as perf
-import pytest_torchscript.timing as timing
+import pytest_torchscript.perf.run as perf
+import pytest_torchscript.perf.timing as timing
 
 COST = {{"eager": 1e-3, "converted": 8e-4, "probe:compute": 3e-4, "probe:memory": 2e-4,
         "probe:overhead": 1e-4}}

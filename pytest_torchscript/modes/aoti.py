@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..jit_warnings import import_torch
+from ..check.jit_warnings import import_torch
 from .base import Target
 from .export import ExportedBackend, export_program, program_code
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..jit_warnings import RecordedWarning, is_library_file
+from ..check.jit_warnings import RecordedWarning, is_library_file
 from ..text import display_path, model_name
 
 _SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')

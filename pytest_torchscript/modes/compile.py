@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..graph_diff import fx_ops
-from ..jit_warnings import RecordedWarning, import_torch, is_library_file, recording_warnings
+from ..check.jit_warnings import RecordedWarning, import_torch, is_library_file, recording_warnings
+from ..perf.graph_diff import fx_ops
 from ..text import display_path, first_lines, short_repr, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 from .dynamo import CompileFindings, GraphBreak, Recompile, break_hint, break_kind, graph_breaks
 from .dynamo import recompile_in_words as _in_words
 
-_WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "compile_worker.py"
+_WORKER_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "compile_worker.py"
 FRESH_TIMEOUT_S = 600.0
 # Inductor fuses and reorders float arithmetic (reductions above all), so float outputs differ
 # from eager by rounding that grows with depth. benchmarks/compile_modes.py on eight
@@ -362,7 +362,7 @@ class CompileBackend(Backend):
         """A fresh Python process with an empty Inductor cache, the user's code importable (a
         torch.compile deployment ships it), the cache loaded, the model compiled and run on every
         input set; each set's first call is its warm compile time."""
-        from ..fresh_process import FreshProcessSkipped
+        from ..deploy.fresh_process import FreshProcessSkipped
 
         torch = import_torch()
         workdir = Path(tempfile.mkdtemp(prefix="pytest-torchscript-compile-"))
@@ -417,7 +417,7 @@ def _merged(fingerprints: list[dict]) -> dict | None:
 
 def _run_worker(request: dict, workdir: Path) -> dict:
     """Run ``compile_worker.py`` on ``request``; its reply, or FreshProcessError saying why."""
-    from ..fresh_process import FreshProcessError
+    from ..deploy.fresh_process import FreshProcessError
 
     request_path = workdir / "request.json"
     request_path.write_text(json.dumps(request))

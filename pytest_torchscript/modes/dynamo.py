@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..jit_warnings import is_library_file
+from ..check.jit_warnings import is_library_file
 from ..text import display_path, first_lines, library_of
 
 # (what Dynamo's reason says, what the user should read); the first match wins.

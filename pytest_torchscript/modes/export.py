@@ -20,15 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..graph_diff import fx_ops
-from ..inputs import InputSet
-from ..jit_warnings import (
+from ..check.inputs import InputSet
+from ..check.jit_warnings import (
     TRANSPARENT_CODE,
     RecordedWarning,
     calling_user_frame,
     import_torch,
     recording_warnings,
 )
+from ..perf.graph_diff import fx_ops
 from ..text import display_path, first_lines, root_cause, short_path, strip_ansi
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 

@@ -15,15 +15,15 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ..graph_diff import torchscript_ops
-from ..inputs import plain_containers
-from ..jit_warnings import (
+from ..check.inputs import plain_containers
+from ..check.jit_warnings import (
     RecordedWarning,
     forget_scripted_classes,
     import_torch,
     recording_warnings,
     torchscript_missing_reason,
 )
+from ..perf.graph_diff import torchscript_ops
 from .base import Backend, Conversion, ConversionFailed, Target, failure_header
 
 

@@ -18,7 +18,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from ..jit_warnings import import_torch, tree_flatten, tree_unflatten
+from ..check.jit_warnings import import_torch, tree_flatten, tree_unflatten
 from ..text import first_lines, model_name, strip_ansi
 from .base import ConversionFailed, Target
 from .export import ExportedBackend

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..report import VERDICTS
+from ..check.report import VERDICTS
 
 
 def ordered(checks: list[dict]) -> list[dict]:

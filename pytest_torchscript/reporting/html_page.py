@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..check.parity import HISTOGRAM_DECADES
 from ..files import OwnFile, write_text_atomically
-from ..parity import HISTOGRAM_DECADES
 from .cells import (
     count_verdicts,
     coverage_cell,

@@ -21,9 +21,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-from .. import baseline
 from ..errors import UsageProblem
 from ..files import refuse_foreign_file, write_text_atomically
+from ..perf import baseline
 from . import html_page, json_file
 from .cells import matrix_row, summary_counts
 from .model_table import model_table

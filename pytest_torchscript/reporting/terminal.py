@@ -12,10 +12,10 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..graph_diff import summary
+from ..check.report import INTERRUPTED
 from ..modes import MODES
-from ..perf import VALIDATED_DEVICE_TYPES
-from ..report import INTERRUPTED
+from ..perf.graph_diff import summary
+from ..perf.run import VALIDATED_DEVICE_TYPES
 from .cells import (
     count_verdicts,
     coverage_cell,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from .errors import UsageProblem
-from .modes import ALL_MODES
+from ..errors import UsageProblem
+from ..modes import ALL_MODES
 from .options import INI_HELP, MODES, parse_ini, parse_layer, parse_modes_list
 
 
@@ -240,10 +240,10 @@ class _Reader:
 
 def resolve(config: pytest.Config) -> Settings:
     """Every run-wide setting, validated; ``UsageProblem`` names the bad one."""
-    from .artifacts import prepare_artifact_root
+    from ..deploy.artifacts import prepare_artifact_root
+    from ..files import prepare_output_path, readable_input_path, refuse_foreign_file
+    from ..reporting import html_page, json_file
     from .devices import check_device_syntax
-    from .files import prepare_output_path, readable_input_path, refuse_foreign_file
-    from .reporting import html_page, json_file
 
     read = _Reader(config)
     text, where = read.get("device")

@@ -12,18 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..check.inputs import plain_containers
+from ..check.jit_warnings import (
+    flat_tensors,
+    recording_warnings,
+)
+from ..check.parity_stage import compare, eager_zeroed_hint
+from ..check.report import RoundTripResult, describe_mismatch
+from ..check.stages import Stop
+from ..text import first_lines
 from . import artifacts
 from .cpp_runner import CppRunFailed, CppUnavailable
 from .cpp_runner import run as run_in_cpp
 from .fresh_process import FreshProcessError, FreshProcessSkipped
-from .inputs import plain_containers
-from .jit_warnings import (
-    flat_tensors,
-    recording_warnings,
-)
-from .report import RoundTripResult, describe_mismatch
-from .stages import Stop, compare, eager_zeroed_hint
-from .text import first_lines
 
 
 def roundtrip_all(ctx: Any, conversion: Any, input_sets: list, eager: list) -> Any:

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .jit_warnings import import_torch
+from ..check.jit_warnings import import_torch
 
 PROBE = "probe"  # the prefix of its series in a timing result; no mode is named so
 COMPONENTS = ("compute", "memory", "overhead")

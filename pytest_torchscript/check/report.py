@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..modes.dynamo import CompileFindings
+from ..perf.run import PerfReport
 from .controlflow import ControlFlowReport
 from .jit_warnings import RecordedWarning
-from .modes.dynamo import CompileFindings
 from .parity import LeafResult, ParityResult
-from .perf import PerfReport
 
 # Every verdict a check can have, worst first: the order of the summary and the counts.
 # How ``CheckReport.skipped`` begins for the check a Ctrl-C stopped (the stage follows).

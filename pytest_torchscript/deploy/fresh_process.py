@@ -99,7 +99,7 @@ class FreshProcess:
     ) -> tuple[list[Any], dict]:
         """Load ``artifact`` in the worker with its mode's ``loader`` (a backend's
         ``fresh_loader``), run it on ``input_sets`` and return its outputs."""
-        from .jit_warnings import import_torch
+        from ..check.jit_warnings import import_torch
 
         torch = import_torch()
         self.start()

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import exclusive_temporary, locked
-from .jit_warnings import import_torch
-from .text import first_lines
+from ..check.jit_warnings import import_torch
+from ..files import exclusive_temporary, locked
+from ..text import first_lines
 
 SOURCE = Path(__file__).with_name("cpp") / "runner.cpp"
 COMPILERS = ("c++", "g++", "clang++")

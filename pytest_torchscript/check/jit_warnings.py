@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+_PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package root
 
 
 @dataclass(frozen=True)

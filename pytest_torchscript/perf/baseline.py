@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import UsageProblem
-from .files import OwnFile, locked, write_text_atomically
+from ..errors import UsageProblem
+from ..files import OwnFile, locked, write_text_atomically
+from ..text import short_repr
 from .probe import component_shifts, middle_of
-from .text import short_repr
 
 FORMAT = "pytest-torchscript-baseline"
 OWN_FILE = OwnFile("baseline", FORMAT.encode(), "baseline.json")
@@ -361,7 +361,7 @@ def _odd_factor(run: dict, reference: dict[str, float]) -> float:
 
 def fingerprint(device: Any, threads: int) -> dict[str, Any]:
     """What must match for absolute times to be comparable across runs."""
-    from .jit_warnings import import_torch
+    from ..check.jit_warnings import import_torch
 
     torch = import_torch()
     info = {

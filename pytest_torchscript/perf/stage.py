@@ -1,4 +1,4 @@
-"""The timing stage of a check: eager, converted and reloaded timed interleaved (``perf.py``),
+"""The timing stage of a check: eager, converted and reloaded timed interleaved (``run.py``),
 published to pytest-benchmark, recorded for ``--ts-update-baseline`` and gated; a failed gate
 stops the check at "perf"."""
 
@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from . import baseline, perf
+from ..check.inputs import InputSet
+from ..check.jit_warnings import recording_warnings
+from ..check.stages import Stop, evaluation
+from . import baseline
+from . import run as perf
 from .benchmark_bridge import publish_report
-from .inputs import InputSet
-from .jit_warnings import recording_warnings
-from .perf import PerfReport
-from .stages import Stop, evaluation
+from .run import PerfReport
 from .timing import TimingFailed
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .perfstats import Interval, ratio_of
+from .stats import Interval, ratio_of
 
 PASS, REGRESSION, INCONCLUSIVE, MISSING = "pass", "regression", "inconclusive", "missing baseline"
 INVALID = "invalid baseline"

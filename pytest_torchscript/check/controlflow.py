@@ -17,10 +17,10 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..text import display_path
 from .decisions import Observation
 from .graphs import GraphDivergence, ScriptDecision
 from .hazards import Hazard
-from .text import display_path
 
 _BRANCH_ARMS = ("True", "False")
 _LOOP_ARMS = ("zero iterations", "some iterations")

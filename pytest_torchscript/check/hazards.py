@@ -11,8 +11,8 @@ import linecache
 from dataclasses import dataclass
 from typing import Any
 
+from ..text import display_path, library_of, short_path
 from .jit_warnings import RecordedWarning, is_library_file
-from .text import display_path, library_of, short_path
 
 # (start of TracerWarning message, what the user should read)
 _KINDS = (

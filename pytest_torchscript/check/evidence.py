@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, files
+from .. import files
+from ..deploy import artifacts
 from .jit_warnings import RecordedWarning, import_torch
 from .report import CheckReport
 

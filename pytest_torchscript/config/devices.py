@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageProblem
-from .jit_warnings import import_torch
+from ..check.jit_warnings import import_torch
+from ..errors import UsageProblem
 
 _DEVICE_SYNTAX = re.compile(r"^[a-z][a-z0-9_]*(:[0-9]+)?$")
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .errors import UsageProblem
+from ..errors import UsageProblem
+from ..text import short_repr
 from .jit_warnings import import_torch
-from .text import short_repr
 
 _SCALARS = (bool, int, float, str, type(None))
 

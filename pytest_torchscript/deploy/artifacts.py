@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageProblem
-from .files import (
+from ..check.jit_warnings import RecordedWarning, recording_warnings
+from ..errors import UsageProblem
+from ..files import (
     TEMPORARY_PREFIX,
     exclusive_temporary,
     remove_stale_temporaries,
     write_bytes_atomically,
     write_text_atomically,
 )
-from .jit_warnings import RecordedWarning, recording_warnings
-from .modes import Backend, backend_for_artifact
+from ..modes import Backend, backend_for_artifact
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=\[\]-]+")
 _NAME_LIMIT = 150

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageProblem
-from .modes import MODES
-from .modes.compile import compile_options_parser
-from .text import short_repr
+from ..errors import UsageProblem
+from ..modes import MODES
+from ..modes.compile import compile_options_parser
+from ..text import short_repr
 
 ALL = "all"  # every mode of --ts-modes (default: modes.ALL_MODES)
 

@@ -8,8 +8,8 @@ starts; a stage that fails raises ``Stop`` with its name and a message written f
 reading the CI log. ``run_check`` turns every way a check can end into what the test sees: a
 ``CheckFailed`` naming the stage (an unanticipated error included, never an escape from the
 plugin), a usage error, a timeout, or a passed report. The stages themselves live in
-``stages.py`` (eager, parity, control flow), ``roundtrips.py`` and ``timing_stage.py``; what a
-mode does differently lives in its backend (``modes/``).
+``stages.py`` (eager, control flow), ``parity_stage.py``, ``deploy/roundtrips.py`` and
+``perf/stage.py``; what a mode does differently lives in its backend (``modes/``).
 """
 
 from __future__ import annotations
@@ -18,32 +18,30 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import artifacts
+from ..config.options import Options
+from ..deploy import artifacts
+from ..deploy.roundtrips import roundtrip_all
+from ..errors import CheckFailed, UsageProblem
+from ..modes import Backend, ConversionFailed, Target
+from ..modes.export import export_example, infer_dynamic_shapes
+from ..perf.stage import time_and_gate
+from ..text import first_lines, short_repr, strip_ansi
 from .deadline import CheckTimedOut, deadline
 from .decisions import DecisionRecorder
-from .errors import CheckFailed, UsageProblem
 from .evidence import Evidence
 from .inputs import ValueChanges, changed_python_values, normalize_inputs
 from .jit_warnings import RecordedWarning, import_torch, quiet_structured_trace
-from .modes import Backend, ConversionFailed, Target
-from .modes.export import export_example, infer_dynamic_shapes
-from .options import Options
+from .parity_stage import judge_parity_and_control_flow, nested_tensor_encoders, parity_all
 from .report import INTERRUPTED, CheckReport
-from .roundtrips import roundtrip_all
 from .stages import (
     Stop,
     buffers_written_by,
     control_flow,
     evaluation,
-    judge_parity_and_control_flow,
-    nested_tensor_encoders,
-    parity_all,
     require_deterministic,
     run_eager,
     warn_if_all_nan,
 )
-from .text import first_lines, short_repr, strip_ansi
-from .timing_stage import time_and_gate
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..text import short_repr
 from .jit_warnings import flatten_registered, import_torch
-from .text import short_repr
 
 # (rtol, atol) per dtype name, as torch.testing.assert_close picks them; others compare exactly.
 _DEFAULT_TOLERANCES = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .errors import CheckFailed, TorchScriptWarning, UsageProblem
+from ..errors import CheckFailed, TorchScriptWarning, UsageProblem
 from .options import ALL, Options, parse_marker
 
 MARKER = "torchscript"

@@ -12,19 +12,20 @@ from typing import Any
 
 import pytest
 
-from . import artifacts
-from .errors import CheckFailed, TrainModeWarning, UsageProblem
+from ..config.options import Options, parse_check_options
+from ..deploy import artifacts
+from ..deploy.roundtrips import save
+from ..errors import CheckFailed, TrainModeWarning, UsageProblem
+from ..modes import ConversionFailed, Target, backend, owner_of
+from ..session import SessionState
+from ..text import first_lines, model_name
 from .inputs import normalize_inputs
 from .jit_warnings import import_torch
-from .modes import ConversionFailed, Target, backend, owner_of
-from .options import Options, parse_check_options
 from .parity import ParityResult
+from .parity_stage import parity_all
 from .pipeline import CheckContext, run_check
 from .report import CheckReport, describe_mismatch
-from .roundtrips import save
-from .session import SessionState
-from .stages import Stop, evaluation, parity_all, run_eager
-from .text import first_lines, model_name
+from .stages import Stop, evaluation, run_eager
 from .train_mode import modes_that_matter
 
 

@@ -4,7 +4,7 @@ each setting: ``settings.RUN_SETTINGS`` (every ``--ts-*`` flag and ``ts_*`` ini 
 ini keys). A new flag or option appears here by being defined, and ``tests/test_docs.py``
 fails if the committed page is not what this renders.
 
-    python -m pytest_torchscript.reference docs/configuration.md
+    python -m pytest_torchscript.config.reference docs/configuration.md
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .modes import ALL_MODES, MODES
+from ..modes import ALL_MODES, MODES
 from .options import INI_HELP, MARKER_ONLY, OPTION_SPECS
 from .settings import RUN_SETTINGS
 
 INTRO = """# Configuration reference
 
-Generated from the plugin's own tables by `python -m pytest_torchscript.reference` (`make
+Generated from the plugin's own tables by `python -m pytest_torchscript.config.reference` (`make
 docs` runs it); [How options combine](options.md) says how the layers override each other:
 `check()` keywords over the marker, over a class or module mark, over ini, over the defaults.
 """
