@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from pytest_torchscript.config import reference
-from pytest_torchscript.config.options import INI_HELP, OPTION_SPECS
+from pytest_torchscript.config.ini_keys import INI_HELP
+from pytest_torchscript.config.options import OPTION_SPECS
 from pytest_torchscript.config.settings import RUN_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent

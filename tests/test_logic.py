@@ -24,7 +24,7 @@ from pytest_torchscript.modes import ALL_MODES, BACKENDS, MODES, backend, backen
 from pytest_torchscript.perf import baseline, gates, timing, verdicts
 from pytest_torchscript.perf import run as perf
 from pytest_torchscript.perf.gates import GateResult
-from pytest_torchscript.perf.stats import Interval, median_interval, ratio_of
+from pytest_torchscript.perf.stats import Interval, disagreement, median_interval, ratio_of
 from pytest_torchscript.reporting.cells import (
     count_verdicts,
     coverage_cell,
@@ -1127,3 +1127,20 @@ def test_a_recompile_is_put_in_words_with_its_fix(guard, words):
         assert "torch._dynamo.mark_dynamic" in hint and "'dynamic': True" in hint
     if words.startswith("a guard failed"):
         assert hint is None
+
+
+@pytest.mark.parametrize(
+    ("steady", "rounds", "two_stories"),
+    [
+        ((0.368, 0.366, 0.369), (0.349, 0.347, 0.351), False),  # both "2.8x faster": one story
+        ((0.80, 0.79, 0.81), (0.95, 0.94, 0.96), True),  # 19% apart
+        ((1.04, 1.03, 1.05), (0.97, 0.96, 0.98), True),  # slower against faster
+        ((1.02, 1.01, 1.03), (0.99, 0.98, 0.995), False),  # across 1, but within 5%
+        ((0.80, 0.70, 0.95), (0.95, 0.90, 1.0), False),  # intervals overlap
+    ],
+)
+def test_two_figures_of_a_row_tell_two_stories_only_when_far_enough_apart(
+    steady, rounds, two_stories
+):
+    said = disagreement(Interval(*steady), Interval(*rounds))
+    assert (said is not None) == two_stories, said

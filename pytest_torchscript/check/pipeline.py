@@ -195,6 +195,7 @@ def _stages(ctx: CheckContext, model: Any) -> None:
             dynamic_shapes,
             options.onnx_options,
             options.compile_options,
+            options.tvm_target,
         )
         try:
             if backend.control_flow == "trace":  # under tracing, sizes are tensors too

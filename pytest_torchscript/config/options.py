@@ -42,6 +42,7 @@ class Options:
     known_hazards: tuple[str, ...] = ()  # "file.py:12" or a library name: no warning
     onnx_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     compile_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    tvm_target: str | Mapping[str, Any] | None = None  # mode="tvm"; None: the device's
     max_graph_breaks: int | None = None  # mode="compile": fail above this many graph breaks
     max_recompiles: int | None = None  # mode="compile": fail above this many recompiles
     max_graph_change: int | None = None  # fail above this many changed operator counts
@@ -132,6 +133,19 @@ def _flag(value: Any) -> bool:
     if value is True or value is False:
         return value
     raise ValueError(f"{short_repr(value)} is not True or False")
+
+
+def _tvm_target(value: Any) -> str | dict[str, Any]:
+    """Checked for its form here (no TVM at collection); TVM judges the target when it builds."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+        return dict(value)
+    raise ValueError(f"{short_repr(value)} is not a target string or a dict with a 'kind'")
+
+
+def _tvm_target_text(text: str) -> str | dict[str, Any]:
+    return _json_text(text) if text.lstrip().startswith("{") else text
 
 
 def _dynamic_shapes(value: Any) -> Any:
@@ -338,6 +352,13 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             _json_text,
         ),
         OptionSpec(
+            "tvm_target",
+            "the TVM target of mode='tvm': a target string such as 'llvm', or a dict such as "
+            "{'kind': 'llvm', 'mcpu': 'skylake'}; default: llvm, or cuda on a GPU",
+            _tvm_target,
+            _tvm_target_text,
+        ),
+        OptionSpec(
             "max_graph_breaks",
             "a whole number >= 0: mode='compile' fails where torch.compile breaks the model "
             "into graphs at more places than this (default: graph breaks are reported only)",
@@ -470,30 +491,3 @@ def parse_ini(getini: Callable[[str], Any], source: str) -> dict[str, Any]:
                 f"{key} accepts {spec.accepted}"
             ) from None
     return layer
-
-
-INI_HELP = {
-    "ts_rtol": "default relative tolerance of torchscript parity checks (default: by dtype)",
-    "ts_atol": "default absolute tolerance of torchscript parity checks (default: by dtype)",
-    "ts_roundtrip": "default roundtrip option of torchscript checks: true, in-process or false",
-    "ts_min_coverage": "fail checks whose input sets exercise less than this fraction (0-1) of "
-    "the arms of data-dependent branches and loops (default: report only)",
-    "ts_benchmark": "time eager vs converted modules in torchscript checks (default: true)",
-    "ts_time_budget": "seconds of timing per torchscript check (default: 2)",
-    "ts_max_slowdown": "fail checks whose converted module is more than this many times slower "
-    "than eager (default: no limit)",
-    "ts_max_regression": "fail checks whose converted/eager ratio or probe-normalised time grew "
-    "by more than this fraction over the --ts-baseline entry (default: 0.05)",
-    "ts_timeout": "seconds a torchscript check may take before it fails, naming its stage "
-    "(default: no limit)",
-    "ts_compile_options": "torch.compile keywords of mode='compile' checks, as JSON, e.g. "
-    '{"backend": "aot_eager"} (default: Inductor)',
-    "ts_max_graph_breaks": "fail mode='compile' checks with more graph breaks than this "
-    "(default: reported only)",
-    "ts_max_recompiles": "fail mode='compile' checks that recompile more often than this over "
-    "their input sets (default: reported only)",
-    "ts_max_graph_change": "fail checks whose converted graph changed in more operator counts "
-    "than this since the --ts-baseline entry (default: changes are reported only)",
-    "ts_known_hazards": "acknowledged trace hazards that should not warn, one per line: "
-    "'file.py:LINE' or a library name",
-}

@@ -1,6 +1,6 @@
 """The configuration reference (docs/configuration.md), generated from the one definition of
 each setting: ``settings.RUN_SETTINGS`` (every ``--ts-*`` flag and ``ts_*`` ini key),
-``options.OPTION_SPECS`` (every marker and ``check()`` option) and ``options.INI_HELP`` (their
+``options.OPTION_SPECS`` (every marker and ``check()`` option) and ``ini_keys.INI_HELP`` (their
 ini keys). A new flag or option appears here by being defined, and ``tests/test_docs.py``
 fails if the committed page is not what this renders.
 
@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from ..modes import ALL_MODES, MODES
-from .options import INI_HELP, MARKER_ONLY, OPTION_SPECS
+from .ini_keys import INI_HELP
+from .options import MARKER_ONLY, OPTION_SPECS
 from .settings import RUN_SETTINGS
 
 INTRO = """# Configuration reference

@@ -18,7 +18,8 @@ import pytest
 
 from ..errors import UsageProblem
 from ..modes import ALL_MODES
-from .options import INI_HELP, MODES, parse_ini, parse_layer, parse_modes_list
+from .ini_keys import INI_HELP
+from .options import MODES, parse_ini, parse_layer, parse_modes_list
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,27 @@ def _run_onnx(path, input_sets, device, torch):
     return results
 
 
+def _run_tvm(path, input_sets, device, torch):
+    """A shared library TVM compiled, run by its Relax VM: flat tensors in and out, as for
+    onnx."""
+    import tvm
+    from tvm import relax
+
+    where = (
+        tvm.cuda(int(device.split(":")[1]) if ":" in device else 0)
+        if device.startswith("cuda")
+        else tvm.cpu(0)
+    )
+    main = relax.VirtualMachine(tvm.runtime.load_module(path), where)["main"]
+    results = []
+    for flat, _ in input_sets:
+        inputs = [tvm.runtime.from_dlpack(tensor.to(device).contiguous()) for tensor in flat]
+        result = main(*inputs)
+        items = [result] if hasattr(result, "shape") else list(result)
+        results.append([torch.from_dlpack(item).to(device) for item in items])
+    return results
+
+
 # How each mode's artifact is loaded, as a deployment would (a backend's ``fresh_loader``).
 _LOADERS = {
     "torchscript": lambda path, device, torch: torch.jit.load(path, map_location=device),
@@ -100,6 +121,8 @@ def _handle(request, torch):
         loader = request["loader"]
         if loader == "onnx":
             outputs = _run_onnx(artifact, input_sets, request["device"], torch)
+        elif loader == "tvm":
+            outputs = _run_tvm(artifact, input_sets, request["device"], torch)
         else:
             module = _LOADERS[loader](artifact, request["device"], torch)
             with torch.no_grad():

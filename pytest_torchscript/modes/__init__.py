@@ -16,6 +16,7 @@ from .compile import CompileBackend
 from .export import ExportBackend
 from .jit import ScriptBackend, TraceBackend
 from .onnx import OnnxBackend
+from .tvm import TvmBackend
 
 BACKENDS: dict[str, Backend] = {
     backend.name: backend
@@ -26,6 +27,7 @@ BACKENDS: dict[str, Backend] = {
         OnnxBackend(),
         AotiBackend(),
         CompileBackend(),
+        TvmBackend(),
     )
 }
 MODES: tuple[str, ...] = tuple(BACKENDS)

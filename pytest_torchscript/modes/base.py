@@ -34,6 +34,7 @@ class Target:
     dynamic_shapes: Any = None  # modes that go through torch.export
     onnx_options: Mapping[str, Any] = field(default_factory=dict)
     compile_options: Mapping[str, Any] = field(default_factory=dict)  # mode="compile"
+    tvm_target: Any = None  # mode="tvm": a TVM target string or dict; None: the device's
 
 
 @dataclass
