@@ -51,6 +51,9 @@ def section(document: dict) -> list[str]:
         lines += [document["summary"], ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_value(row.get(c)) for c in columns) + " |" for row in rows]
+    for name, text in (document.get("failures") or {}).items():  # what a failing row printed
+        quoted = "\n".join(line for line in text.strip().splitlines()[-12:])
+        lines += ["", f"{name} (the end of its session's output):", "", "```", quoted, "```"]
     return lines + [""]
 
 

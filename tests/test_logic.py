@@ -127,16 +127,18 @@ def test_check_takes_one_mode_and_no_xfail():
 
 
 def test_the_modes_are_the_registry_and_every_backend_says_what_it_does():
-    assert MODES == tuple(BACKENDS) == ("trace", "script", "export", "onnx", "aoti", "compile")
+    assert MODES == tuple(BACKENDS) == (
+        "trace", "script", "export", "onnx", "aoti", "compile", "tvm"
+    )  # fmt: skip
     for name in MODES:
         chosen = backend(name)
         assert chosen.name == name
-        assert chosen.suffix in (".pt", ".pt2", ".onnx", ".cache")
+        assert chosen.suffix in (".pt", ".pt2", ".onnx", ".cache", ".so")
         assert chosen.control_flow in ("trace", "script", "coverage")
-        assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx", "compile")
+        assert chosen.fresh_loader in ("torchscript", "exported", "aoti", "onnx", "compile", "tvm")
         assert chosen.cpp_inputs in ("structured", "flat", None)
-    assert [name for name in MODES if backend(name).exported] == ["export", "onnx", "aoti"]
-    # what mode="all" checks by default: every mode but compile, which is named to be checked
+    assert [name for name in MODES if backend(name).exported] == ["export", "onnx", "aoti", "tvm"]
+    # what mode="all" checks by default: every mode but compile and tvm, named to be checked
     assert ALL_MODES == ("trace", "script", "export", "onnx", "aoti")
     assert backend("onnx").tolerances == {"rtol": 1e-3, "atol": 1e-4}
 

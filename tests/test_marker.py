@@ -29,7 +29,7 @@ def test_marker_is_registered_for_strict_markers_and_listed(suite):
             "@pytest.mark.torchscript(mode='tracing')",
             "*test_user.py::test_model: @pytest.mark.torchscript: option mode='tracing' is "
             "invalid (unknown mode 'tracing'); mode accepts 'trace', 'script', 'export', "
-            "'onnx', 'aoti' or 'compile', a list of them, or 'all'*",
+            "'onnx', 'aoti', 'compile' or 'tvm', a list of them, or 'all'*",
         ),
         (
             "@pytest.mark.torchscript(rtoll=1e-3)",

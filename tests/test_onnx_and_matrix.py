@@ -78,7 +78,7 @@ def test_bad_ts_modes_is_a_usage_error(suite):
     result.stderr.fnmatch_lines(
         [
             "ERROR: --ts-modes='trace,tflite': unknown mode 'tflite'; give a comma-separated list "
-            "of trace, script, export, onnx, aoti, compile"
+            "of trace, script, export, onnx, aoti, compile, tvm"
         ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -47,7 +47,7 @@ class RoundTripResult:
     def to_dict(self) -> dict:
         return {
             "where": self.where,
-            "ok": self.ok,
+            "ok": self.ok and self.skipped is None,  # a round trip that did not run is not ok
             "skipped": self.skipped,
             "skip_kind": self.skip_kind,
             "error": self.error,
@@ -101,7 +101,8 @@ class CheckReport:
         if flow is not None:
             lines += [f"  hazard at {hazard.location} ({hazard.kind})" for hazard in flow.hazards]
         for roundtrip in self.roundtrips:
-            lines.append(f"  round trip {roundtrip.where}: {'ok' if roundtrip.ok else 'failed'}")
+            status = "skipped" if roundtrip.skipped else "ok" if roundtrip.ok else "failed"
+            lines.append(f"  round trip {roundtrip.where}: {status}")
         if self.perf is not None and self.perf.ratio is not None:
             medians = ", ".join(
                 f"{name} {value.median * 1e3:.3g} ms" for name, value in self.perf.medians.items()

@@ -1,0 +1,131 @@
+"""Where a regression's time went: the baseline entry keeps each module's time split by
+operator (torch.profiler's shares), and a gate that does not pass names the operators whose
+share moved. The verdicts come from test_perf.py's virtual machine (deterministic on a loaded
+machine); the profiles are real, of models whose change is large enough to show on any machine:
+an added chain of matrix products, model-wide or in the traced form only."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import assert_no_plugin_traceback, expect_lines
+from test_perf import VIRTUAL_MACHINE, _scaled
+
+from pytest_torchscript.perf.profile import moved, where_the_time_went
+
+NET = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(256, 256)
+        self.weight = torch.nn.Parameter(torch.randn(256, 256) / 16)
+
+    def forward(self, x):
+        y = self.body(x).relu()
+        if {heavy}:
+            for _ in range(12):
+                y = torch.mm(y, self.weight)
+        return y
+"""
+UNCHANGED = {"heavy": "False"}
+MODEL_WIDE = {"heavy": "True"}
+TRACED_ONLY = {"heavy": "torch.jit.is_tracing()"}
+
+TESTS = """
+import pytest
+import torch
+from net import Net
+
+@pytest.mark.torchscript(mode="trace", inputs=torch.randn(64, 256), time_budget=0.5,
+                         roundtrip=False)
+def test_net():
+    return Net().eval()
+"""
+
+
+def _record_then_gate(suite, pytester, now: dict, scale: dict, drop_profile: bool = False):
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=1, sliced=()))
+    pytester.makepyfile(net=NET.format(**UNCHANGED))
+    suite(TESTS, "--ts-baseline=base.json", "--ts-update-baseline", timed=True).assert_outcomes(
+        passed=1
+    )
+    document = json.loads((pytester.path / "base.json").read_text())
+    (entry,) = document["entries"].values()
+    if drop_profile:  # as a baseline recorded before entries kept a profile
+        del entry["profile"]
+        (pytester.path / "base.json").write_text(json.dumps(document))
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale=scale, seed=2, sliced=()))
+    pytester.makepyfile(net=NET.format(**now))
+    result = suite(TESTS, "--ts-baseline=base.json", "--ts-report=report.json", timed=True)
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    return result, entry, check["perf"]
+
+
+def test_the_baseline_entry_keeps_each_modules_time_by_operator(suite, pytester):
+    _, entry, perf = _record_then_gate(suite, pytester, UNCHANGED, _scaled())
+    profile = entry["profile"]
+    assert set(profile) == {"eager", "converted"}
+    for shares in profile.values():
+        assert "aten::addmm" in shares and abs(sum(shares.values()) - 1) < 0.01
+    assert perf["time_went"] == [] and perf["profile_note"] is None  # passed: not profiled
+
+
+def test_an_op_added_model_wide_is_named_in_both_forms(suite, pytester):
+    result, _, perf = _record_then_gate(
+        suite, pytester, MODEL_WIDE, _scaled(eager=3.0, converted=3.0)
+    )
+    result.assert_outcomes(failed=1)
+    expect_lines(
+        result,
+        [
+            "max_regression: regression: the model got *% slower in eager and trace alike*",
+            "  where the time went (each operator's share of the module's time, baseline -> "
+            "now): converted: aten::mm 0% -> *%*; eager: aten::mm 0% -> *%*",
+        ],
+    )
+    converted, eager = perf["time_went"]
+    assert converted.startswith("converted: aten::mm 0% -> ")
+    assert eager.startswith("eager: aten::mm 0% -> ")
+    assert_no_plugin_traceback(result)
+
+
+def test_an_op_added_in_the_converted_form_only_is_named_there(suite, pytester):
+    result, _, perf = _record_then_gate(suite, pytester, TRACED_ONLY, _scaled(converted=3.0))
+    result.assert_outcomes(failed=1)
+    assert perf["time_went"][0].startswith("converted: aten::mm 0% -> ")
+    assert perf["time_went"][1] == "eager: every operator's share as in the baseline"
+    expect_lines(result, ["  where the time went *converted: aten::mm 0% -> *"])
+
+
+def test_a_model_slower_alike_everywhere_says_no_operator_stands_out(suite, pytester):
+    result, _, perf = _record_then_gate(suite, pytester, UNCHANGED, _scaled(converted=3.0))
+    result.assert_outcomes(failed=1)
+    assert perf["time_went"] == []
+    assert perf["profile_note"].startswith("every operator's share of the time is as in the")
+
+
+def test_a_baseline_without_a_profile_says_how_to_get_one(suite, pytester):
+    result, _, perf = _record_then_gate(
+        suite, pytester, MODEL_WIDE, _scaled(eager=3.0, converted=3.0), drop_profile=True
+    )
+    result.assert_outcomes(failed=1)
+    assert "record it again with --ts-update-baseline" in perf["profile_note"]
+    expect_lines(result, ["  1 check(s): the baseline entry has no operator profile*"])
+
+
+def test_only_shares_that_moved_are_named_largest_first():
+    before = {"aten::addmm": 0.7, "aten::relu": 0.2, "other": 0.1}
+    after = {"aten::addmm": 0.3, "aten::mm": 0.6, "aten::relu": 0.08, "other": 0.02}
+    assert moved(before, after) == [("aten::mm", 0.0, 0.6), ("aten::addmm", 0.7, 0.3),
+                                    ("aten::relu", 0.2, 0.08)]  # fmt: skip
+    assert moved(before, {"aten::addmm": 0.72, "aten::relu": 0.19, "other": 0.09}) == []
+    lines, note = where_the_time_went({"converted": before, "eager": before},
+                                      {"converted": after, "eager": None})  # fmt: skip
+    assert lines == ["converted: aten::mm 0% -> 60%, aten::addmm 70% -> 30%, aten::relu 20% -> 8%"]
+    assert note is None
+    assert where_the_time_went(None, {"converted": after})[1].startswith(
+        "the baseline entry has no operator profile"
+    )
