@@ -1,8 +1,11 @@
 """Where a regression's time went: the baseline entry keeps each module's time split by
 operator (torch.profiler's shares), and a gate that does not pass names the operators whose
-share moved. The verdicts come from test_perf.py's virtual machine (deterministic on a loaded
-machine); the profiles are real, of models whose change is large enough to show on any machine:
-an added chain of matrix products, model-wide or in the traced form only."""
+share grew. The verdicts come from test_perf.py's virtual machine (deterministic on a loaded
+machine); the profiles are real, of a model whose time is one matrix product (so a busy machine,
+which slows memory-bound operators most, cannot move its shares far) and whose change is large
+enough to show on any machine:
+an added chain of products by the identity (exact, so parity holds), model-wide or in the traced
+form only."""
 
 from __future__ import annotations
 
@@ -21,13 +24,13 @@ class Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.body = torch.nn.Linear(256, 256)
-        self.weight = torch.nn.Parameter(torch.randn(256, 256) / 16)
+        self.register_buffer("eye", torch.eye(256))  # products by it change no value
 
     def forward(self, x):
         y = self.body(x).relu()
         if {heavy}:
-            for _ in range(12):
-                y = torch.mm(y, self.weight)
+            for _ in range(4):
+                y = torch.mm(y, self.eye)
         return y
 """
 UNCHANGED = {"heavy": "False"}
@@ -39,7 +42,7 @@ import pytest
 import torch
 from net import Net
 
-@pytest.mark.torchscript(mode="trace", inputs=torch.randn(64, 256), time_budget=0.5,
+@pytest.mark.torchscript(mode="trace", inputs=torch.randn(256, 256), time_budget=0.5,
                          roundtrip=False)
 def test_net():
     return Net().eval()
@@ -83,28 +86,22 @@ def test_an_op_added_model_wide_is_named_in_both_forms(suite, pytester):
         [
             "max_regression: regression: the model got *% slower in eager and trace alike*",
             "  where the time went (each operator's share of the module's time, baseline -> "
-            "now): converted: aten::mm 0% -> *%*; eager: aten::mm 0% -> *%*",
+            "now): converted: *aten::mm 0% -> *%*; eager: *aten::mm 0% -> *%*",
         ],
     )
     converted, eager = perf["time_went"]
-    assert converted.startswith("converted: aten::mm 0% -> ")
-    assert eager.startswith("eager: aten::mm 0% -> ")
+    assert converted.startswith("converted: ") and "aten::mm 0% -> " in converted
+    assert eager.startswith("eager: ") and "aten::mm 0% -> " in eager
     assert_no_plugin_traceback(result)
 
 
 def test_an_op_added_in_the_converted_form_only_is_named_there(suite, pytester):
     result, _, perf = _record_then_gate(suite, pytester, TRACED_ONLY, _scaled(converted=3.0))
     result.assert_outcomes(failed=1)
-    assert perf["time_went"][0].startswith("converted: aten::mm 0% -> ")
-    assert perf["time_went"][1] == "eager: every operator's share as in the baseline"
+    assert perf["time_went"][0].startswith("converted: ")
+    assert "aten::mm 0% -> " in perf["time_went"][0]
+    assert "aten::mm" not in " ".join(perf["time_went"][1:])  # eager has none
     expect_lines(result, ["  where the time went *converted: aten::mm 0% -> *"])
-
-
-def test_a_model_slower_alike_everywhere_says_no_operator_stands_out(suite, pytester):
-    result, _, perf = _record_then_gate(suite, pytester, UNCHANGED, _scaled(converted=3.0))
-    result.assert_outcomes(failed=1)
-    assert perf["time_went"] == []
-    assert perf["profile_note"].startswith("every operator's share of the time is as in the")
 
 
 def test_a_baseline_without_a_profile_says_how_to_get_one(suite, pytester):
@@ -117,15 +114,21 @@ def test_a_baseline_without_a_profile_says_how_to_get_one(suite, pytester):
 
 
 def test_only_shares_that_moved_are_named_largest_first():
-    before = {"aten::addmm": 0.7, "aten::relu": 0.2, "other": 0.1}
+    before = {"aten::addmm": 0.7, "aten::relu": 0.25, "other": 0.05}
     after = {"aten::addmm": 0.3, "aten::mm": 0.6, "aten::relu": 0.08, "other": 0.02}
-    assert moved(before, after) == [("aten::mm", 0.0, 0.6), ("aten::addmm", 0.7, 0.3),
-                                    ("aten::relu", 0.2, 0.08)]  # fmt: skip
-    assert moved(before, {"aten::addmm": 0.72, "aten::relu": 0.19, "other": 0.09}) == []
+    assert moved(before, after) == [("aten::mm", 0.0, 0.6), ("aten::addmm", 0.7, 0.3)]
+    assert moved(before, {"aten::addmm": 0.78, "aten::relu": 0.15, "other": 0.07}) == []
+    # shares that only shrank (a busy machine slowing memory-bound operators) name nothing
+    assert moved(before, {"aten::addmm": 0.5, "aten::relu": 0.3, "aten::copy_": 0.1,
+                          "other": 0.1}) == []  # fmt: skip
     lines, note = where_the_time_went({"converted": before, "eager": before},
                                       {"converted": after, "eager": None})  # fmt: skip
-    assert lines == ["converted: aten::mm 0% -> 60%, aten::addmm 70% -> 30%, aten::relu 20% -> 8%"]
+    assert lines == ["converted: aten::mm 0% -> 60%, aten::addmm 70% -> 30%"]
     assert note is None
     assert where_the_time_went(None, {"converted": after})[1].startswith(
         "the baseline entry has no operator profile"
     )
+    # an unchanged model on a slower machine: no share grew, and the note says so
+    same = {"converted": before, "eager": before}
+    lines, note = where_the_time_went(same, same)
+    assert lines == [] and note.startswith("no operator's share of the time grew by 15% or more")

@@ -95,6 +95,9 @@ class Backend:
     # a mode whose check costs many times the others' (compile: a cold Inductor compile, and
     # another in the fresh process) is opted into by naming it.
     in_all: ClassVar[bool] = True
+    # Whether the converted module runs in torch (torch.profiler can split its time by
+    # operator, to say where a regression's time went); not a runtime of its own.
+    runs_in_torch: ClassVar[bool] = True
 
     def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
         """Why this installation cannot run the mode (a missing extra, a torch without it, a

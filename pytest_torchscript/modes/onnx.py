@@ -202,6 +202,7 @@ class OnnxBackend(ExportedBackend):
     suffix = ".onnx"
     fresh_loader = "onnx"
     tolerances = TOLERANCES
+    runs_in_torch = False
 
     def missing_reason(self, options: Any = None, device: str = "cpu") -> str | None:
         return missing_reason()

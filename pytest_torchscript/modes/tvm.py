@@ -159,6 +159,7 @@ class TvmBackend(ExportedBackend):
     suffix = ".so"
     fresh_loader = "tvm"
     tolerances = TOLERANCES
+    runs_in_torch = False
     # A build costs seconds per model on top of the export (resnet18 on 2 cores: 1.7 s import,
     # 2.0 s build, 2.3 s to link the library) and TVM is an extra few suites deploy with:
     # mode="all" leaves it out unless --ts-modes names it.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.settings import PerfSettings
-from . import baseline, graph_diff
+from . import baseline, graph_diff, profile
 from .gates import (
     INCONCLUSIVE,
     INVALID,
@@ -30,6 +30,8 @@ from .verdicts import against_baseline, ratio_verdict, spread, untrusted
 # the gate was inconclusive on 3 of 6 unchanged gates and passed a model-wide 50% slowdown, so
 # elsewhere every run says its gates are advisory (reporting.terminal), never silently trusted.
 VALIDATED_DEVICE_TYPES = ("cpu",)
+
+
 @dataclass
 class PerfReport:
     """Timings of one check and what the gates made of them."""
@@ -62,6 +64,10 @@ class PerfReport:
     # why none could be compared (an entry recorded without a fingerprint).
     graph_changes: list[str] = field(default_factory=list)
     graph_note: str | None = None
+    # where the time went: each operator whose share of a module's time moved against the
+    # baseline entry's profile (profiled only where a gate did not pass), or why not told
+    time_went: list[str] = field(default_factory=list)
+    profile_note: str | None = None
 
     def failures(self, strict: bool) -> list[GateResult]:
         bad = (
@@ -96,6 +102,8 @@ class PerfReport:
             "disagreement": self.disagreement,
             "graph_changes": self.graph_changes,
             "graph_note": self.graph_note,
+            "time_went": self.time_went,
+            "profile_note": self.profile_note,
             "timing": self.timing.to_dict() if self.timing else None,
         }
 
@@ -135,11 +143,13 @@ def run(
     timed_input: str | None = None,
     graph: dict | None = None,
     max_graph_change: int | None = None,
+    profiled: bool = True,
 ) -> tuple[PerfReport, dict | None]:
     """Time ``calls`` (eager first, converted second, reloaded third if present) and gate.
     ``timed_input`` describes the input set the calls run on: a baseline entry recorded on
-    another compares with nothing here. Returns the report and, with --ts-update-baseline,
-    the new baseline entry."""
+    another compares with nothing here. ``profiled``: whether the converted module runs in
+    torch, where torch.profiler can split its time by operator. Returns the report and, with
+    --ts-update-baseline, the new baseline entry."""
     names = list(calls)
     fingerprint = baseline.fingerprint(device, settings.threads)
     loops = None
@@ -214,6 +224,7 @@ def run(
             new_entry["timed_input"] = timed_input
         if graph is not None:  # what the converted module computes: compared exactly later
             new_entry["graph"] = graph
+        new_entry["profile"] = profiles(calls, names, device, budget_s, profiled, settings.threads)
         if timing.coarse:
             report.advice = (
                 f"baseline entry recorded from only {timing.rounds} rounds in "
@@ -238,6 +249,10 @@ def run(
     entry = baseline_entries.get(key) if settings.baseline_path is not None else None
     if entry is not None and not settings.update_baseline:
         compare_graphs(report, entry, graph, max_graph_change)
+        if any(gate.outcome in (REGRESSION, INCONCLUSIVE) for gate in report.gates):
+            explain_time(
+                report, entry, profiles(calls, names, device, budget_s, profiled, settings.threads)
+            )
     report.gates = [
         explain_coarse(explain_busy(gate, timing), timing, budget_s, entry) for gate in report.gates
     ]
@@ -248,6 +263,42 @@ def run(
             for gate in report.gates
         ]
     return report, new_entry
+
+
+def profiles(
+    calls: dict[str, Callable[[], Any]],
+    names: list[str],
+    device: Any,
+    budget_s: float,
+    profiled: bool,
+    threads: int,
+) -> dict[str, Any]:
+    """Eager's and the converted module's time split by operator (``profile.operator_shares``);
+    None for a converted module another runtime runs (onnxruntime, TVM)."""
+    return {
+        "eager": profile.operator_shares(calls[names[0]], device, budget_s, threads),
+        "converted": (
+            profile.operator_shares(calls[names[1]], device, budget_s, threads)
+            if profiled
+            else None
+        ),
+    }
+
+
+def explain_time(report: PerfReport, entry: dict, now: dict[str, Any]) -> None:
+    """Where the time went, beside every gate that did not pass: the operators whose share of
+    each module's time moved since the baseline entry was recorded."""
+    report.time_went, report.profile_note = profile.where_the_time_went(entry.get("profile"), now)
+    if not report.time_went:
+        return
+    said = "where the time went (each operator's share of the module's time, baseline -> now): "
+    said += "; ".join(report.time_went)
+    report.gates = [
+        replace(gate, message=f"{gate.message}\n  {said}")
+        if gate.outcome in (REGRESSION, INCONCLUSIVE)
+        else gate
+        for gate in report.gates
+    ]
 
 
 def compare_graphs(

@@ -54,6 +54,7 @@ def time_and_gate(ctx: Any, model: Any, converted: Any, reloaded: Any, example: 
                 example.describe(),
                 report.graph,
                 options.max_graph_change,
+                ctx.backend.runs_in_torch,
             )
     except TimingFailed as failure:
         raise Stop("timing", f"{failure}; the other checks of this run still count") from None

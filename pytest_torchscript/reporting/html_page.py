@@ -344,15 +344,23 @@ def _undecided(checks: list[dict]) -> str:
 
 
 def _graph_changes(checks: list[dict]) -> str:
-    """Every operator count of a converted graph that changed since the baseline entry."""
-    items = "".join(
-        f"<h3>{html.escape(check['test_id'])} ({check['mode']})</h3><pre>"
-        + html.escape("\n".join(check["perf"]["graph_changes"]))
-        + "</pre>"
-        for check in checks
-        if (check.get("perf") or {}).get("graph_changes")
-    )
-    return "<h2>Converted graphs that changed since the baseline</h2>" + items if items else ""
+    """Every operator count of a converted graph that changed since the baseline entry, and
+    where a gate that did not pass found the time went."""
+    sections = []
+    for key, title in (
+        ("graph_changes", "Converted graphs that changed since the baseline"),
+        ("time_went", "Where the time went (each operator's share of the module's time)"),
+    ):
+        items = "".join(
+            f"<h3>{html.escape(check['test_id'])} ({check['mode']})</h3><pre>"
+            + html.escape("\n".join(check["perf"][key]))
+            + "</pre>"
+            for check in checks
+            if (check.get("perf") or {}).get(key)
+        )
+        if items:
+            sections.append(f"<h2>{html.escape(title)}</h2>{items}")
+    return "".join(sections)
 
 
 def _failures(checks: list[dict]) -> str:

@@ -205,8 +205,9 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 f"  {check['test_id']} ({check['mode']}): the converted graph changed since the "
                 f"baseline: {summary(changed, 6)}"
             )
-        if check["perf"].get("graph_note"):
-            notes[check["perf"]["graph_note"]] = notes.get(check["perf"]["graph_note"], 0) + 1
+        for note in (check["perf"].get("graph_note"), check["perf"].get("profile_note")):
+            if note:
+                notes[note] = notes.get(note, 0) + 1
     for note, count in notes.items():
         terminal.write_line(f"  {count} check(s): {note}")
     for check in timed:  # a row whose figures tell two stories says so (once: a gate may)

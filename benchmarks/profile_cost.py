@@ -1,0 +1,102 @@
+"""What "where the time went" costs: recording a baseline (which now profiles eager and the
+converted module by operator) and a passing gate (which profiles nothing), against the same runs
+with the profile turned off.
+
+Four torchvision classifiers (weights=None, 64x64) in trace, the default time budget, the C++
+round trip off (it is the same in both arms). Each session is a pytest process of its own: the
+arm "off" gets a conftest that makes ``profile.operator_shares`` return nothing, as the plugin
+did before profiles were kept. Arms alternate (off, on, on, off, ...) so the machine's drift hits
+both. Recorded: the median wall time of each arm and their ratio, for recording and for gating.
+Writes benchmarks/results/profile_cost.json.
+
+Run: .venv/bin/python benchmarks/profile_cost.py [--pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results") / "profile_cost.json"
+TESTS = """
+import pytest
+import torch
+import torchvision
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "squeezenet1_0",
+                                  "shufflenet_v2_x0_5"])
+@pytest.mark.torchscript(mode="trace", inputs=torch.randn(2, 3, 64, 64), roundtrip=False)
+def test_model(name):
+    torch.manual_seed(0)
+    return getattr(torchvision.models, name)(weights=None).eval()
+"""
+OFF = """
+import pytest_torchscript.perf.profile as profile
+profile.operator_shares = lambda *args, **kwargs: None
+"""
+
+
+def session(folder: Path, arm: str, *args: str) -> float:
+    (folder / "conftest.py").write_text(OFF if arm == "off" else "")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ts-cpp=off",
+               f"--ts-baseline=baseline-{arm}.json", *args, "test_models.py"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    args = parser.parse_args()
+    seconds: dict[str, dict[str, list[float]]] = {
+        "record": {"off": [], "on": []},
+        "gate": {"off": [], "on": []},
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "test_models.py").write_text(TESTS)
+        for pair in range(args.pairs):
+            order = ("off", "on") if pair % 2 == 0 else ("on", "off")
+            for arm in order:
+                seconds["record"][arm].append(session(folder, arm, "--ts-update-baseline"))
+            for arm in order:
+                seconds["gate"][arm].append(session(folder, arm))
+            print(json.dumps({"pair": pair, **seconds}), flush=True)
+    import torch
+
+    rows = []
+    for step, arms in seconds.items():
+        off, on = statistics.median(arms["off"]), statistics.median(arms["on"])
+        rows.append({"step": step, "profile off s": off, "profile on s": on, "ratio": on / off})
+    document = {
+        "benchmark": "profile_cost",
+        "date": date.today().isoformat(),
+        "command": f"python benchmarks/profile_cost.py --pairs {args.pairs}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, torch {torch.__version__}",
+        "summary": "4 torchvision models in trace, default time budget, C++ off; median wall "
+        "time of a pytest session per arm: recording a baseline profiles both forms, a passing "
+        "gate profiles nothing",
+        "rows": rows,
+        "sessions": seconds,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    for row in rows:
+        print(f"{row['step']}: {row['ratio']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
