@@ -51,7 +51,9 @@ def test_every_mode_on_this_torch_passes_or_says_what_the_torch_lacks(
     suite, pytester, monkeypatch, cpp_cache
 ):
     monkeypatch.setenv("PYTEST_TORCHSCRIPT_CACHE", str(cpp_cache))
-    modes = ["trace", "script", "export", "onnx", "compile"] + (["aoti"] if TORCH < (2, 6) else [])
+    modes = ["trace", "script", "export", "onnx", "compile", "tvm"] + (
+        ["aoti"] if TORCH < (2, 6) else []
+    )
     result = suite(MLP.replace("MODES", repr(modes)), "--ts-report=report.json", cpp=True)
     checks = {
         check["mode"]: check
@@ -80,8 +82,12 @@ def test_every_mode_on_this_torch_passes_or_says_what_the_torch_lacks(
         assert cache == [None, None]
     if TORCH < (2, 6):
         assert "mode='aoti' needs AOTInductor packages" in checks["aoti"]["skipped"]
-    result.assert_outcomes(passed=len(modes) - (TORCH < (2, 5)) - (TORCH < (2, 6)),
-                           skipped=(TORCH < (2, 5)) + (TORCH < (2, 6)))  # fmt: skip
+        assert "mode='tvm' needs torch.export's Dim.DYNAMIC" in checks["tvm"]["skipped"]
+        assert "it came with torch 2.6" in checks["tvm"]["skipped"]
+    else:
+        assert checks["tvm"]["verdict"] == "passed", checks["tvm"]["failure"]
+    skipped = (TORCH < (2, 5)) + 2 * (TORCH < (2, 6))
+    result.assert_outcomes(passed=len(modes) - skipped, skipped=skipped)
     assert_no_plugin_traceback(result)
 
 

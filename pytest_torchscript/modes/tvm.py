@@ -53,6 +53,17 @@ def _importable(name: str) -> bool:
 
 
 def missing_reason(device: str = "cpu") -> str | None:
+    torch = import_torch()
+    # said first: no extra helps a torch whose export gives TVM dims it cannot build. Before
+    # Dim.DYNAMIC (torch 2.6) the plugin's dynamic dims are named Dims with an unbounded range,
+    # and tvm.compile overflowed int64 on them (torch 2.4.1: "Literal value 7.5e22 exceeds range
+    # of int64"); CI checks the mode on the pinned torch 2.14.
+    if getattr(torch.export.Dim, "DYNAMIC", None) is None:
+        return (
+            f"mode='tvm' needs torch.export's Dim.DYNAMIC, which torch {torch.__version__} lacks "
+            f"(it came with torch 2.6): TVM cannot build the unbounded named dims older torch "
+            f"exports"
+        )
     if not _importable("tvm"):
         return f"mode='tvm' needs Apache TVM (not installed): {EXTRA}"
     kind = device.split(":")[0]
