@@ -1146,3 +1146,15 @@ def test_two_figures_of_a_row_tell_two_stories_only_when_far_enough_apart(
 ):
     said = disagreement(Interval(*steady), Interval(*rounds))
     assert (said is not None) == two_stories, said
+
+
+def test_a_tvm_target_is_a_string_or_a_dict_and_a_json_typo_is_refused_at_collection():
+    assert parse_check_options({"tvm_target": "llvm"}, "t")["tvm_target"] == "llvm"
+    given = '{"kind": "llvm", "mcpu": "skylake"}'  # as an ini file gives it
+    assert parse_check_options({"tvm_target": given}, "t")["tvm_target"] == {
+        "kind": "llvm", "mcpu": "skylake"
+    }  # fmt: skip
+    with pytest.raises(UsageProblem, match="opens a JSON object but is not valid JSON"):
+        parse_check_options({"tvm_target": '{"kind": "llvm",}'}, "t")
+    with pytest.raises(UsageProblem, match="is not a target string or a dict with a 'kind'"):
+        parse_check_options({"tvm_target": {"mcpu": "skylake"}}, "t")

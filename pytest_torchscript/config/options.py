@@ -136,16 +136,18 @@ def _flag(value: Any) -> bool:
 
 
 def _tvm_target(value: Any) -> str | dict[str, Any]:
-    """Checked for its form here (no TVM at collection); TVM judges the target when it builds."""
+    """Checked for its form here (no TVM at collection); TVM judges the target when it builds.
+    A string that opens a JSON object is one (ini gives text), read here so a typo in it is
+    refused at collection, not quoted as a build error."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        value = _json_text(value.strip())
+        if isinstance(value, str):
+            raise ValueError(f"{short_repr(value)} opens a JSON object but is not valid JSON")
     if isinstance(value, str) and value.strip():
         return value.strip()
     if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
         return dict(value)
     raise ValueError(f"{short_repr(value)} is not a target string or a dict with a 'kind'")
-
-
-def _tvm_target_text(text: str) -> str | dict[str, Any]:
-    return _json_text(text) if text.lstrip().startswith("{") else text
 
 
 def _dynamic_shapes(value: Any) -> Any:
@@ -356,7 +358,7 @@ OPTION_SPECS: dict[str, OptionSpec] = {
             "the TVM target of mode='tvm': a target string such as 'llvm', or a dict such as "
             "{'kind': 'llvm', 'mcpu': 'skylake'}; default: llvm, or cuda on a GPU",
             _tvm_target,
-            _tvm_target_text,
+            str,
         ),
         OptionSpec(
             "max_graph_breaks",

@@ -10,6 +10,7 @@ installation can run the mode at all (a missing extra is a skip reason, not a cr
 
 from __future__ import annotations
 
+import importlib.util
 import linecache
 import re
 import traceback
@@ -22,6 +23,15 @@ from ..check.jit_warnings import RecordedWarning, is_library_file
 from ..text import display_path, model_name
 
 _SCRIPT_LOCATION = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def installed(name: str) -> bool:
+    """Whether an optional extra's package can be imported, without importing it (a mode that
+    needs it skips with the install command where it cannot)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: blocked with sys.modules[name] = None
+        return False
 
 
 @dataclass(frozen=True)

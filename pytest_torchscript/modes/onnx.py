@@ -13,14 +13,13 @@ value for value, not failed on a shape its deployment is documented to see.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from pathlib import Path
 from typing import Any
 
 from ..check.jit_warnings import import_torch, tree_flatten, tree_unflatten
 from ..text import first_lines, model_name, strip_ansi
-from .base import ConversionFailed, Target
+from .base import ConversionFailed, Target, installed
 from .export import ExportedBackend
 
 EXTRA = "pip install 'pytest-torchscript[onnx]'"
@@ -41,7 +40,7 @@ def missing_reason() -> str | None:
             f"dynamo=True, dynamic_shapes=...)), which torch {torch.__version__} lacks; it came "
             f"with torch 2.5"
         )
-    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if not _importable(name)]
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if not installed(name)]
     if missing:
         return f"mode='onnx' needs {', '.join(missing)} (not installed): {EXTRA}"
     return None
@@ -55,13 +54,6 @@ def export_onnx(
     settings = {"dynamo": True, "dynamic_shapes": dynamic_shapes, "verbose": False}
     settings.update(options or {})
     return torch.onnx.export(model, args, kwargs=kwargs, **settings)
-
-
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # ValueError: blocked with sys.modules[name] = None
-        return False
 
 
 class RuntimeRefused(Exception):

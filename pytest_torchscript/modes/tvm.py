@@ -19,8 +19,6 @@ deployment that keeps its data in TVM.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import re
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 from ..check.jit_warnings import import_torch, is_library_file, tree_unflatten
 from ..text import display_path, first_lines, model_name, strip_ansi
-from .base import ConversionFailed, Target
+from .base import ConversionFailed, Target, installed
 from .export import ExportedBackend, export_program, program_code
 from .onnx import flat_inputs, parameter_names
 
@@ -45,13 +43,6 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _ERROR_LINES = 6  # of TVM's own message, in the failure (the whole text under --ts-artifacts)
 
 
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def missing_reason(device: str = "cpu") -> str | None:
     torch = import_torch()
     # said first: no extra helps a torch whose export gives TVM dims it cannot build. Before
@@ -64,7 +55,7 @@ def missing_reason(device: str = "cpu") -> str | None:
             f"(it came with torch 2.6): TVM cannot build the unbounded named dims older torch "
             f"exports"
         )
-    if not _importable("tvm"):
+    if not installed("tvm"):
         return f"mode='tvm' needs Apache TVM (not installed): {EXTRA}"
     kind = device.split(":")[0]
     if kind not in ("cpu", "cuda"):
@@ -95,8 +86,6 @@ def build_target(tvm: Any, device: Any, chosen: Any) -> Any:
     such as {"kind": "llvm", "mcpu": "skylake"}), else the device's default."""
     if chosen is None:
         chosen = "cuda" if getattr(device, "type", "cpu") == "cuda" else "llvm"
-    if isinstance(chosen, str) and chosen.lstrip().startswith("{"):
-        chosen = json.loads(chosen)
     return tvm.target.Target(chosen)
 
 
