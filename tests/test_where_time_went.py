@@ -132,3 +132,46 @@ def test_only_shares_that_moved_are_named_largest_first():
     same = {"converted": before, "eager": before}
     lines, note = where_the_time_went(same, same)
     assert lines == [] and note.startswith("no operator's share of the time grew by 15% or more")
+
+
+BROKEN_PROFILER = """
+import torch.profiler
+
+
+class Broken:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        raise RuntimeError("Kineto is not available in this build")
+
+    def __exit__(self, *exc):
+        return False
+
+
+torch.profiler.profile = Broken
+"""
+
+
+def test_a_profiler_that_fails_never_fails_the_check_and_is_said(suite, pytester):
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=1, sliced=()) + BROKEN_PROFILER)
+    pytester.makepyfile(net=NET.format(**UNCHANGED))
+    recorded = suite(TESTS, "--ts-baseline=base.json", "--ts-update-baseline",
+                     "--ts-report=report.json", timed=True)  # fmt: skip
+    recorded.assert_outcomes(passed=1)  # the entry is recorded, without a profile
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert check["perf"]["profile_note"] == (
+        "no operator profile recorded with this entry: torch.profiler failed (RuntimeError: "
+        "Kineto is not available in this build)"
+    )
+    (entry,) = json.loads((pytester.path / "base.json").read_text())["entries"].values()
+    assert entry["profile"] is None
+    pytester.makeconftest(
+        VIRTUAL_MACHINE.format(scale=_scaled(converted=3.0), seed=2, sliced=()) + BROKEN_PROFILER
+    )
+    result = suite(TESTS, "--ts-baseline=base.json", timed=True)
+    result.assert_outcomes(failed=1)  # the regression itself, as without the profiler
+    expect_lines(result, ["max_regression: regression: *",
+                          "  1 check(s): where the time went cannot be told: torch.profiler "
+                          "failed (RuntimeError: Kineto is not available in this build)"])  # fmt: skip
+    assert_no_plugin_traceback(result)

@@ -224,7 +224,11 @@ def run(
             new_entry["timed_input"] = timed_input
         if graph is not None:  # what the converted module computes: compared exactly later
             new_entry["graph"] = graph
-        new_entry["profile"] = profiles(calls, names, device, budget_s, profiled, settings.threads)
+        new_entry["profile"], failed = profiles(
+            calls, names, device, budget_s, profiled, settings.threads
+        )
+        if failed:
+            report.profile_note = f"no operator profile recorded with this entry: {failed}"
         if timing.coarse:
             report.advice = (
                 f"baseline entry recorded from only {timing.rounds} rounds in "
@@ -272,23 +276,33 @@ def profiles(
     budget_s: float,
     profiled: bool,
     threads: int,
-) -> dict[str, Any]:
-    """Eager's and the converted module's time split by operator (``profile.operator_shares``);
-    None for a converted module another runtime runs (onnxruntime, TVM)."""
-    return {
-        "eager": profile.operator_shares(calls[names[0]], device, budget_s, threads),
-        "converted": (
-            profile.operator_shares(calls[names[1]], device, budget_s, threads)
-            if profiled
-            else None
-        ),
-    }
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Eager's and the converted module's time split by operator (``profile.operator_shares``;
+    None for a converted module another runtime runs: onnxruntime, TVM), or None and why where
+    the profiler itself failed: a profile explains a verdict, it never decides or fails one."""
+    try:
+        return {
+            "eager": profile.operator_shares(calls[names[0]], device, budget_s, threads),
+            "converted": (
+                profile.operator_shares(calls[names[1]], device, budget_s, threads)
+                if profiled
+                else None
+            ),
+        }, None
+    except Exception as error:  # noqa: BLE001 - said in the report, the check goes on
+        return None, f"torch.profiler failed ({type(error).__name__}: {error})"
 
 
-def explain_time(report: PerfReport, entry: dict, now: dict[str, Any]) -> None:
+def explain_time(report: PerfReport, entry: dict, now: tuple[dict | None, str | None]) -> None:
     """Where the time went, beside every gate that did not pass: the operators whose share of
     each module's time moved since the baseline entry was recorded."""
-    report.time_went, report.profile_note = profile.where_the_time_went(entry.get("profile"), now)
+    shares, failed = now
+    if failed:
+        report.profile_note = f"where the time went cannot be told: {failed}"
+        return
+    report.time_went, report.profile_note = profile.where_the_time_went(
+        entry.get("profile"), shares
+    )
     if not report.time_went:
         return
     said = "where the time went (each operator's share of the module's time, baseline -> now): "
