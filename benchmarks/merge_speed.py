@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write
+
 from pytest_torchscript.reporting import merge
 
 
@@ -93,11 +95,15 @@ def main() -> None:
             )  # fmt: skip
             times.append(time.perf_counter() - started)
             assert code == 0
-    print(
+    summary = (
         f"{args.checks} checks in {args.shards} shards ({size / 1e6:.1f} MB of JSON): merge, "
         f"summary, JSON and HTML in {statistics.median(times):.2f} s "
         f"(median of {args.repeats}; min {min(times):.2f} s)"
     )
+    print(summary)
+    row = {"checks": args.checks, "shards": args.shards, "JSON MB": size / 1e6,
+           "median s": statistics.median(times), "min s": min(times)}  # fmt: skip
+    write("merge_speed", summary, [row], times=times)
 
 
 if __name__ == "__main__":

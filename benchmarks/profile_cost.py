@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results") / "profile_cost.json"
+from results_file import write
+
 TESTS = """
 import pytest
 import torch
@@ -74,26 +72,19 @@ def main() -> None:
             for arm in order:
                 seconds["gate"][arm].append(session(folder, arm))
             print(json.dumps({"pair": pair, **seconds}), flush=True)
-    import torch
 
     rows = []
     for step, arms in seconds.items():
         off, on = statistics.median(arms["off"]), statistics.median(arms["on"])
         rows.append({"step": step, "profile off s": off, "profile on s": on, "ratio": on / off})
-    document = {
-        "benchmark": "profile_cost",
-        "date": date.today().isoformat(),
-        "command": f"python benchmarks/profile_cost.py --pairs {args.pairs}",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
-        "summary": "4 torchvision models in trace, default time budget, C++ off; median wall "
-        "time of a pytest session per arm: recording a baseline profiles both forms, a passing "
-        "gate profiles nothing",
-        "rows": rows,
-        "sessions": seconds,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    write(
+        "profile_cost",
+        "4 torchvision models in trace, default time budget, C++ off; median wall time of a "
+        "pytest session per arm: recording a baseline profiles both forms, a passing gate "
+        "profiles nothing",
+        rows,
+        sessions=seconds,
+    )
     for row in rows:
         print(f"{row['step']}: {row['ratio']:.3f}x")
 

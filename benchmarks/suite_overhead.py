@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write
+
 MODELS = [
     "resnet18", "mobilenet_v3_small", "squeezenet1_0", "shufflenet_v2_x0_5",
     "regnet_y_400mf", "mnasnet0_5", "efficientnet_b0", "resnet34",
@@ -175,22 +177,7 @@ def main() -> None:
     print(summary)
     for row in rows:
         print(row)
-    import platform
-
-    import torch
-
-    document = {
-        "benchmark": "suite_overhead",
-        "date": __import__("datetime").date.today().isoformat(),
-        "command": "python benchmarks/suite_overhead.py",
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-        f"Python {platform.python_version()}, torch {torch.__version__}",
-        "summary": summary,
-        "rows": rows,
-    }
-    results = Path(__file__).with_name("results") / "suite_overhead.json"
-    results.parent.mkdir(exist_ok=True)
-    results.write_text(json.dumps(document, indent=2) + "\n")
+    write("suite_overhead", summary, rows)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ On a GPU (``--device cuda``) both sides synchronise: the plugin around every tim
 Timer by itself; the models then run at batch 8 on 224x224 images, so kernels, not launches,
 take most of a call.
 
+A small MLP (64-256-10, batch 4: calls of about 10 us) is measured beside the torchvision
+models: its figures are where a fixed cost per call (Python, the TorchScript interpreter)
+weighs most.
+
 Run: .venv/bin/python benchmarks/timing_accuracy.py [--repeats 3] [--device cuda]
+Writes benchmarks/results/timing_accuracy.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ import warnings
 import torch
 import torch.utils.benchmark as benchmark
 import torchvision
+from results_file import write
 
 from pytest_torchscript.perf.probe import reference_workloads
 from pytest_torchscript.perf.timing import measure
+
+
+def mlp(weights=None):
+    return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 
 
 def modules(model, example):
@@ -70,6 +80,7 @@ def main() -> None:
             (batch, 3, side or 96, side or 96),
         ),
         ("squeezenet1_0", torchvision.models.squeezenet1_0, (batch, 3, side or 64, side or 64)),
+        ("mlp 64-256-10", mlp, (4 if device.type == "cpu" else batch, 64)),
     ]
     print(
         f"torch {torch.__version__}; {device}; 1 thread; plugin: measure(budget=2 s) with the "
@@ -81,6 +92,7 @@ def main() -> None:
     )
     within, drift_within, total = 0, 0, 0
     summary = []
+    rows = []
     for name, build, shape in cases:
         name = f"{name} {'x'.join(map(str, shape))}"
         model = build(weights=None).eval().to(device)
@@ -90,6 +102,7 @@ def main() -> None:
         calls.update(reference_workloads(device))
         ratios: dict[str, list[float]] = {label: [] for label in series}
         drifts: dict[str, list[float]] = {label: [] for label in series}
+        timers: dict[str, list[float]] = {label: [] for label in series}
         for _ in range(repeats):
             with torch.no_grad():
                 before = timer_medians(series, example)
@@ -100,6 +113,7 @@ def main() -> None:
                 reported = ours.latency(label).median
                 interleaved = ours.median(label).median
                 ratios[label].append(reported / timer[label])
+                timers[label].append(timer[label])
                 drifts[label].append(after[label] / before[label])
                 print(
                     f"{name:<30} {label:<15} {reported * 1e3:>7.2f}ms {timer[label] * 1e3:>7.2f}ms "
@@ -118,6 +132,16 @@ def main() -> None:
             total += len(ratios[label])
             within += sum(abs(r - 1) <= 0.05 for r in ratios[label])
             drift_within += sum(abs(d - 1) <= 0.05 for d in drifts[label])
+            rows.append(
+                {
+                    "model": name,
+                    "series": label,
+                    "Timer median us": round(statistics.median(timers[label]) * 1e6, 2),
+                    "median reported / Timer": statistics.median(ratios[label]),
+                    "range": f"{min(ratios[label]):.3f}..{max(ratios[label]):.3f}",
+                    "Timer drift range": f"{min(drifts[label]):.3f}..{max(drifts[label]):.3f}",
+                }
+            )
             summary.append(
                 f"{name:<30} {label:<15} {statistics.median(ratios[label]):>12.3f} "
                 f"{min(ratios[label]):>7.3f}..{max(ratios[label]):<7.3f} "
@@ -133,6 +157,16 @@ def main() -> None:
         f"reported within 5% of Timer: {within} of {total}; "
         f"Timer within 5% of itself (after vs before): {drift_within} of {total}"
     )
+    path = write(
+        "timing_accuracy",
+        f"the latency a check reports (steady state) against torch.utils.benchmark.Timer's "
+        f"(blocked_autorange, min_run_time=1, the mean of a run before and after the plugin's), "
+        f"one thread, {device}, {repeats} fresh measurements per model; 'Timer drift' is "
+        f"Timer after / before, how far the reference itself moved. Reported within 5% of Timer: "
+        f"{within} of {total}; Timer within 5% of itself: {drift_within} of {total}",
+        rows,
+    )
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

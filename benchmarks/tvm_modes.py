@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
+
+from results_file import machine, write
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compile_modes import COMMON, TEXT, VISION  # noqa: E402 - the same models and inputs
 
-RESULTS = Path(__file__).with_name("results") / "tvm_modes.json"
 PLUGIN = (
     COMMON
     + """
@@ -87,8 +85,7 @@ def check(name: str) -> tuple[dict, str]:
         "tvm_ms": converted * 1e3 if converted else None,
         "tvm_over_eager": converted / eager if eager and converted else None,
         "roundtrips": [
-            f"{rt['where']}: "
-            + ("skip" if rt.get("skipped") else "ok" if rt.get("ok") else "FAIL")
+            f"{rt['where']}: " + ("skip" if rt.get("skipped") else "ok" if rt.get("ok") else "FAIL")
             for rt in found.get("roundtrips", [])
         ],
         "size_bytes": found.get("artifact_bytes"),
@@ -107,38 +104,33 @@ def main() -> None:
         if failure:
             failures[name] = failure
         print(json.dumps(row), flush=True)
-    import torch
     import tvm
 
     passed = [row for row in rows if row["verdict"] == "passed"]
     ratios = [row["tvm_over_eager"] for row in passed if row["tvm_over_eager"]]
-    document = {
-        "benchmark": "tvm_modes",
-        "date": date.today().isoformat(),
-        "command": "python benchmarks/tvm_modes.py",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, torch {torch.__version__}, apache-tvm {tvm.__version__}",
-        "rows": rows,
-        "failures": failures,
-        "summary": (
-            f"{len(passed)} of {len(rows)} models pass with the defaults"
-            + (
-                f"; build median {statistics.median(r['build_s'] for r in passed):.1f} s; "
-                f"largest error {max(r['max_abs'] for r in passed):.2g} absolute, "
-                f"{max(r['max_abs_over_scale'] for r in passed):.2g} of the output's scale"
-                if passed
-                else ""
-            )
-            + (
-                f"; untuned TVM against eager (one thread): median {statistics.median(ratios):.2f}x"
-                if ratios
-                else ""
-            )
-        ),
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"{document['summary']}; written to {RESULTS}")
+    summary = (
+        f"{len(passed)} of {len(rows)} models pass with the defaults"
+        + (
+            f"; build median {statistics.median(r['build_s'] for r in passed):.1f} s; "
+            f"largest error {max(r['max_abs'] for r in passed):.2g} absolute, "
+            f"{max(r['max_abs_over_scale'] for r in passed):.2g} of the output's scale"
+            if passed
+            else ""
+        )
+        + (
+            f"; untuned TVM against eager (one thread): median {statistics.median(ratios):.2f}x"
+            if ratios
+            else ""
+        )
+    )
+    path = write(
+        "tvm_modes",
+        summary,
+        rows,
+        failures=failures,
+        machine=machine(**{"apache-tvm": tvm.__version__}),
+    )
+    print(f"{summary}; written to {path}")
 
 
 if __name__ == "__main__":

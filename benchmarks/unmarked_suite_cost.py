@@ -8,6 +8,7 @@ imported by the end of the run with the plugin loaded (it must not be: ``import 
 costs about 2 s).
 
 Run: .venv/bin/python benchmarks/unmarked_suite_cost.py [--pairs 10] [--tests 50]
+Writes benchmarks/results/unmarked_suite_cost.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import write
 
 CONFTEST = """
 import sys
@@ -71,6 +74,18 @@ def main() -> None:
         f"(range {differences[0] * 1000:+.0f} to {differences[-1] * 1000:+.0f} ms)"
     )
     print(f"torch imported with the plugin loaded: {'yes' if True in imported else 'no'}")
+    write(
+        "unmarked_suite_cost",
+        f"{args.tests} unmarked tests in fresh pytest processes, {args.pairs} interleaved pairs: "
+        f"the plugin installed costs a median {statistics.median(differences) * 1000:+.0f} ms "
+        f"a run (range {differences[0] * 1000:+.0f} to {differences[-1] * 1000:+.0f} ms)",
+        [
+            {"arm": "with the plugin", "median s": plugin,
+             "torch imported": True in imported},
+            {"arm": "-p no:torchscript", "median s": plain, "torch imported": None},
+        ],
+        pairs=[{"plugin s": a, "without s": b} for a, b in zip(loaded, without)],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

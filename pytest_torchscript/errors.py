@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from .text import bounded
+
 
 class CheckFailed(AssertionError):
     """A model failed a conversion check; ``report`` holds every figure that was measured.
@@ -19,15 +21,19 @@ class CheckFailed(AssertionError):
     """
 
     def __init__(self, message: str, report: Any = None) -> None:
-        super().__init__(message)
+        super().__init__(bounded(message))  # no line of a CI log wider than text.WIDTH
         self.report = report
 
 
 class UsageProblem(ValueError):
     """The test used the marker, the fixture or ``check`` wrongly (bad option, bad inputs...).
 
-    Raised with a message that names what was wrong and how to fix it.
+    Raised with a message that names what was wrong and how to fix it, no line of it wider
+    than ``text.WIDTH``.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(bounded(message))
 
 
 class TorchScriptWarning(pytest.PytestWarning):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from typing import Any
 
+WIDTH = 160  # the widest line a message of the plugin prints: a CI log's readable width
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
@@ -104,3 +106,26 @@ def library_of(filename: str) -> str:
     if shown != display_path(filename):
         return shown.split("/")[0].removesuffix(".py")
     return os.path.basename(filename)
+
+
+def bounded(text: str, width: int = WIDTH) -> str:
+    """``text`` with every line wider than ``width`` wrapped at spaces, each continuation
+    indented two spaces past its line's own indent, so a hint reads as a paragraph in a CI log
+    instead of one line of 600 characters. A word wider than a line (a long path) stands whole
+    on a line of its own: a path cut short names no file. A converter's long lines are cut
+    before they get here (:func:`first_lines`)."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        out += textwrap.wrap(
+            line.strip(),
+            width=width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return "\n".join(out)

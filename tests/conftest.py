@@ -12,6 +12,8 @@ import textwrap
 
 import pytest
 
+from pytest_torchscript.text import WIDTH
+
 # Shared by every user suite: a few tiny models with the behaviours the plugin must judge.
 MODELS = '''
 import collections
@@ -50,6 +52,17 @@ class Masked(torch.nn.Module):
 
 
 @pytest.fixture
+def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytest's ``pytester`` whose subprocess runs read the plugin's wrapped paragraphs as one
+    line each (:func:`read_as_paragraphs`), for every test's expectations alike."""
+    run_in_subprocess = pytester.runpytest_subprocess
+    pytester.runpytest_subprocess = lambda *args, **kwargs: read_as_paragraphs(
+        run_in_subprocess(*args, **kwargs)
+    )
+    return pytester
+
+
+@pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """Write a user test file (with ``models.py`` beside it) and run it in a subprocess.
 
@@ -78,6 +91,60 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         return pytester.runpytest_subprocess("-p", "no:cacheprovider", *extra, *args)
 
     return run
+
+
+_PYTEST_PREFIX = re.compile(r"^(E   |>   )?")
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip(" "))
+
+
+def unwrapped(lines: list[str], width: int = WIDTH) -> list[str]:
+    """``lines`` with the plugin's wrapped paragraphs (``text.bounded``) joined back into one
+    line each, so an expectation about a hint's words does not depend on where it wrapped.
+
+    A line continues the one before when that one could not have taken its first word within
+    ``width`` (and, being its paragraph's first line, was nearly full), and it is indented two
+    spaces past its paragraph's first line (under the same ``E   `` prefix pytest gives a
+    failure's text). The printed lines stay in
+    ``result.printed`` for the tests of the width itself."""
+    out: list[str] = []
+    paragraph_indent = previous_length = -1
+    previous_wrapped = False
+    previous_prefix = None
+    for line in lines:
+        prefix = _PYTEST_PREFIX.match(line).group(0)
+        body = line[len(prefix) :]
+        words = body.split()
+        continues = (
+            out
+            and words
+            and prefix == previous_prefix
+            and _indent(body) == paragraph_indent + 2
+            and previous_length + 1 + len(words[0]) > width
+            # a paragraph's first line is nearly full when it wrapped: a short one (a test id
+            # above pytest's indented warning) stays a line of its own
+            and (previous_wrapped or previous_length > width - 40)
+        )
+        if continues:
+            out[-1] += " " + body.strip()
+        else:
+            out.append(line)
+            paragraph_indent = _indent(body)
+        previous_prefix, previous_length, previous_wrapped = prefix, len(body), bool(continues)
+    return out
+
+
+def read_as_paragraphs(result: pytest.RunResult) -> pytest.RunResult:
+    """``result`` whose output (``outlines``, ``stdout``, and stderr's) reads wrapped paragraphs
+    as one line (:func:`unwrapped`); what was printed is kept as ``result.printed``."""
+    printed = result.outlines
+    result.outlines, result.errlines = unwrapped(printed), unwrapped(result.errlines)
+    result.stdout = pytest.LineMatcher(result.outlines)
+    result.stderr = pytest.LineMatcher(result.errlines)
+    result.printed = printed
+    return result
 
 
 def expect_lines(result: pytest.RunResult, patterns: list[str]) -> None:

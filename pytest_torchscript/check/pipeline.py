@@ -25,7 +25,7 @@ from ..errors import CheckFailed, UsageProblem
 from ..modes import Backend, ConversionFailed, Target
 from ..modes.export import export_example, infer_dynamic_shapes
 from ..perf.stage import time_and_gate
-from ..text import first_lines, short_repr, strip_ansi
+from ..text import bounded, first_lines, short_repr, strip_ansi
 from .deadline import CheckTimedOut, deadline
 from .decisions import DecisionRecorder
 from .evidence import Evidence
@@ -143,7 +143,7 @@ def run_check(ctx: CheckContext, model: Any) -> CheckReport:
     # into errors still gets the whole check (round trip and timings included).
     for message, category in ctx.pending_warnings:
         try:
-            warnings.warn_explicit(message, category, *ctx.location)
+            warnings.warn_explicit(bounded(message), category, *ctx.location)
         except Warning:  # -W error: the complete check fails on it, and says why
             report.failed_stage, report.failure = "warning", message
             raise

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import html_page, json_file
 from .terminal import (
+    BoundedTerminal,
     write_matrix,
     write_model_table,
     write_regressions,
@@ -75,6 +76,7 @@ def merge_worker_output(state: Any, output: dict[str, Any]) -> None:
 
 def write_terminal(terminal: Any, state: Any, flags: dict[str, str]) -> None:
     """The ``torchscript`` section, the perf regressions, then one line per note."""
+    terminal = BoundedTerminal(terminal)
     checks = state.checks()
     if checks:
         write_summary(terminal, checks, state.settings.perf.threads)

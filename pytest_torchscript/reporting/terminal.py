@@ -16,6 +16,7 @@ from ..check.report import INTERRUPTED
 from ..modes import MODES
 from ..perf.graph_diff import summary
 from ..perf.run import VALIDATED_DEVICE_TYPES
+from ..text import bounded
 from .cells import (
     count_verdicts,
     coverage_cell,
@@ -88,15 +89,35 @@ def write_summary(terminal: Any, checks: list[dict], threads: int) -> None:
             terminal.write_line(f"  {check['test_id']} ({check['mode']}): {check['skipped']}")
 
 
+class BoundedTerminal:
+    """pytest's terminal reporter with every line of prose wrapped at ``text.WIDTH`` (the
+    notes under the tables read as paragraphs in a CI log); a table's rows are written as they
+    are (``write_row``), so their columns stay aligned."""
+
+    def __init__(self, terminal: Any) -> None:
+        self._terminal = terminal
+
+    def write_line(self, text: str, **markup: Any) -> None:
+        for line in bounded(text).split("\n"):
+            self._terminal.write_line(line, **markup)
+
+    def write_row(self, text: str, **markup: Any) -> None:
+        self._terminal.write_line(text, **markup)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._terminal, name)
+
+
 def _table(terminal, header, rows, tests, red=None, indent="", last="test") -> None:
     widths = [max(len(row[i]) for row in [*rows, header]) for i in range(len(header))]
 
     def line(cells, test):
         return indent + "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + test
 
-    terminal.write_line(line(header, last))
+    write_row = getattr(terminal, "write_row", terminal.write_line)
+    write_row(line(header, last))
     for index, (row, test) in enumerate(zip(rows, tests)):
-        terminal.write_line(line(row, test), red=bool(red and red[index]))
+        write_row(line(row, test), red=bool(red and red[index]))
 
 
 def control_flow_lines(check: dict) -> list[str]:
