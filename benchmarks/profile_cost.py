@@ -39,7 +39,7 @@ def test_model(name):
 """
 OFF = """
 import pytest_torchscript.perf.profile as profile
-profile.operator_shares = lambda *args, **kwargs: None
+profile.operator_shares = lambda *args, **kwargs: (None, None)
 """
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import expect_lines
 from test_perf import VIRTUAL_MACHINE
 
-from pytest_torchscript.perf.graph_diff import changes
+from pytest_torchscript.perf.graph_diff import changes, fusions_lost
 
 NET = """
 import torch
@@ -30,6 +30,8 @@ class Net(torch.nn.Module):
 BASE = {"more": "", "inner": "self.body(x).relu()"}
 ADDED = {"more": ", torch.nn.Linear(16, 16)", "inner": "self.body(x).relu()"}
 REMOVED = {"more": "", "inner": "self.body(x)"}
+# the same arithmetic, with body's fused linear written out by hand: a matmul and an add
+UNFUSED = {"more": "", "inner": "(x @ self.body.weight.t() + self.body.bias).relu()"}
 
 TESTS = """
 import pytest
@@ -96,6 +98,25 @@ def test_a_removed_op_fails_under_max_graph_change(suite, pytester):
     ]
 
 
+def test_a_fusion_lost_is_named_with_its_parts(suite, pytester):
+    result = _record_then_gate(suite, pytester, UNFUSED)
+    result.assert_outcomes(passed=2)
+    own = "the model's own forward"
+    expect_lines(
+        result,
+        [f"  test_user.py::test_net[trace] (trace): the converted graph changed since the "
+         f"baseline: {own}: aten::add 0 -> 1; {own}: aten::matmul 0 -> 1; {own}: aten::t 0 -> 1; "
+         "body: aten::linear 1 -> 0",
+         "    aten::linear 2 -> 1 while aten::matmul, aten::t, aten::add rose: a fused operator "
+         "computed by its parts now (more kernels, intermediates written out)"],
+    )  # fmt: skip
+    perf = _perf(pytester)
+    for mode in ("trace", "export"):
+        (said,) = perf[mode]["fusions_lost"]
+        assert said.startswith("aten::linear 2 -> 1 while aten::matmul"), (mode, said)
+        assert "body: aten::linear 1 -> 0" in perf[mode]["graph_changes"]
+
+
 def test_an_unchanged_graph_says_nothing(suite, pytester):
     result = _record_then_gate(suite, pytester, BASE, gate=", max_graph_change=0")
     result.assert_outcomes(passed=2)
@@ -131,3 +152,15 @@ def test_an_entry_recorded_without_a_fingerprint_is_said_once(suite, pytester):
 )  # fmt: skip
 def test_changes_are_every_operator_count_that_differs(old, new, said):
     assert changes(old, new) == said
+    assert fusions_lost(old, new) == []  # nothing fused was lost in these
+
+
+def test_a_fused_operator_is_lost_only_where_its_parts_rose():
+    fused = {"attn": {"aten::scaled_dot_product_attention": 2}}
+    by_parts = {"attn": {"aten::matmul": 4, "aten::softmax": 2}}
+    (said,) = fusions_lost(fused, by_parts)
+    assert said.startswith(
+        "aten::scaled_dot_product_attention 2 -> 0 while aten::softmax, aten::matmul rose"
+    )
+    assert fusions_lost(fused, {"attn": {}}) == []  # removed, not computed by parts
+    assert fusions_lost(by_parts, fused) == []  # a fusion gained is no loss

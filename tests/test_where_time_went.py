@@ -1,6 +1,6 @@
 """Where a regression's time went: the baseline entry keeps each module's time split by
-operator (torch.profiler's shares), and a gate that does not pass names the operators whose
-share grew. The verdicts come from test_perf.py's virtual machine (deterministic on a loaded
+operator (torch.profiler's shares; eager's also by submodule), and a gate that does not pass
+names the operators whose share grew, and in eager the submodule where it grew. The verdicts come from test_perf.py's virtual machine (deterministic on a loaded
 machine); the profiles are real, of a model whose time is one matrix product (so a busy machine,
 which slows memory-bound operators most, cannot move its shares far) and whose change is large
 enough to show on any machine:
@@ -20,18 +20,26 @@ NET = """
 import torch
 
 
-class Net(torch.nn.Module):
+class Products(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.body = torch.nn.Linear(256, 256)
         self.register_buffer("eye", torch.eye(256))  # products by it change no value
 
-    def forward(self, x):
-        y = self.body(x).relu()
+    def forward(self, y):
         if {heavy}:
             for _ in range(4):
                 y = torch.mm(y, self.eye)
         return y
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(256, 256)
+        self.extra = Products()
+
+    def forward(self, x):
+        return self.extra(self.body(x).relu())
 """
 UNCHANGED = {"heavy": "False"}
 MODEL_WIDE = {"heavy": "True"}
@@ -70,9 +78,10 @@ def _record_then_gate(suite, pytester, now: dict, scale: dict, drop_profile: boo
 def test_the_baseline_entry_keeps_each_modules_time_by_operator(suite, pytester):
     _, entry, perf = _record_then_gate(suite, pytester, UNCHANGED, _scaled())
     profile = entry["profile"]
-    assert set(profile) == {"eager", "converted"}
-    for shares in profile.values():
-        assert "aten::addmm" in shares and abs(sum(shares.values()) - 1) < 0.01
+    assert set(profile) == {"eager", "converted", "eager by module"}
+    for role in ("eager", "converted"):
+        assert "aten::addmm" in profile[role] and abs(sum(profile[role].values()) - 1) < 0.01
+    assert "aten::addmm under body" in profile["eager by module"]  # eager's submodules named
     assert perf["time_went"] == [] and perf["profile_note"] is None  # passed: not profiled
 
 
@@ -86,12 +95,13 @@ def test_an_op_added_model_wide_is_named_in_both_forms(suite, pytester):
         [
             "max_regression: regression: the model got *% slower in eager and trace alike*",
             "  where the time went (each operator's share of the module's time, baseline -> "
-            "now): converted: *aten::mm 0% -> *%*; eager: *aten::mm 0% -> *%*",
+            "now): converted: *aten::mm 0% -> *%*; eager: *aten::mm 0% -> *% (extra: 0% -> *%)*",
         ],
     )
     converted, eager = perf["time_went"]
     assert converted.startswith("converted: ") and "aten::mm 0% -> " in converted
     assert eager.startswith("eager: ") and "aten::mm 0% -> " in eager
+    assert "(extra: 0% -> " in eager  # the submodule that holds the added products
     assert_no_plugin_traceback(result)
 
 

@@ -65,6 +65,51 @@ def changes(old: Fingerprint, new: Fingerprint) -> list[str]:
     return lines
 
 
+# A fused operator and the operators that compute it in parts. When a fused operator's count
+# falls and some of its parts' rise, the conversion computes it piecewise now: more kernels,
+# intermediates written out and read back, the usual way a conversion gets slower with the
+# model's code unchanged in spirit (``F.linear`` rewritten as ``x @ w.t() + b``, an attention
+# written out by hand, a GELU spelled with ``erf``).
+FUSED_PARTS = {
+    "aten::linear": ("aten::matmul", "aten::mm", "aten::t", "aten::add", "aten::add_"),
+    "aten::addmm": ("aten::mm", "aten::matmul", "aten::add", "aten::add_"),
+    "aten::scaled_dot_product_attention": (
+        "aten::softmax", "aten::_softmax", "aten::bmm", "aten::matmul", "aten::baddbmm",
+    ),
+    "aten::layer_norm": ("aten::mean", "aten::var", "aten::var_mean", "aten::rsqrt", "aten::pow"),
+    "aten::gelu": ("aten::erf", "aten::tanh", "aten::pow"),
+    "aten::silu": ("aten::sigmoid",),
+    "aten::hardswish": ("aten::hardtanh", "aten::relu6", "aten::clamp"),
+}  # fmt: skip
+
+
+def _totals(fingerprint: Fingerprint) -> Counter:
+    totals: Counter = Counter()
+    for ops in fingerprint.values():
+        totals.update(ops)
+    return totals
+
+
+def fusions_lost(old: Fingerprint, new: Fingerprint) -> list[str]:
+    """The fused operators the converted graph computes by their parts now, over the whole
+    graph (the parts often land in another module path than the fused operator left):
+    ``aten::linear 1 -> 0 while aten::matmul, aten::add rose: a fused operator computed by its
+    parts``; empty where none."""
+    before, after = _totals(old), _totals(new)
+    lines = []
+    for fused, parts in FUSED_PARTS.items():
+        if after[fused] >= before[fused]:
+            continue
+        rose = [part for part in parts if after[part] > before[part]]
+        if rose:
+            lines.append(
+                f"{fused} {before[fused]} -> {after[fused]} while {', '.join(rose)} rose: "
+                "a fused operator computed by its parts now (more kernels, intermediates "
+                "written out)"
+            )
+    return lines
+
+
 NO_FINGERPRINT = (
     "the baseline entry holds no graph fingerprint (recorded before baselines kept one): "
     "re-record it with --ts-update-baseline to compare the converted graph exactly"

@@ -1,6 +1,9 @@
 """Where the time went: each module's time split by operator (torch.profiler's self time per
 operator, as shares of the module's whole time), recorded with the baseline entry and compared
-when a gate does not pass, so a regression says which operators took the extra time.
+when a gate does not pass, so a regression says which operators took the extra time. In eager,
+each operator is also placed under the submodule that called it (``aten::mm under extra.1``):
+the converted form runs its submodules inside one graph, so its operators are model-wide, and
+the graph diff names their module paths exactly.
 
 Shares, not times: a uniformly slower machine (or a uniformly slower model) changes no share,
 and what changed is what grew. Profiling costs a few calls under the profiler (at most
@@ -9,9 +12,10 @@ where a gate said regression or inconclusive."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..check.jit_warnings import import_torch
@@ -33,16 +37,67 @@ MOVED = 0.15
 NAMED = 3  # operators named per module
 
 
+MODULE_RANGE = "pytest-torchscript module: "  # names the profiler range of a submodule's call
+EAGER_BY_MODULE = "eager by module"  # the profile's key for eager's shares per submodule
+
 _warmed: list[bool] = []  # whether this process has started the profiler once
 
 
+@contextlib.contextmanager
+def module_ranges(module: Any) -> Iterator[None]:
+    """Each submodule's calls inside a profiler range named by its path (forward hooks and
+    ``torch.profiler.record_function``), so an operator's time is placed under the innermost
+    submodule that called it. Only a Python ``nn.Module`` has hooks that run: anything else
+    (a ScriptModule, a plain function) is profiled model-wide."""
+    torch = import_torch()
+    if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
+        yield
+        return
+    open_ranges: list[Any] = []
+    handles = []
+
+    def leave(*_: Any) -> None:
+        if open_ranges:
+            open_ranges.pop().__exit__(None, None, None)
+
+    for path, submodule in module.named_modules():
+        if not path:
+            continue
+
+        def enter(*_: Any, path: str = path) -> None:
+            opened = torch.profiler.record_function(MODULE_RANGE + path)
+            opened.__enter__()
+            open_ranges.append(opened)
+
+        handles += [
+            submodule.register_forward_pre_hook(enter),
+            submodule.register_forward_hook(leave),
+        ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        while open_ranges:  # a call that raised midway
+            leave()
+
+
 def operator_shares(
-    call: Callable[[], Any], device: Any, budget_s: float, threads: int = 1
-) -> dict[str, float] | None:
+    call: Callable[[], Any],
+    device: Any,
+    budget_s: float,
+    threads: int = 1,
+    module: Any = None,
+) -> tuple[dict[str, float] | None, dict[str, float] | None]:
     """The module's self time per operator, as shares of its total: the median over
     ``SESSIONS`` profiles (a disturbance of one, such as page faults on freshly mapped memory
     landing on one operator, does not decide), operators under ``SHOWN_SHARE`` summed as
-    "other"; None where the profiler saw no operator time (a module another runtime runs)."""
+    "other"; None where the profiler saw no operator time (a module another runtime runs).
+
+    With ``module`` (the eager model ``call`` runs) the same time is also split by operator and
+    submodule (``aten::mm under extra.1``), the second of the pair; None without. Both levels
+    are kept: a slowdown spread over twenty convolutions moves each one's share by a point, and
+    their operator's by twenty."""
     torch = import_torch()
     from torch.profiler import ProfilerActivity, profile
 
@@ -53,7 +108,7 @@ def operator_shares(
     sessions = []
     window = budget_s * SHARE_OF_BUDGET / SESSIONS
     try:
-        with torch.no_grad():
+        with torch.no_grad(), module_ranges(module):
             if not _warmed:  # the profiler's first start in a process, discarded: it
                 with profile(activities=activities):  # distorted the first profile (aten::t 5%)
                     call()
@@ -73,7 +128,22 @@ def operator_shares(
     finally:
         torch.set_num_threads(previous_threads)
     if not all(sum(times.values()) > 0 for times in sessions):
-        return None
+        return None, None
+    by_operator = [_summed_by_operator(times) for times in sessions]
+    placed = any(" under " in name for times in sessions for name in times)
+    return _median_shares(by_operator), _median_shares(sessions) if placed else None
+
+
+def _summed_by_operator(times: dict[str, float]) -> dict[str, float]:
+    summed: dict[str, float] = {}
+    for name, spent in times.items():
+        operator = name.split(" under ")[0]
+        summed[operator] = summed.get(operator, 0.0) + spent
+    return summed
+
+
+def _median_shares(sessions: list[dict[str, float]]) -> dict[str, float]:
+    """Each name's median share of its session's time; those under ``SHOWN_SHARE`` as "other"."""
     names = {name for times in sessions for name in times}
     shares = {
         name: statistics.median(times.get(name, 0.0) / sum(times.values()) for times in sessions)
@@ -87,19 +157,27 @@ def operator_shares(
 
 
 def _self_times(profiler: Any, cuda: bool) -> tuple[dict[str, float], int]:
-    """Self time per operator (its own, not its callees'), memory records and markers left
-    out; and how many operator calls the profile holds."""
+    """Self time per operator (its own, not its callees'), under the innermost submodule range
+    that holds it (``aten::mm under extra.1``); memory records, markers and the submodule ranges
+    themselves left out; and how many operator calls the profile holds."""
     totals: dict[str, float] = {}
-    averages = profiler.key_averages()
-    for event in averages:
-        if event.key.startswith(("[", "ProfilerStep")):
+    events = profiler.events()
+    for event in events:
+        if event.name.startswith(("[", "ProfilerStep", MODULE_RANGE)):
             continue
         spent = float(event.self_cpu_time_total)
         if cuda:
             spent += float(getattr(event, "self_device_time_total", 0.0) or 0.0)
-        if spent > 0:
-            totals[event.key] = totals.get(event.key, 0.0) + spent
-    return totals, sum(event.count for event in averages)
+        if spent <= 0:
+            continue
+        key = event.name
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith(MODULE_RANGE):
+            parent = parent.cpu_parent
+        if parent is not None:
+            key += " under " + parent.name.removeprefix(MODULE_RANGE)
+        totals[key] = totals.get(key, 0.0) + spent
+    return totals, len(events)
 
 
 def moved(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, float, float]]:
@@ -119,6 +197,23 @@ def moved(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, 
     ]
 
 
+def _placed(recorded: dict, now: dict) -> dict[str, str]:
+    """For each operator, the submodule whose share of it grew most (`` (under extra.1: 0% ->
+    79%)``), from eager's shares per submodule; empty where either profile lacks them."""
+    before, after = recorded.get(EAGER_BY_MODULE), now.get(EAGER_BY_MODULE)
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return {}
+    best: dict[str, tuple[float, str]] = {}
+    for name in (set(before) | set(after)) - {"other"}:
+        operator, _, path = name.partition(" under ")
+        grew = after.get(name, 0.0) - before.get(name, 0.0)
+        if grew > best.get(operator, (0.0, ""))[0]:
+            where = path or "the model's own forward"
+            said = f" ({where}: {before.get(name, 0.0):.0%} -> {after.get(name, 0.0):.0%})"
+            best[operator] = (grew, said)
+    return {operator: said for operator, (_, said) in best.items()}
+
+
 def where_the_time_went(recorded: Any, now: dict[str, dict | None]) -> tuple[list[str], str | None]:
     """Lines naming the operators whose share of each module's time moved against the
     baseline's profile, and a note where that cannot be told (no profile recorded, or the
@@ -136,9 +231,13 @@ def where_the_time_went(recorded: Any, now: dict[str, dict | None]) -> tuple[lis
             continue
         changes = moved(before, after)
         if changes:
+            placed = _placed(recorded, now) if role == "eager" else {}
             lines.append(
                 f"{role}: "
-                + ", ".join(f"{name} {old:.0%} -> {new:.0%}" for name, old, new in changes)
+                + ", ".join(
+                    f"{name} {old:.0%} -> {new:.0%}{placed.get(name, '')}"
+                    for name, old, new in changes
+                )
             )
         else:
             steady.append(role)

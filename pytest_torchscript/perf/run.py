@@ -63,6 +63,7 @@ class PerfReport:
     # The converted graph's operator counts that changed since the baseline entry (exact), and
     # why none could be compared (an entry recorded without a fingerprint).
     graph_changes: list[str] = field(default_factory=list)
+    fusions_lost: list[str] = field(default_factory=list)  # graph_diff.fusions_lost
     graph_note: str | None = None
     # where the time went: each operator whose share of a module's time moved against the
     # baseline entry's profile (profiled only where a gate did not pass), or why not told
@@ -101,6 +102,7 @@ class PerfReport:
             "advice": self.advice,
             "disagreement": self.disagreement,
             "graph_changes": self.graph_changes,
+            "fusions_lost": self.fusions_lost,
             "graph_note": self.graph_note,
             "time_went": self.time_went,
             "profile_note": self.profile_note,
@@ -281,14 +283,20 @@ def profiles(
     None for a converted module another runtime runs: onnxruntime, TVM), or None and why where
     the profiler itself failed: a profile explains a verdict, it never decides or fails one."""
     try:
-        return {
-            "eager": profile.operator_shares(calls[names[0]], device, budget_s, threads),
-            "converted": (
-                profile.operator_shares(calls[names[1]], device, budget_s, threads)
-                if profiled
-                else None
-            ),
-        }, None
+        # eager's call is the model bound to its inputs (perf/stage.py): its submodules then
+        # place each operator
+        eager, by_module = profile.operator_shares(
+            calls[names[0]], device, budget_s, threads, getattr(calls[names[0]], "func", None)
+        )
+        converted = (
+            profile.operator_shares(calls[names[1]], device, budget_s, threads)[0]
+            if profiled
+            else None
+        )
+        shares = {"eager": eager, "converted": converted}
+        if by_module is not None:
+            shares[profile.EAGER_BY_MODULE] = by_module
+        return shares, None
     except Exception as error:  # noqa: BLE001 - said in the report, the check goes on
         return None, f"torch.profiler failed ({type(error).__name__}: {error})"
 
@@ -330,10 +338,12 @@ def compare_graphs(
             report.gates.append(GateResult("max_graph_change", INCONCLUSIVE, report.graph_note))
         return
     report.graph_changes = graph_diff.changes(recorded, graph)
+    report.fusions_lost = graph_diff.fusions_lost(recorded, graph)
     if report.graph_changes:
         said = "the converted graph changed since the baseline: " + graph_diff.summary(
             report.graph_changes, 8
         )
+        said += "".join(f"\n  {line}" for line in report.fusions_lost)
         report.gates = [
             replace(gate, message=f"{gate.message}\n  {said}")
             if gate.outcome in (REGRESSION, INCONCLUSIVE)

@@ -71,8 +71,6 @@ ONE_RECORDING = (
 )
 
 
-
-
 def against_baseline(
     report: PerfReport,
     components_now: dict[str, float],

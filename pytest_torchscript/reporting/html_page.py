@@ -353,7 +353,7 @@ def _graph_changes(checks: list[dict]) -> str:
     ):
         items = "".join(
             f"<h3>{html.escape(check['test_id'])} ({check['mode']})</h3><pre>"
-            + html.escape("\n".join(check["perf"][key]))
+            + html.escape("\n".join(check["perf"][key] + _reading(check["perf"], key)))
             + "</pre>"
             for check in checks
             if (check.get("perf") or {}).get(key)
@@ -361,6 +361,11 @@ def _graph_changes(checks: list[dict]) -> str:
         if items:
             sections.append(f"<h2>{html.escape(title)}</h2>{items}")
     return "".join(sections)
+
+
+def _reading(perf: dict, key: str) -> list[str]:
+    """What the changed counts mean, where the plugin can tell (a fused operator lost)."""
+    return perf.get("fusions_lost") or [] if key == "graph_changes" else []
 
 
 def _failures(checks: list[dict]) -> str:

@@ -226,6 +226,8 @@ def _write_timings(terminal: Any, checks: list[dict], threads: int) -> None:
                 f"  {check['test_id']} ({check['mode']}): the converted graph changed since the "
                 f"baseline: {summary(changed, 6)}"
             )
+            for line in check["perf"].get("fusions_lost") or []:
+                terminal.write_line(f"    {line}")
         for note in (check["perf"].get("graph_note"), check["perf"].get("profile_note")):
             if note:
                 notes[note] = notes.get(note, 0) + 1
