@@ -25,6 +25,7 @@ Targets (issue 10): at most 1% false alarms on the unchanged model, quiet or loa
 
 Run: .venv/bin/python benchmarks/gate_quality.py [--trials 30] [--budget 2] [--device cuda]
      [--load | --load-only] [--oversubscribed] [--baseline-runs 3] [--record-gates FILE]
+Writes benchmarks/results/gate_quality.json (docs/benchmarks.md); a replay writes nothing.
 
 ``--baseline-runs N`` records each trial's baseline as the README's CI recipe does: one run
 (``--ts-update-baseline``) and N-1 more added to it (``--ts-extend-baseline``), each in its own
@@ -46,11 +47,14 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import write
 
 BLOCKS = 20
 SLOWDOWNS = (0.10, 0.25, 0.50)
@@ -611,6 +615,41 @@ def main() -> None:
             f"max {shares[-1]:.0%} (left out and replaced)"
         )
     print(f"({time.time() - started:.0f} s in all)")
+    write(
+        "gate_quality",
+        f"{args.trials} trials per machine condition: a baseline recorded on the quiet machine "
+        f"({args.baseline_runs} run(s)), gated in a later process, time_budget={args.budget:g} s, "
+        "max_regression=5%; targets: at most 1% false alarms on the unchanged model, at least "
+        "90% of 10% slowdowns caught, 99% of 25%, 100% of 50%. "
+        + "; ".join(
+            f"timing per check ({machine}): median {statistics.median(seconds):.2f} s, "
+            f"max {max(seconds):.2f} s"
+            for machine, seconds in spent.items()
+        )
+        + f"; {time.time() - started:.0f} s in all",
+        outcome_rows(tally, spread),
+        steady_vetoes={f"{m}, {c}": n for (m, c), n in vetoed.items()},
+    )
+
+
+def outcome_rows(
+    tally: dict[tuple[str, str], dict[str, int]],
+    spread: dict[tuple[str, str], list[dict[str, float]]],
+) -> list[dict]:
+    """A row per machine and condition: the verdicts' shares, and what each figure measured
+    (median [min, max] over the gates, now against the baseline)."""
+    rows = []
+    for (machine, condition), counts in tally.items():
+        total = sum(counts.values())
+        row = {"machine": machine, "condition": condition, "gates": total}
+        for outcome in ("regression", "inconclusive", "pass"):
+            row[outcome] = f"{counts.get(outcome, 0) / total:.1%}"
+        for figure, label in (("ratio", "ratio"), ("eager", "eager/probe"),
+                              ("converted", "conv/probe"), ("steady", "steady ratio")):  # fmt: skip
+            values = sorted(gate[figure] for gate in spread[(machine, condition)])
+            row[label] = f"{values[len(values) // 2]:+.1%} [{values[0]:+.1%}, {values[-1]:+.1%}]"
+        rows.append(row)
+    return rows
 
 
 def print_outcomes(tally: dict[tuple[str, str], dict[str, int]]) -> None:

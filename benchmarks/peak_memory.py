@@ -8,6 +8,7 @@ steps (eager, trace, compare, save, load, compare). Reported: each peak above th
 the ratio plugin / by hand. Linux only (reads /proc/self/status).
 
 Run: .venv/bin/python benchmarks/peak_memory.py
+Writes benchmarks/results/peak_memory.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from results_file import write
 
 COMMON = """
 import pytest
@@ -96,12 +99,15 @@ def main() -> None:
         (root / "conftest.py").write_text(PEAK)
         peaks = {name: peak(root, f"test_{name}.py") for name in ("floor", "plugin", "by_hand")}
     above = {name: (peaks[name] - peaks["floor"]) / 1e6 for name in ("plugin", "by_hand")}
-    print(
+    summary = (
         f"peak resident memory above the floor ({peaks['floor'] / 1e6:.0f} MB): plugin "
         f"{above['plugin']:.0f} MB, by hand {above['by_hand']:.0f} MB: ratio "
         f"{above['plugin'] / above['by_hand']:.2f} (model output 200 MB; the C++ round trip, in "
         f"its own process, is off)"
     )
+    print(summary)
+    rows = [{"session": name, "MB above the floor": above[name]} for name in above]
+    write("peak_memory", summary, rows, peaks_bytes=peaks)
 
 
 if __name__ == "__main__":

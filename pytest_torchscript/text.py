@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import textwrap
 from typing import Any
 
 WIDTH = 160  # the widest line a message of the plugin prints: a CI log's readable width
@@ -111,21 +110,24 @@ def library_of(filename: str) -> str:
 def bounded(text: str, width: int = WIDTH) -> str:
     """``text`` with every line wider than ``width`` wrapped at spaces, each continuation
     indented two spaces past its line's own indent, so a hint reads as a paragraph in a CI log
-    instead of one line of 600 characters. A word wider than a line (a long path) stands whole
-    on a line of its own: a path cut short names no file. A converter's long lines are cut
-    before they get here (:func:`first_lines`)."""
+    instead of one line of 600 characters. A word wider than a line (a long path) stays whole
+    on the line it starts on, beside the words that say what it is: a path cut short names no
+    file, and one alone on a line reads as a new item. A converter's long lines are cut before
+    they get here (:func:`first_lines`)."""
     out = []
     for line in text.split("\n"):
         if len(line) <= width:
             out.append(line)
             continue
-        indent = line[: len(line) - len(line.lstrip())]
-        out += textwrap.wrap(
-            line.strip(),
-            width=width,
-            initial_indent=indent,
-            subsequent_indent=indent + "  ",
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        continuation = indent + "  "
+        current = indent
+        for word in line.split():
+            fits = len(current) + 1 + len(word) <= width
+            if current.strip() and not fits and len(continuation) + len(word) <= width:
+                out.append(current)
+                current = continuation + word
+            else:
+                current += (" " if current.strip() else "") + word
+        out.append(current)
     return "\n".join(out)

@@ -94,6 +94,7 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
 
 
 _PYTEST_PREFIX = re.compile(r"^(E   |>   )?")
+_TEST_ID = re.compile(r"\S+::\S+")  # a line that is a test's id alone
 
 
 def _indent(text: str) -> int:
@@ -105,13 +106,12 @@ def unwrapped(lines: list[str], width: int = WIDTH) -> list[str]:
     line each, so an expectation about a hint's words does not depend on where it wrapped.
 
     A line continues the one before when that one could not have taken its first word within
-    ``width`` (and, being its paragraph's first line, was nearly full), and it is indented two
-    spaces past its paragraph's first line (under the same ``E   `` prefix pytest gives a
-    failure's text). The printed lines stay in
+    ``width`` while a continuation line can (``bounded`` keeps a longer word on the line it
+    starts on), and it is indented two spaces past its paragraph's first line (under the same
+    ``E   `` prefix pytest gives a failure's text). The printed lines stay in
     ``result.printed`` for the tests of the width itself."""
     out: list[str] = []
     paragraph_indent = previous_length = -1
-    previous_wrapped = False
     previous_prefix = None
     for line in lines:
         prefix = _PYTEST_PREFIX.match(line).group(0)
@@ -123,16 +123,17 @@ def unwrapped(lines: list[str], width: int = WIDTH) -> list[str]:
             and prefix == previous_prefix
             and _indent(body) == paragraph_indent + 2
             and previous_length + 1 + len(words[0]) > width
-            # a paragraph's first line is nearly full when it wrapped: a short one (a test id
-            # above pytest's indented warning) stays a line of its own
-            and (previous_wrapped or previous_length > width - 40)
+            and _indent(body) + len(words[0]) <= width
+            # a test id alone takes no continuation: pytest's warnings summary indents the
+            # warnings under it
+            and not _TEST_ID.fullmatch(out[-1])
         )
         if continues:
             out[-1] += " " + body.strip()
         else:
             out.append(line)
             paragraph_indent = _indent(body)
-        previous_prefix, previous_length, previous_wrapped = prefix, len(body), bool(continues)
+        previous_prefix, previous_length = prefix, len(body)
     return out
 
 

@@ -556,29 +556,34 @@ def test_one_bad_entry_is_marked_and_the_others_load(tmp_path):
         ('{"format": "something else"}', "not a pytest-torchscript baseline"),
         (
             '{"machine_info": {}, "benchmarks": []}',
-            "(?s)it is pytest-benchmark's own JSON.*--benchmark-compare",  # over a wrapped line
+            "it is pytest-benchmark's own JSON.*--benchmark-compare",
         ),
         ("1" * 5000, "unreadable JSON"),
     ],
 )
 def test_a_file_that_is_not_a_baseline_is_a_usage_error_naming_it(tmp_path, content, expected):
     path = write_baseline(tmp_path, content)
-    with pytest.raises(UsageProblem, match=expected) as raised:
+    said = _refusal(path)
+    assert re.search(expected, said) and str(path) in said
+
+
+def _refusal(path) -> str:
+    """What loading ``path`` as a baseline said, read as one paragraph: the message wraps at
+    text.WIDTH, wherever the (temporary, any length) path puts the breaks."""
+    with pytest.raises(UsageProblem) as raised:
         baseline.load(path)
-    assert str(path) in str(raised.value)
+    return " ".join(str(raised.value).split())
 
 
 def test_a_baseline_in_invalid_utf8_names_the_byte(tmp_path):
     path = tmp_path / "baseline.json"
     path.write_bytes(b'{"format": "\xff"}')
-    with pytest.raises(UsageProblem, match=r"not UTF-8 text \(byte 12\)"):
-        baseline.load(path)
+    assert "not UTF-8 text (byte 12)" in _refusal(path)
 
 
 def test_an_unknown_version_says_which_versions_are_read(tmp_path):
     path = write_baseline(tmp_path, {"format": baseline.FORMAT, "version": 99, "entries": {}})
-    with pytest.raises(UsageProblem, match=r"version 99, and this\s+pytest-torchscript reads"):
-        baseline.load(path)
+    assert "version 99, and this pytest-torchscript reads" in _refusal(path)
 
 
 def test_an_update_keeps_entries_it_does_not_replace(tmp_path):
