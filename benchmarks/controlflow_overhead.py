@@ -4,6 +4,7 @@ pytest-torchscript wraps a few Tensor methods (__bool__, __int__, item...) while
 model runs for parity. This script times eager forward passes with and without that
 recording, interleaved (A B A B ...) so machine drift hits both, and prints the ratio of
 medians with a bootstrap 95% interval. Run: .venv/bin/python benchmarks/controlflow_overhead.py
+Writes benchmarks/results/controlflow_overhead.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import warnings
 
 import torch
 import torchvision
+from results_file import write
 from transformers import BertConfig, BertModel
 
 from pytest_torchscript.check.decisions import DecisionRecorder
@@ -104,6 +106,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, {ROUNDS} interleaved rounds per model")
     print(f"{'model':32} {'eager median':>13} {'added per call':>15} {'ratio [95% CI]':>24}")
+    rows = []
     with torch.no_grad():
         for name, model, args, kwargs in models():
             ratio, low, high, base, added = measure(model, args, kwargs)
@@ -111,7 +114,16 @@ def main() -> None:
                 f"{name:32} {base * 1e3:10.3f} ms {added * 1e6:12.1f} us "
                 f"{ratio:9.3f} [{low:.3f}, {high:.3f}]"
             )
+            rows.append({"model": name, "eager median ms": base * 1e3,
+                         "added per call us": added * 1e6, "ratio": ratio,
+                         "95% interval": f"[{low:.3f}, {high:.3f}]"})  # fmt: skip
     sys.stdout.flush()
+    write(
+        "controlflow_overhead",
+        f"what recording data-dependent decisions adds to an eager forward pass: {ROUNDS} "
+        "interleaved rounds per model, one thread, ratio of medians with a bootstrap interval",
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ operator, a frozen branch) differs by the size of the outputs themselves, orders
 above any of these.
 
 Run: .venv/bin/python benchmarks/onnx_rounding.py
+Writes benchmarks/results/onnx_rounding.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import warnings
 import onnxruntime
 import torch
 import torchvision
+from results_file import machine, write
 
 CANDIDATES = ((1e-3, 1e-5), (1e-3, 1e-4))
 MODELS = (
@@ -59,6 +61,7 @@ def main() -> None:
     )
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, 1 thread")
     print(header)
+    rows = []
     for name, build, shape in MODELS:
         kwargs = {"weights_backbone": None} if "segmentation" in build.__module__ else {}
         model = build(weights=None, **kwargs).eval()
@@ -90,6 +93,19 @@ def main() -> None:
             f"{max(needed, 0):>24.3g} " + " ".join(f"{count:>16}" for count in failures),
             flush=True,
         )
+        rows.append(
+            {"model": name, "elements": elements, "max abs eager": magnitude,
+             "max abs diff": diff_max, "atol needed at rtol 1e-3": max(needed, 0)}
+            | {f"fail at {r:g}/{a:g}": count for (r, a), count in zip(CANDIDATES, failures)}
+        )  # fmt: skip
+    write(
+        "onnx_rounding",
+        "how far onnxruntime's outputs round from eager PyTorch on torchvision models (two "
+        "random inputs each, one thread), and how many elements fail under candidate "
+        "rtol/atol defaults",
+        rows,
+        machine=machine(onnxruntime=onnxruntime.__version__),
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""What "where the time went" costs: recording a baseline (which now profiles eager and the
-converted module by operator) and a passing gate (which profiles nothing), against the same runs
-with the profile turned off.
+"""What a regression's explanation costs: recording a baseline (which now keeps the converted
+graph's fingerprint and profiles eager, by operator and submodule, and the converted module)
+and a passing gate (which compares fingerprints and profiles nothing), against the same runs
+with both turned off, as the plugin was before them.
 
 Four torchvision classifiers (weights=None, 64x64) in trace, the default time budget, the C++
 round trip off (it is the same in both arms). Each session is a pytest process of its own: the
-arm "off" gets a conftest that makes ``profile.operator_shares`` return nothing, as the plugin
-did before profiles were kept. Arms alternate (off, on, on, off, ...) so the machine's drift hits
-both. Recorded: the median wall time of each arm and their ratio, for recording and for gating.
+arm "off" gets a conftest that makes ``profile.operator_shares`` and the check's fingerprint
+return nothing, as the plugin did before baselines kept either. Arms alternate (off, on, on,
+off, ...) so the machine's drift hits both. Recorded: the median wall time of each arm and
+their ratio, for recording and for gating.
 Writes benchmarks/results/profile_cost.json.
 
 Run: .venv/bin/python benchmarks/profile_cost.py [--pairs 3]
@@ -38,8 +40,10 @@ def test_model(name):
     return getattr(torchvision.models, name)(weights=None).eval()
 """
 OFF = """
+import pytest_torchscript.check.pipeline as pipeline
 import pytest_torchscript.perf.profile as profile
 profile.operator_shares = lambda *args, **kwargs: (None, None)
+pipeline._fingerprint = lambda *args, **kwargs: None
 """
 
 
@@ -76,12 +80,13 @@ def main() -> None:
     rows = []
     for step, arms in seconds.items():
         off, on = statistics.median(arms["off"]), statistics.median(arms["on"])
-        rows.append({"step": step, "profile off s": off, "profile on s": on, "ratio": on / off})
+        rows.append({"step": step, "off s": off, "on s": on, "ratio": on / off})
     write(
         "profile_cost",
         "4 torchvision models in trace, default time budget, C++ off; median wall time of a "
-        "pytest session per arm: recording a baseline profiles both forms, a passing gate "
-        "profiles nothing",
+        "pytest session per arm, 'off' without graph fingerprints and profiles (the plugin "
+        "before them): recording a baseline fingerprints and profiles both forms, a passing "
+        "gate compares fingerprints and profiles nothing",
         rows,
         sessions=seconds,
     )
