@@ -144,6 +144,26 @@ def test_only_shares_that_moved_are_named_largest_first():
     assert lines == [] and note.startswith("no operator's share of the time grew by 15% or more")
 
 
+
+def test_eager_names_the_submodule_where_an_operator_grew():
+    # F.linear in body, then written out by hand in the model's own forward
+    recorded = {"eager": {"aten::addmm": 0.9, "other": 0.1},
+                "eager by module": {"aten::addmm under body": 0.9, "other": 0.1}}
+    now = {"eager": {"aten::mm": 0.6, "aten::add": 0.3, "other": 0.1},
+           "eager by module": {"aten::mm": 0.6, "aten::add": 0.3, "other": 0.1}}  # fmt: skip
+    lines, _ = where_the_time_went(recorded, now)
+    assert lines == [
+        "eager: aten::mm 0% -> 60% (the model's own forward: 0% -> 60%), aten::add 0% -> 30% "
+        "(the model's own forward: 0% -> 30%), aten::addmm 90% -> 0%"
+    ]
+    grown_in_extra = {"aten::mm under extra": 0.6, "aten::addmm under body": 0.3}
+    lines, _ = where_the_time_went(recorded, {**now, "eager by module": grown_in_extra})
+    assert lines[0].startswith("eager: aten::mm 0% -> 60% (extra: 0% -> 60%)")
+    # a baseline recorded without shares per submodule: operators alone, as before
+    lines, _ = where_the_time_went({"eager": recorded["eager"]}, now)
+    assert lines[0].startswith("eager: aten::mm 0% -> 60%, aten::add")
+
+
 BROKEN_PROFILER = """
 import torch.profiler
 

@@ -130,8 +130,9 @@ def operator_shares(
     if not all(sum(times.values()) > 0 for times in sessions):
         return None, None
     by_operator = [_summed_by_operator(times) for times in sessions]
-    placed = any(" under " in name for times in sessions for name in times)
-    return _median_shares(by_operator), _median_shares(sessions) if placed else None
+    # kept even where no operator ran in a submodule (all in the model's own forward): that
+    # too says where an operator's time grew, against a baseline whose model had submodules
+    return _median_shares(by_operator), _median_shares(sessions) if module is not None else None
 
 
 def _summed_by_operator(times: dict[str, float]) -> dict[str, float]:
