@@ -145,6 +145,33 @@ def test_only_shares_that_moved_are_named_largest_first():
 
 
 
+SCRIPTED_PART = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(256, 256)
+        self.head = torch.jit.script(torch.nn.Linear(256, 256))  # takes no hooks
+
+    def forward(self, x):
+        return self.head(self.body(x).relu())
+"""
+
+
+def test_a_scripted_submodule_counts_for_the_module_around_it(suite, pytester):
+    pytester.makeconftest(VIRTUAL_MACHINE.format(scale={}, seed=1, sliced=()))
+    pytester.makepyfile(net=SCRIPTED_PART)
+    result = suite(TESTS, "--ts-baseline=base.json", "--ts-update-baseline",
+                   "--ts-report=report.json", timed=True)  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((pytester.path / "base.json").read_text())["entries"].values()
+    assert "aten::addmm under body" in entry["profile"]["eager by module"]
+    (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert check["perf"]["profile_note"] is None  # profiled, not "torch.profiler failed"
+
+
 def test_eager_names_the_submodule_where_an_operator_grew():
     # F.linear in body, then written out by hand in the model's own forward
     recorded = {"eager": {"aten::addmm": 0.9, "other": 0.1},

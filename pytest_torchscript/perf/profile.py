@@ -48,7 +48,8 @@ def module_ranges(module: Any) -> Iterator[None]:
     """Each submodule's calls inside a profiler range named by its path (forward hooks and
     ``torch.profiler.record_function``), so an operator's time is placed under the innermost
     submodule that called it. Only a Python ``nn.Module`` has hooks that run: anything else
-    (a ScriptModule, a plain function) is profiled model-wide."""
+    (a ScriptModule, a plain function) is profiled model-wide, and a scripted submodule's
+    operators count for the module that holds it."""
     torch = import_torch()
     if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
         yield
@@ -61,7 +62,9 @@ def module_ranges(module: Any) -> Iterator[None]:
             open_ranges.pop().__exit__(None, None, None)
 
     for path, submodule in module.named_modules():
-        if not path:
+        # a scripted submodule takes no hooks and runs as one graph: its operators count for
+        # the module around it
+        if not path or isinstance(submodule, torch.jit.ScriptModule):
             continue
 
         def enter(*_: Any, path: str = path) -> None:
