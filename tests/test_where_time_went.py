@@ -189,6 +189,10 @@ def test_eager_names_the_submodule_where_an_operator_grew():
     # a baseline recorded without shares per submodule: operators alone, as before
     lines, _ = where_the_time_went({"eager": recorded["eager"]}, now)
     assert lines[0].startswith("eager: aten::mm 0% -> 60%, aten::add")
+    # a hand-edited profile is said, not a traceback from inside the plugin
+    edited = {**recorded, "eager by module": {"aten::addmm under body": "most"}}
+    lines, note = where_the_time_went(edited, now)
+    assert lines == [] and note.startswith("the baseline entry's operator profile is not shares")
 
 
 BROKEN_PROFILER = """

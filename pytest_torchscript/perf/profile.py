@@ -201,6 +201,17 @@ def moved(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, 
     ]
 
 
+def _valid_shares(shares: Any) -> bool:
+    """A role's recorded profile: None (not profiled) or operator -> share of its time."""
+    return shares is None or (
+        isinstance(shares, dict)
+        and all(
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            for value in shares.values()
+        )
+    )
+
+
 def _placed(recorded: dict, now: dict) -> dict[str, str]:
     """For each operator, the submodule whose share of it grew most (`` (under extra.1: 0% ->
     79%)``), from eager's shares per submodule; empty where either profile lacks them."""
@@ -225,6 +236,11 @@ def where_the_time_went(recorded: Any, now: dict[str, dict | None]) -> tuple[lis
     if not isinstance(recorded, dict):
         return [], (
             "the baseline entry has no operator profile (recorded before they were kept): "
+            "record it again with --ts-update-baseline to see where the time went"
+        )
+    if not all(_valid_shares(shares) for shares in recorded.values()):
+        return [], (
+            "the baseline entry's operator profile is not shares by operator (edited by hand?): "
             "record it again with --ts-update-baseline to see where the time went"
         )
     lines = []
