@@ -291,6 +291,8 @@ BASELINE_ARGUMENTS = (
 # What ``perf.against_baseline`` reads of a report: the measurements, not the timing itself.
 REPORT_FIELDS = (
     "ratio",
+    "latency_ratio",  # and reloaded_ratio: what ``perf.tell_one_story`` reads
+    "reloaded_ratio",
     "medians",
     "interleaved",
     "probe",
@@ -348,7 +350,8 @@ def replay_gate(given: dict):
 
 def replay_baseline(given: dict):
     """Judge recorded measurements again with today's ``perf.against_baseline``: the probe's
-    reading of the machine, the allowances and the gate's rules as they are now."""
+    reading of the machine, the allowances, the gate's rules and the one-story rule as they are
+    now."""
     from pytest_torchscript.perf import run as perf
     from pytest_torchscript.perf.stats import Interval
 
@@ -358,6 +361,8 @@ def replay_baseline(given: dict):
     measured = given["report"]
     report = perf.PerfReport(
         ratio=interval(measured["ratio"]),
+        latency_ratio=interval(measured.get("latency_ratio")),
+        reloaded_ratio=interval(measured.get("reloaded_ratio")),
         medians={name: interval(value) for name, value in measured["medians"].items()},
         interleaved={name: interval(value) for name, value in measured["interleaved"].items()},
         probe=interval(measured["probe"]),
@@ -367,17 +372,21 @@ def replay_baseline(given: dict):
         ratio_too_busy=measured["ratio_too_busy"],
     )
     settings = perf.PerfSettings(Path(given["baseline_path"]), False, False, 1)
-    return perf.against_baseline(
-        report,
-        given["components_now"],
-        given["entry"],
-        given["fingerprint"],
-        given["threshold"],
-        given["key"],
-        settings,
-        given["mode"],
-        given["timed_input"],
-    )
+    report.gates = [
+        perf.against_baseline(
+            report,
+            given["components_now"],
+            given["entry"],
+            given["fingerprint"],
+            given["threshold"],
+            given["key"],
+            settings,
+            given["mode"],
+            given["timed_input"],
+        )
+    ]
+    perf.tell_one_story(report, given["entry"])  # as ``perf.run`` does after the gates
+    return report.gates[0]
 
 
 def replay(path: Path, ceiling: float | None = None) -> None:

@@ -1163,3 +1163,30 @@ def test_a_tvm_target_is_a_string_or_a_dict_and_a_json_typo_is_refused_at_collec
         parse_check_options({"tvm_target": '{"kind": "llvm",}'}, "t")
     with pytest.raises(UsageProblem, match="is not a target string or a dict with a 'kind'"):
         parse_check_options({"tvm_target": {"mcpu": "skylake"}}, "t")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "alike"),
+    [
+        ({"latency": {"eager": 1.0, "converted": 0.56}, "ratio": {"median": 0.47}}, True),
+        ({"latency": {"eager": 1.0, "converted": 0.47}, "ratio": {"median": 0.47}}, False),
+        ({"latency": {"eager": 1.0, "converted": 0.60}, "ratio": {"median": 0.47}}, False),
+        ({"ratio": {"median": 0.47}}, False),  # an entry of a version without latencies
+        ({"latency": {"eager": 0, "converted": 0.5}, "ratio": {"median": 0.47}}, False),
+    ],
+)
+def test_a_disagreement_counts_as_the_baselines_only_where_it_had_the_same_one(recorded, alike):
+    steady, rounds = Interval(0.56, 0.555, 0.565), Interval(0.47, 0.465, 0.475)
+    said = verdicts.disagreement_as_recorded(steady, rounds, recorded)
+    assert (said is not None) == alike, said
+    passed = GateResult("max_regression", "pass", "figures")
+    limit = GateResult("max_slowdown", "pass", "figures")
+    judged = verdicts.one_story([passed, limit], "two stories", steady, rounds, None, recorded)
+    assert [gate.outcome for gate in judged] == [
+        "pass" if alike else "inconclusive",
+        "inconclusive",  # a limit on the ratio has no baseline to tell the two apart
+    ]
+    # a reloaded figure apart from the rounds is this run's noise, whatever the baseline had
+    reloaded = Interval(0.62, 0.615, 0.625)
+    judged = verdicts.one_story([passed], "two stories", steady, rounds, reloaded, recorded)
+    assert judged[0].outcome == "inconclusive"

@@ -23,7 +23,7 @@ from .gates import (
 from .probe import COMPONENTS, reference_workloads, series_name
 from .stats import Interval, disagreement, median_interval
 from .timing import MIN_ROUNDS, WARMUP_SHARE, TimingResult, TooSlowToTime, measure
-from .verdicts import against_baseline, ratio_verdict, spread, untrusted
+from .verdicts import against_baseline, one_story, ratio_verdict, spread
 
 # Device types on which benchmarks/gate_quality.py has measured max_regression against the
 # issue's bar (false alarms, detection of 10/25/50% slowdowns). On the first GPU run (an H100)
@@ -262,13 +262,24 @@ def run(
     report.gates = [
         explain_coarse(explain_busy(gate, timing), timing, budget_s, entry) for gate in report.gates
     ]
-    report.disagreement = disagreement(report.latency_ratio, report.ratio, report.reloaded_ratio)
-    if report.disagreement is not None:  # two stories: no gate passes on them
-        report.gates = [
-            untrusted(gate, report.disagreement) if gate.outcome == PASS else gate
-            for gate in report.gates
-        ]
+    tell_one_story(report, entry)
     return report, new_entry
+
+
+def tell_one_story(report: PerfReport, entry: dict | None) -> None:
+    """Say where the row's figures tell two stories (``stats.disagreement``), and pass no gate
+    on them, unless it is a max_regression gate whose baseline ``entry`` had the same two
+    (``verdicts.one_story``)."""
+    report.disagreement = disagreement(report.latency_ratio, report.ratio, report.reloaded_ratio)
+    if report.disagreement is not None:
+        report.gates = one_story(
+            report.gates,
+            report.disagreement,
+            report.latency_ratio,
+            report.ratio,
+            report.reloaded_ratio,
+            entry,
+        )
 
 
 def profiles(

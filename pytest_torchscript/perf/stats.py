@@ -77,7 +77,7 @@ TWO_STORIES = 0.15
 OPPOSITE_STORIES = 0.05
 
 
-def _beyond_noise(first: Interval, second: Interval) -> bool:
+def stories_apart(first: Interval, second: Interval) -> bool:
     """Whether two ratios tell two stories: their intervals exclude each other and their
     medians differ by more than ``TWO_STORIES``, or by ``OPPOSITE_STORIES`` on opposite sides
     of eager (one faster, one slower)."""
@@ -101,7 +101,7 @@ def disagreement(
     graph: apart beyond their intervals, one of them was timed while the machine was busy."""
     if steady is None or rounds is None:
         return None
-    if _beyond_noise(steady, rounds):
+    if stories_apart(steady, rounds):
         return (
             f"the two figures of this row disagree: the steady-state latencies put "
             f"converted/eager at {steady.describe()} and the interleaved rounds at "
@@ -110,7 +110,7 @@ def disagreement(
             f"tell which a deployment sees, so no gate passes on them: time it again on a "
             f"quieter machine or with a longer time_budget"
         )
-    if reloaded is not None and _beyond_noise(reloaded, rounds):
+    if reloaded is not None and stories_apart(reloaded, rounds):
         return (
             f"converted and reloaded run the same graph but read {rounds.describe()} and "
             f"{reloaded.describe()} against eager, apart beyond both intervals: one of them "
