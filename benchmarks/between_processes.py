@@ -20,7 +20,8 @@ machine. This measures it on real models instead of the synthetic chain of
 
 Run: .venv/bin/python benchmarks/between_processes.py [--processes 12] [--save F]
      .venv/bin/python benchmarks/between_processes.py --judge A.json [B.json ...]
-(without --save, a run judges its own batch.)
+(without --save, a run judges its own batch.) A judgement writes
+benchmarks/results/between_processes.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from results_file import write
 
 THRESHOLD = 0.05  # max_regression's default
 INPUT = (1, 3, 96, 96)  # example_project's first image
@@ -140,10 +143,13 @@ def combinations(pool: list, count: int, limit: int = 300) -> list[list]:
     return [draw.sample(pool, count) for _ in range(limit)]
 
 
-def summarise(batches: list[list[dict]]) -> None:
+def summarise(batches: list[list[dict]]) -> tuple[list[dict], list[str]]:
     """Per model: how far its figures spread, and the gate's outcomes for baselines of one and
     of three runs: from the same batch of processes (minutes apart), from another batch (the
-    gate run later, as CI runs it), and one run from each other batch (recorded over time)."""
+    gate run later, as CI runs it), and one run from each other batch (recorded over time).
+    Printed, and returned as rows of outcomes and the lines of spread."""
+    rows: list[dict] = []
+    spreads: list[str] = []
     for name, (mode, _, _) in models().items():
         found = [[run[name] for run in batch if run.get(name)] for batch in batches]
         everything = [entry for batch in found for entry in batch]
@@ -156,12 +162,13 @@ def summarise(batches: list[list[dict]]) -> None:
                 - 1
                 for batch in found
             ]
-            print(
+            spreads.append(
                 f"{name} {role if role == 'eager' else mode} / probe across {len(values)} "
                 f"processes: {min(moved):+.1%} .. {max(moved):+.1%} from their median, "
                 f"sd {statistics.stdev(values) / center:.1%}; batch medians "
                 + " ".join(f"{value:+.1%}" for value in medians)
             )
+            print(spreads[-1])
         conditions = {"same batch": [], "another batch": [], "one run from each other batch": []}
         for index, batch in enumerate(found):
             others = [entry for other, runs in enumerate(found) if other != index for entry in runs]
@@ -190,6 +197,35 @@ def summarise(batches: list[list[dict]]) -> None:
                     f"{outcome} {n / total:.1%}" for outcome, n in sorted(tally.items())
                 )
                 print(f"  {condition}, baseline of {count} run(s): {total} gates: {shares}")
+                rows.append(
+                    {
+                        "model": f"{name} ({mode})",
+                        "baseline from": condition,
+                        "runs in the baseline": count,
+                        "gates": total,
+                        **{
+                            outcome: f"{tally.get(outcome, 0) / total:.1%}"
+                            for outcome in ("pass", "inconclusive", "regression")
+                        },
+                    }
+                )
+    return rows, spreads
+
+
+def judged(batches: list[list[dict]]) -> None:
+    """Summarise ``batches`` and keep the judgement as this benchmark's latest results."""
+    rows, spreads = summarise(batches)
+    sizes = " + ".join(str(len(batch)) for batch in batches)
+    path = write(
+        "between_processes",
+        f"Unchanged models timed in {sizes} fresh processes ({len(batches)} batch(es), "
+        f"run at different times), each process gated against baselines built from the others "
+        f"with the plugin's own code (max_regression={THRESHOLD:.0%}): every outcome but a "
+        f"pass is a false alarm or an inconclusive.",
+        rows,
+        spread=spreads,
+    )
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -205,7 +241,7 @@ def main() -> None:
         child()
         return
     if args.judge:
-        summarise([json.loads(Path(path).read_text()) for path in args.judge])
+        judged([json.loads(Path(path).read_text()) for path in args.judge])
         return
     runs = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -221,7 +257,7 @@ def main() -> None:
             print(f"process {index + 1}/{args.processes} done", file=sys.stderr)
     if args.save:
         Path(args.save).write_text(json.dumps(runs))
-    summarise([runs])
+    judged([runs])
 
 
 if __name__ == "__main__":

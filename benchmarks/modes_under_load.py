@@ -11,6 +11,7 @@ runnable work than cores). Nothing changed between the processes: every outcome 
 a pass is a false alarm (regression) or an inconclusive.
 
 Run: .venv/bin/python benchmarks/modes_under_load.py [--gates 3]
+Writes benchmarks/results/modes_under_load.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from results_file import write
 
 MODES = ("trace", "export", "onnx")
 SUITE = """
@@ -116,7 +119,29 @@ def main() -> None:
         )
     for reason in reasons:
         print(f"  {reason}")
-    print(f"({time.perf_counter() - started:.0f} s)")
+    seconds = time.perf_counter() - started
+    print(f"({seconds:.0f} s)")
+    rows = [
+        {
+            "machine": condition,
+            "mode": mode,
+            "gates": sum(counts.values()),
+            "regression": counts["regression"],
+            "inconclusive": counts["inconclusive"],
+            "pass": counts["pass"],
+        }
+        for (condition, mode), counts in outcomes.items()
+    ]
+    path = write(
+        "modes_under_load",
+        f"Unchanged resnet18 (96x96) and an MLP in {', '.join(MODES)}: a baseline recorded "
+        f"on the quiet machine, then {args.gates} gating pytest processes per condition "
+        f"({seconds:.0f} s in all). Every outcome but a pass is a false alarm or an "
+        f"inconclusive.",
+        rows,
+        not_passed=reasons,
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

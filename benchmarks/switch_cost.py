@@ -17,6 +17,7 @@ as strict as counting every switch for the shortest samples.
 
 Run: .venv/bin/python benchmarks/switch_cost.py [--seconds 8]
 (keep the machine otherwise idle: the busy loops are its own)
+Writes benchmarks/results/switch_cost.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import argparse
 import multiprocessing
 import statistics
 import time
+
+from results_file import write
 
 try:
     import resource
@@ -68,6 +71,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per condition and length")
     options = parser.parse_args()
     print("condition        sample   switched/taken   lost share per switched sample (deciles)")
+    rows = []
     for loops, label in ((0, "quiet"), (1, "one core busy"), (2, "both cores busy")):
         for calls in (4, 60):
             hogs = [
@@ -86,6 +90,25 @@ def main() -> None:
                 f"{label:16} {sample * 1e3:5.1f} ms  {len(shares):6} / {taken:<6}   "
                 + " ".join(f"{share:.2%}" for share in deciles)
             )
+            rows.append(
+                {
+                    "condition": label,
+                    "sample ms": round(sample * 1e3, 2),
+                    "samples switched": len(shares),
+                    "samples taken": taken,
+                    "lost share per switched sample, deciles (%)": [
+                        round(share * 100, 2) for share in deciles
+                    ],
+                }
+            )
+    path = write(
+        "switch_cost",
+        "What an involuntary context switch cost a timed sample (wall time minus the timing "
+        "thread's CPU time, as a share of the sample), quiet and beside busy loops; the "
+        "evidence for timing.DISTURBED_SHARE (1%).",
+        rows,
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ configured by default against eager with TF32 off, on the same GPU; the largest 
 difference, the largest output, and the smallest atol that passes with rtol=1e-3.
 
 Run (on a machine with CUDA): python benchmarks/tf32_rounding.py
+Writes benchmarks/results/tf32_rounding.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import torch
 import torchvision
+from results_file import machine, write
 
 MODELS = (
     ("resnet18", torchvision.models.resnet18, (2, 3, 224, 224)),
@@ -40,6 +42,7 @@ def main() -> None:
         f"{defaults[0]}, matmul.allow_tf32={defaults[1]}; TF32 on (both) vs off"
     )
     print(f"{'model':<22}{'max |out|':>12}{'max abs diff':>14}{'atol needed (rtol 1e-3)':>26}")
+    rows = []
     for name, build, shape in MODELS:
         torch.manual_seed(0)
         model = build(weights=None).eval().cuda()
@@ -51,7 +54,23 @@ def main() -> None:
             f"{name:<22}{float(exact.abs().max()):>12.3g}{float(diff.max()):>14.3g}"
             f"{float(needed):>26.3g}"
         )
+        rows.append(
+            {
+                "model": name,
+                "max abs output": float(exact.abs().max()),
+                "max abs diff, TF32 on vs off": float(diff.max()),
+                "atol needed (rtol 1e-3)": float(needed),
+            }
+        )
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = defaults
+    path = write(
+        "tf32_rounding",
+        f"How far TF32 moves float32 outputs: eager with TF32 on (cudnn.allow_tf32="
+        f"{defaults[0]}, matmul.allow_tf32={defaults[1]} by default) against off, same GPU.",
+        rows,
+        machine=machine(gpu=torch.cuda.get_device_name()),
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
