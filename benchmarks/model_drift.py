@@ -14,7 +14,8 @@ one-thread figures would hold still; if it were the plugin's switching, Timer wo
 Run: .venv/bin/python benchmarks/model_drift.py --samples 90 --pause 6 --save drift.jsonl
      .venv/bin/python benchmarks/model_drift.py --summarise drift.jsonl
 (a sample takes about 15 s; keep the machine otherwise idle: samples whose probe ran 10%
-slower than its median are reported apart and left out.)
+slower than its median are reported apart and left out.) Writes
+benchmarks/results/model_drift.json (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+
+from results_file import write
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("mobilenet_v3_small", "resnet18")
@@ -82,7 +85,8 @@ def probe_total(row: dict, threads: int) -> float:
 
 
 def summarise(rows: list[dict]) -> None:
-    """How far each figure spreads over the samples, and over blocks of ten (a few minutes)."""
+    """How far each figure spreads over the samples, and over blocks of ten (a few minutes);
+    printed, and kept as this benchmark's latest results."""
     usual = statistics.median(probe_total(row, 2) for row in rows)
     quiet = [row for row in rows if probe_total(row, 2) < 1.1 * usual]
     print(f"{len(quiet)} of {len(rows)} samples with the probe within 10% of its median")
@@ -98,6 +102,7 @@ def summarise(rows: list[dict]) -> None:
         )
     figures["small ops (2 threads)"] = lambda row: row["2:small ops"]
     values = {name: [read(row) for row in quiet] for name, read in figures.items()}
+    table = []
     for name, series in values.items():
         center = statistics.median(series)
         blocks = [
@@ -108,10 +113,27 @@ def summarise(rows: list[dict]) -> None:
             f"{min(series) / center - 1:+.1%}..{max(series) / center - 1:+.1%}; medians of ten "
             + " ".join(f"{value:+.1%}" for value in blocks)
         )
+        table.append(
+            {
+                "figure": name,
+                "sd": f"{statistics.stdev(series) / center:.1%}",
+                "range around the median": f"{min(series) / center - 1:+.1%} .. "
+                f"{max(series) / center - 1:+.1%}",
+                "medians of ten samples": " ".join(f"{value:+.1%}" for value in blocks),
+            }
+        )
     two, one = (values[f"mobilenet_v3_small eager / probe ({t} thread(s))"] for t in (2, 1))
-    print(
-        f"correlation of mobilenet eager / probe, two threads vs one: {_correlation(two, one):.2f}"
+    correlation = _correlation(two, one)
+    print(f"correlation of mobilenet eager / probe, two threads vs one: {correlation:.2f}")
+    path = write(
+        "model_drift",
+        f"Steady-state latencies (torch.utils.benchmark.Timer) of {len(rows)} fresh processes "
+        f"in turn, {len(quiet)} of them with the probe within 10% of its median (the others "
+        f"left out): how far each figure wanders between processes. Correlation of "
+        f"mobilenet_v3_small eager / probe with two threads and with one: {correlation:.2f}.",
+        table,
     )
+    print(f"wrote {path}")
 
 
 def _trace_over_eager(row: dict, threads: int) -> float:
