@@ -114,6 +114,7 @@ def against_baseline(
     widen = ratio_widen = odd = 0.0
     notes: list[str] = []
     runs_differ = baseline.between_runs(entry)  # {} for an entry of one run
+    runs = len(baseline.recordings(entry))
     eager = converted = None
     mismatch = baseline.fingerprint_difference(entry["fingerprint"], fingerprint)
     if "normalised" not in entry:
@@ -144,6 +145,8 @@ def against_baseline(
             Interval(**then["eager"]),
             widen,
             allowance=max(BETWEEN_RUNS, runs_differ.get("eager", 0.0)),
+            runs_apart=runs_differ.get("eager", 0.0) / baseline.RANGE_FACTOR,
+            runs=runs,
         )
         converted = figure(
             f"{mode} / probe",
@@ -151,6 +154,8 @@ def against_baseline(
             Interval(**then["converted"]),
             widen,
             allowance=max(BETWEEN_RUNS, runs_differ.get("converted", 0.0)),
+            runs_apart=runs_differ.get("converted", 0.0) / baseline.RANGE_FACTOR,
+            runs=runs,
         )
     steady = steady_changes(report, entry, converted is not None, odd)
     raw_converted = None
@@ -163,6 +168,8 @@ def against_baseline(
         Interval(**entry["ratio"]),
         ratio_widen,
         allowance=max(BETWEEN_PROCESSES, runs_differ.get("ratio", 0.0)),
+        runs_apart=runs_differ.get("ratio", 0.0) / baseline.RANGE_FACTOR,
+        runs=runs,
     )
     verdict = regression_gate(
         ratio, eager, converted, threshold, mode, not_judged, busy, raw_converted, steady, notes
